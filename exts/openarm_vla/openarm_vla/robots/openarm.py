@@ -1,0 +1,73 @@
+"""ArticulationCfg of the project's own OpenArm USD, and the switch to Isaac Lab's OPENARM_UNI_CFG.
+
+Gains are those of Isaac Lab's OPENARM_UNI_CFG (shared/openarm/kinematics.md). The home pose points the
+gripper straight down 12 cm above the middle of the workspace (solved with :mod:`.kinematics`).
+"""
+
+from __future__ import annotations
+
+from isaaclab_newton.sim.schemas import NewtonArticulationCfg
+
+import isaaclab.sim as sim_utils
+from isaaclab.actuators import ImplicitActuatorCfg
+from isaaclab.assets.articulation import ArticulationCfg
+from isaaclab.utils import replace
+
+from . import openarm_spec as spec
+from .paths import OPENARM_USD_PATH
+
+HOME_JOINT_POS = {
+    "openarm_joint1": 1.5816,
+    "openarm_joint2": -0.3068,
+    "openarm_joint3": -1.5639,
+    "openarm_joint4": 1.4133,
+    "openarm_joint5": 0.0005,
+    "openarm_joint6": 0.0175,
+    "openarm_joint7": -1.4215,
+    "openarm_finger_joint.*": spec.GRIPPER_OPEN,
+}
+"""TCP at (0.28, 0, 0.12) in the base frame, gripper pointing down, fingers closing along world y."""
+
+ACTUATORS = {
+    "openarm_arm": ImplicitActuatorCfg(
+        joint_names_expr=["openarm_joint[1-7]"],
+        joint_velocity_limit=spec.ARM_VELOCITY_LIMIT,
+        joint_effort_limit=spec.ARM_EFFORT_LIMIT,
+        stiffness=spec.ARM_STIFFNESS,
+        damping=spec.ARM_DAMPING,
+    ),
+    "openarm_gripper": ImplicitActuatorCfg(
+        joint_names_expr=["openarm_finger_joint.*"],
+        joint_velocity_limit=spec.FINGER_VELOCITY,
+        joint_effort_limit=spec.FINGER_EFFORT,
+        stiffness=spec.FINGER_STIFFNESS,
+        damping=spec.FINGER_DAMPING,
+    ),
+}
+
+OPENARM_CFG = ArticulationCfg(
+    spawn=sim_utils.UsdFileCfg(
+        usd_path=str(OPENARM_USD_PATH),
+        articulation_props=NewtonArticulationCfg(self_collision_enabled=False),
+    ),
+    init_state=ArticulationCfg.InitialStateCfg(joint_pos=HOME_JOINT_POS),
+    actuators=ACTUATORS,
+    soft_joint_pos_limit_factor=1.0,
+)
+"""The project's OpenArm (built by scripts/build_assets.py, shipped in assets/)."""
+
+OPENARM_HIGH_PD_CFG = replace(
+    OPENARM_CFG,
+    actuators={
+        **ACTUATORS,
+        "openarm_arm": replace(ACTUATORS["openarm_arm"], stiffness=spec.ARM_STIFFNESS_HIGH, damping=spec.ARM_DAMPING_HIGH),
+    },
+)
+"""Stiffer arm gains (400 / 80), for tracking joint targets closely (scripted expert, teleop)."""
+
+
+def isaaclab_openarm_cfg() -> ArticulationCfg:
+    """Isaac Lab's own OPENARM_UNI_CFG (Nucleus USD), with our home pose; needs Nucleus access."""
+    from isaaclab_assets.robots.openarm import OPENARM_UNI_CFG
+
+    return replace(OPENARM_UNI_CFG, init_state=replace(OPENARM_UNI_CFG.init_state, joint_pos=HOME_JOINT_POS))

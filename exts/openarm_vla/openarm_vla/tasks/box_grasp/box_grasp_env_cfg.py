@@ -1,0 +1,297 @@
+"""OpenArm box grasp: scene, MDP and the three task variants (VLA vision, privileged state, play).
+
+Scene (env frame): the OpenArm base sits on the table top at the origin, at the table's -x edge, and
+reaches along +x. A carton box of 5-7 cm rests on the table in reach; a front camera (``front_camera``)
+looks back at the robot over the workspace. Control at 50 Hz (sim 100 Hz, decimation 2); at most 400
+steps (8 s) per episode. Physics: Newton with the MuJoCo-Warp solver (kit-less); ``physics=physx``
+selects PhysX where Isaac Sim is installed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from isaaclab_newton.physics import MJWarpSolverCfg, NewtonCfg
+from isaaclab_newton.renderers import NewtonWarpRendererCfg
+
+import isaaclab.sim as sim_utils
+from isaaclab.assets import ArticulationCfg, AssetBaseCfg, RigidObjectCfg
+from isaaclab.cloner import CloneCfg
+from isaaclab.envs import ManagerBasedRLEnvCfg
+from isaaclab.managers import EventTermCfg as EventTerm
+from isaaclab.managers import ObservationGroupCfg as ObsGroup
+from isaaclab.managers import ObservationTermCfg as ObsTerm
+from isaaclab.managers import RewardTermCfg as RewTerm
+from isaaclab.managers import SceneEntityCfg
+from isaaclab.managers import TerminationTermCfg as DoneTerm
+from isaaclab.scene import InteractiveSceneCfg
+from isaaclab.sensors import CameraCfg
+from isaaclab.utils import configclass, replace
+from isaaclab.utils.math import quat_from_matrix
+
+from openarm_vla.robots.openarm import OPENARM_CFG
+
+from . import mdp
+
+TABLE_SIZE = (0.8, 1.0, 0.05)
+TABLE_CENTER = (0.3, 0.0, -TABLE_SIZE[2] / 2)  # top surface at z = 0
+TABLE_HEIGHT = 0.0
+
+BOX_SIZES = [
+    (0.050, 0.050, 0.050),
+    (0.055, 0.060, 0.055),
+    (0.060, 0.060, 0.060),
+    (0.050, 0.065, 0.060),
+    (0.065, 0.065, 0.055),
+    (0.055, 0.070, 0.065),
+]
+BOX_COLORS = [
+    (0.72, 0.50, 0.28),  # carton brown
+    (0.80, 0.60, 0.35),
+    (0.62, 0.42, 0.22),
+    (0.85, 0.25, 0.20),  # printed cartons
+    (0.20, 0.45, 0.80),
+    (0.25, 0.65, 0.30),
+]
+BOX_WORKSPACE = {"x": (0.24, 0.34), "y": (-0.10, 0.10), "yaw": (-math.pi / 4, math.pi / 4)}
+INSTRUCTION = "pick up the box"
+
+CAMERA_EYE = (0.78, 0.0, 0.42)
+CAMERA_TARGET = (0.20, 0.0, 0.06)
+
+
+def look_at_quat_world(eye, target) -> tuple[float, float, float, float]:
+    """xyzw quaternion of a camera at ``eye`` looking at ``target`` in Isaac Lab's "world" convention (+x fwd, +z up)."""
+    f = np.asarray(target, float) - np.asarray(eye, float)
+    f /= np.linalg.norm(f)
+    left = np.cross([0.0, 0.0, 1.0], f)
+    left /= np.linalg.norm(left)
+    up = np.cross(f, left)
+    R = torch.tensor(np.stack([f, left, up], axis=1), dtype=torch.float64)
+    return tuple(float(v) for v in quat_from_matrix(R))
+
+
+def box_spawn_cfg() -> sim_utils.MultiAssetSpawnerCfg:
+    """One cuboid variant per (size, colour) pair; env ids map to variants in groups (see mdp.events)."""
+    variants = [
+        sim_utils.CuboidCfg(
+            size=size,
+            visual_material=sim_utils.PreviewSurfaceCfg(diffuse_color=color, roughness=0.8),
+        )
+        for size, color in zip(BOX_SIZES, BOX_COLORS)
+    ]
+    return sim_utils.MultiAssetSpawnerCfg(
+        assets_cfg=variants,
+        rigid_props=sim_utils.UsdPhysicsRigidBodyCfg(),
+        mass_props=sim_utils.MassCfg(mass=0.1),
+        collision_props=sim_utils.UsdPhysicsCollisionCfg(),
+    )
+
+
+@configclass
+class BoxGraspSceneCfg(InteractiveSceneCfg):
+    """OpenArm at a table edge, a carton box, a front camera and lights."""
+
+    robot: ArticulationCfg = replace(OPENARM_CFG, prim_path="{ENV_REGEX_NS}/Robot")
+    table = AssetBaseCfg(
+        prim_path="{ENV_REGEX_NS}/Table",
+        spawn=sim_utils.CuboidCfg(
+            size=TABLE_SIZE,
+            collision_props=sim_utils.UsdPhysicsCollisionCfg(),
+            visual_material=sim_utils.PreviewSurfaceCfg(diffuse_color=(0.55, 0.55, 0.58), roughness=0.9),
+            physics_material=sim_utils.RigidBodyMaterialCfg(static_friction=1.0, dynamic_friction=1.0),
+        ),
+        init_state=AssetBaseCfg.InitialStateCfg(pos=TABLE_CENTER),
+    )
+    box = RigidObjectCfg(
+        prim_path="{ENV_REGEX_NS}/Box",
+        spawn=box_spawn_cfg(),
+        init_state=RigidObjectCfg.InitialStateCfg(pos=(0.29, 0.0, 0.04)),
+    )
+    front_camera = CameraCfg(
+        prim_path="{ENV_REGEX_NS}/front_camera",
+        offset=CameraCfg.OffsetCfg(pos=CAMERA_EYE, rot=look_at_quat_world(CAMERA_EYE, CAMERA_TARGET), convention="world"),
+        data_types=["rgb"],
+        spawn=sim_utils.PinholeCameraCfg(focal_length=20.0, horizontal_aperture=20.955, clipping_range=(0.05, 5.0)),
+        width=224,
+        height=224,
+        renderer_cfg=NewtonWarpRendererCfg(),
+    )
+    light = AssetBaseCfg(
+        prim_path="/World/light",
+        spawn=sim_utils.DistantLightCfg(intensity=2500.0, color=(1.0, 1.0, 1.0), angle=0.5),
+        init_state=AssetBaseCfg.InitialStateCfg(rot=(0.3, 0.0, 0.0, 0.954)),
+    )
+    dome = AssetBaseCfg(prim_path="/World/dome", spawn=sim_utils.DomeLightCfg(intensity=800.0, color=(0.9, 0.9, 0.9)))
+
+
+@configclass
+class ActionsCfg:
+    joints = mdp.NormalizedJointActionCfg(asset_name="robot")
+
+
+@configclass
+class ObservationsCfg:
+    @configclass
+    class PolicyCfg(ObsGroup):
+        """What the VLA sees: the front RGB image (uint8 HWC) and the 8-dim joint state."""
+
+        front_rgb = ObsTerm(
+            func=mdp.image_rgb, params={"sensor_cfg": SceneEntityCfg("front_camera"), "data_type": "rgb", "normalize": False}
+        )
+        joint_pos = ObsTerm(func=mdp.joint_state)
+
+        def __post_init__(self):
+            self.enable_corruption = False
+            self.concatenate_terms = False
+
+    @configclass
+    class PrivilegedCfg(ObsGroup):
+        """Simulator state, recorded with demos and used by the PPO teacher and the scripted expert."""
+
+        joint_pos = ObsTerm(func=mdp.joint_state)
+        joint_vel = ObsTerm(func=mdp.joint_vel)
+        box_pos = ObsTerm(func=mdp.box_pos)
+        box_quat = ObsTerm(func=mdp.box_quat)
+        tcp_pos = ObsTerm(func=mdp.tcp_pos)
+        tcp_to_box = ObsTerm(func=mdp.tcp_to_box)
+
+        def __post_init__(self):
+            self.enable_corruption = False
+            self.concatenate_terms = False
+
+    policy: PolicyCfg = PolicyCfg()
+    privileged: PrivilegedCfg = PrivilegedCfg()
+
+
+@configclass
+class EventCfg:
+    reset_scene = EventTerm(func=mdp.reset_scene_to_default, mode="reset", params={"reset_joint_targets": True})
+    reset_box = EventTerm(
+        func=mdp.reset_box_on_table,
+        mode="reset",
+        params={
+            "x_range": BOX_WORKSPACE["x"],
+            "y_range": BOX_WORKSPACE["y"],
+            "yaw_range": BOX_WORKSPACE["yaw"],
+            "table_height": TABLE_HEIGHT,
+            "sizes": BOX_SIZES,
+            "group_size": 8,
+        },
+    )
+    box_mass = EventTerm(
+        func=mdp.randomize_rigid_body_mass,
+        mode="reset",
+        params={
+            "asset_cfg": SceneEntityCfg("box"),
+            "mass_distribution_params": (0.05, 0.2),
+            "operation": "abs",
+            "recompute_inertia": True,
+        },
+    )
+
+
+@configclass
+class RewardsCfg:
+    success = RewTerm(func=mdp.success_bonus, weight=1.0)
+
+
+@configclass
+class TerminationsCfg:
+    success = DoneTerm(func=mdp.GraspMonitor, params={"lift_height": 0.10})
+    time_out = DoneTerm(func=mdp.time_out, time_out=True)
+    box_off_table = DoneTerm(func=mdp.box_off_table, params={"minimum_height": -0.05})
+
+
+@configclass
+class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
+    """OpenArm-BoxGrasp: the VLA task (front camera + joint state, binary success reward)."""
+
+    scene: BoxGraspSceneCfg = BoxGraspSceneCfg(num_envs=16, env_spacing=2.0)
+    observations: ObservationsCfg = ObservationsCfg()
+    actions: ActionsCfg = ActionsCfg()
+    events: EventCfg = EventCfg()
+    rewards: RewardsCfg = RewardsCfg()
+    terminations: TerminationsCfg = TerminationsCfg()
+
+    instruction: str = INSTRUCTION
+    """The language instruction of this task (stored with demos, given to the VLA)."""
+
+    group_size: int = 8
+    """Envs per GRPO group: consecutive env ids share the box variant (size, colour)."""
+
+    def __post_init__(self):
+        self.decimation = 2
+        self.episode_length_s = 8.0  # 400 steps at 50 Hz
+        self.sim.dt = 0.01
+        self.sim.render_interval = self.decimation
+        self.sim.physics = NewtonCfg(
+            solver_cfg=MJWarpSolverCfg(solver="newton", integrator="implicitfast", njmax=300, nconmax=100, cone="elliptic"),
+            num_substeps=2,
+        )
+        self.viewer.eye = (1.2, 0.9, 0.8)
+        self.viewer.lookat = (0.25, 0.0, 0.05)
+        self.set_group_size(self.group_size)
+
+    def set_group_size(self, group_size: int) -> None:
+        """Envs [k*G, (k+1)*G) share one box variant; keep the clone plan and the reset event in step."""
+        self.group_size = group_size
+        self.scene.clone_cfg = CloneCfg(clone_strategy=mdp.GroupedCloneStrategy(group_size))
+        self.events.reset_box.params["group_size"] = group_size
+
+    def set_camera_resolution(self, width: int, height: int | None = None) -> None:
+        self.scene.front_camera.width = width
+        self.scene.front_camera.height = height or width
+
+
+@configclass
+class BoxGraspStateEnvCfg(BoxGraspEnvCfg):
+    """OpenArm-BoxGrasp-State: privileged state observations and dense shaping, for a PPO teacher (no camera)."""
+
+    @configclass
+    class StateObservationsCfg:
+        @configclass
+        class PolicyCfg(ObsGroup):
+            joint_pos = ObsTerm(func=mdp.joint_state)
+            joint_vel = ObsTerm(func=mdp.joint_vel)
+            box_pos = ObsTerm(func=mdp.box_pos)
+            box_quat = ObsTerm(func=mdp.box_quat)
+            tcp_to_box = ObsTerm(func=mdp.tcp_to_box)
+            actions = ObsTerm(func=mdp.last_action)
+
+            def __post_init__(self):
+                self.enable_corruption = False
+                self.concatenate_terms = True
+
+        policy: PolicyCfg = PolicyCfg()
+
+    @configclass
+    class ShapedRewardsCfg:
+        reach = RewTerm(func=mdp.reach_box, weight=1.0, params={"std": 0.1})
+        held = RewTerm(func=mdp.box_held, weight=2.0)
+        lifted = RewTerm(func=mdp.box_lifted, weight=10.0, params={"height": 0.10})
+        success = RewTerm(func=mdp.success_bonus, weight=50.0)
+        action_rate = RewTerm(func=mdp.action_rate_l2, weight=-0.01)
+
+    observations: StateObservationsCfg = StateObservationsCfg()
+    rewards: ShapedRewardsCfg = ShapedRewardsCfg()
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.scene.front_camera = None
+
+
+@configclass
+class BoxGraspEnvCfg_PLAY(BoxGraspEnvCfg):
+    def __post_init__(self):
+        super().__post_init__()
+        self.scene.num_envs = 4
+
+
+@configclass
+class BoxGraspStateEnvCfg_PLAY(BoxGraspStateEnvCfg):
+    def __post_init__(self):
+        super().__post_init__()
+        self.scene.num_envs = 4

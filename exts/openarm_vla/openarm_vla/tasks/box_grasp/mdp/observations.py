@@ -1,0 +1,52 @@
+"""Observation terms of the box-grasp task (poses are in the env frame: the robot base sits at its origin)."""
+
+from __future__ import annotations
+
+import torch
+
+from isaaclab.managers import SceneEntityCfg
+from isaaclab.utils.math import quat_apply
+
+from openarm_vla.robots import openarm_spec as spec
+
+from .actions import finger_pos_to_closure
+
+
+def joint_state(env, asset_cfg: SceneEntityCfg = SceneEntityCfg("robot")) -> torch.Tensor:
+    """[N, 8]: the 7 arm joint angles and the gripper closure in [0, 1] (the VLA's proprio)."""
+    robot = env.scene[asset_cfg.name]
+    ids, _ = robot.find_joints(list(spec.ARM_JOINTS + spec.FINGER_JOINTS[:1]), preserve_order=True)
+    q = robot.data.joint_pos.torch[:, list(ids)]
+    return torch.cat([q[:, :7], finger_pos_to_closure(q[:, 7:8])], dim=1)
+
+
+def joint_vel(env, asset_cfg: SceneEntityCfg = SceneEntityCfg("robot")) -> torch.Tensor:
+    robot = env.scene[asset_cfg.name]
+    ids, _ = robot.find_joints(list(spec.ARM_JOINTS + spec.FINGER_JOINTS[:1]), preserve_order=True)
+    return robot.data.joint_vel.torch[:, list(ids)]
+
+
+def box_pos(env, asset_cfg: SceneEntityCfg = SceneEntityCfg("box")) -> torch.Tensor:
+    return env.scene[asset_cfg.name].data.root_pos_w.torch - env.scene.env_origins
+
+
+def box_quat(env, asset_cfg: SceneEntityCfg = SceneEntityCfg("box")) -> torch.Tensor:
+    """Box orientation, xyzw."""
+    return env.scene[asset_cfg.name].data.root_quat_w.torch
+
+
+def hand_pose_w(env, asset_cfg: SceneEntityCfg = SceneEntityCfg("robot")) -> tuple[torch.Tensor, torch.Tensor]:
+    robot = env.scene[asset_cfg.name]
+    idx = robot.find_bodies("openarm_hand")[0][0]
+    return robot.data.body_pos_w.torch[:, idx], robot.data.body_quat_w.torch[:, idx]
+
+
+def tcp_pos(env, asset_cfg: SceneEntityCfg = SceneEntityCfg("robot")) -> torch.Tensor:
+    """Jaw centre (between the finger pads) in the env frame."""
+    pos, quat = hand_pose_w(env, asset_cfg)
+    offset = torch.tensor(spec.JAW_CENTER_OFFSET, device=pos.device).expand_as(pos)
+    return pos + quat_apply(quat, offset) - env.scene.env_origins
+
+
+def tcp_to_box(env) -> torch.Tensor:
+    return box_pos(env) - tcp_pos(env)

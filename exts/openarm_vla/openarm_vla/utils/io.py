@@ -1,0 +1,115 @@
+"""Atomic file writes: write to a temporary name beside the target, then ``os.replace``.
+
+Nothing half-written is ever visible under the final name: a crash or an exception leaves either the
+previous file (if any) or nothing, plus at most a stale ``*.tmp.<pid>`` that the next write replaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_path", "atomic_write_json", "atomic_write_text", "fsync_path", "remove_path"]
+
+
+def fsync_path(path: str | os.PathLike) -> None:
+    """Best-effort fsync of a file (its content) or a directory (its entries)."""
+    try:
+        flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if os.path.isdir(path) else 0)
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_path(path: str | os.PathLike) -> None:
+    """Remove a file or a directory tree if it exists (no error if it does not)."""
+    p = Path(path)
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it to ``path``, on error delete it.
+
+    The body may create a file *or a directory* (e.g. a checkpoint folder) at the yielded path. An
+    existing directory at ``path`` is replaced as a whole (moved aside, then deleted after the rename).
+
+    Example::
+
+        with atomic_path("ckpt/model.pt") as tmp:
+            torch.save(state, tmp)
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f"{final.name}.tmp.{os.getpid()}")
+    remove_path(tmp)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"atomic_path: nothing was written to the temporary path {tmp} for {final}")
+        if tmp.is_dir():
+            for root, _dirs, files in os.walk(tmp):
+                for name in files:
+                    fsync_path(os.path.join(root, name))
+            old = None
+            if final.is_dir() and not final.is_symlink():
+                old = final.with_name(f"{final.name}.old.{os.getpid()}")
+                remove_path(old)
+                os.replace(final, old)
+            os.replace(tmp, final)
+            if old is not None:
+                remove_path(old)
+        else:
+            fsync_path(tmp)
+            os.replace(tmp, final)
+        fsync_path(final.parent)
+    except BaseException:
+        remove_path(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically. Returns the final path."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding=encoding) as f:
+            f.write(text)
+            f.flush()
+    return Path(path)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
+    """Serialize ``obj`` to JSON (numpy scalars/arrays allowed) and write it atomically."""
+    text = json.dumps(obj, indent=indent, default=_json_default)
+    return atomic_write_text(path, text + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover
+        np = None
+    if np is not None:
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, np.generic):
+            return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "tolist"):  # torch tensors
+        return o.tolist()
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
