@@ -93,6 +93,9 @@ def build_openarm_usd(path: str | os.PathLike) -> Path:
         mass.CreateCenterOfMassAttr(Gf.Vec3f(*link.com))
         mass.CreateDiagonalInertiaAttr(Gf.Vec3f(*link.inertia))
         mass.CreatePrincipalAxesAttr(Gf.Quatf(1.0, 0.0, 0.0, 0.0))
+        # The real arm compensates gravity in its firmware: MuJoCo(-Warp) reads mjc:gravcomp, PhysX the flag.
+        prim.CreateAttribute("mjc:gravcomp", Sdf.ValueTypeNames.Float).Set(1.0)
+        prim.CreateAttribute("physxRigidBody:disableGravity", Sdf.ValueTypeNames.Bool).Set(True)
         color = COLORS.get(link.name, ARM_COLOR)
         UsdGeom.Xform.Define(stage, f"{lp}/geometry")
         for k, (center, size) in enumerate(_shapes(link)):

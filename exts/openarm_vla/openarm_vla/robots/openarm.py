@@ -7,6 +7,7 @@ gripper straight down 12 cm above the middle of the workspace (solved with :mod:
 from __future__ import annotations
 
 from isaaclab_newton.sim.schemas import NewtonArticulationCfg
+from isaaclab_physx.sim.schemas import PhysxRigidBodyCfg
 
 import isaaclab.sim as sim_utils
 from isaaclab.actuators import ImplicitActuatorCfg
@@ -48,6 +49,8 @@ ACTUATORS = {
 OPENARM_CFG = ArticulationCfg(
     spawn=sim_utils.UsdFileCfg(
         usd_path=str(OPENARM_USD_PATH),
+        # the real arm compensates gravity in firmware; Newton's importer reads this flag too
+        rigid_props=PhysxRigidBodyCfg(disable_gravity=True),
         articulation_props=NewtonArticulationCfg(self_collision_enabled=False),
     ),
     init_state=ArticulationCfg.InitialStateCfg(joint_pos=HOME_JOINT_POS),
