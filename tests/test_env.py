@@ -1,0 +1,193 @@
+"""The OpenArm box-grasp task on kit-less Newton (CPU, 4 envs, 64 px camera)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from openarm_vla.robots import kinematics
+from openarm_vla.robots import openarm_spec as spec
+
+pytestmark = pytest.mark.sim
+
+N, IMG, G = 4, 64, 2
+
+
+@pytest.fixture
+def env(env_factory):
+    e = env_factory("OpenArm-BoxGrasp", num_envs=N, image_size=IMG, group_size=G)
+    e.reset()
+    return e
+
+
+def hold_action(env) -> torch.Tensor:
+    """The action that keeps every arm where it is (gripper open)."""
+    from openarm_vla.tasks.box_grasp.mdp.actions import joint_targets_to_action
+
+    js = env.observation_manager.compute()["privileged"]["joint_pos"]
+    lo, hi = torch.tensor(spec.ARM_LOWER), torch.tensor(spec.ARM_UPPER)
+    return joint_targets_to_action(js[:, :7], torch.zeros(env.num_envs), lo, hi)
+
+
+def test_tasks_registered_and_listed_by_isaaclab():
+    import gymnasium as gym
+
+    import openarm_vla.tasks as tasks
+
+    for task in ("OpenArm-BoxGrasp", "OpenArm-BoxGrasp-State", "OpenArm-BoxGrasp-Play", "OpenArm-BoxGrasp-State-Play"):
+        assert task in tasks.TASK_IDS and task in gym.registry
+    eps = [ep.value for ep in importlib.metadata.entry_points(group="isaaclab.tasks")]
+    assert "openarm_vla.tasks" in eps
+
+
+def test_bad_requests_give_one_clear_line():
+    from openarm_vla.tasks.factory import TaskError, configure, load_env_cfg, physics_cfg
+
+    with pytest.raises(TaskError, match=r"unknown task 'OpenArm-Nope'; openarm_vla tasks: OpenArm-BoxGrasp"):
+        load_env_cfg("OpenArm-Nope")
+    with pytest.raises(TaskError, match=r"physx.*needs Isaac Sim.*pip install"):
+        physics_cfg("physx")
+    cfg = load_env_cfg("OpenArm-BoxGrasp")
+    cfg.scene.robot.spawn.usd_path = "/nonexistent/openarm.usda"
+    with pytest.raises(TaskError, match=r"robot asset not found: /nonexistent/openarm.usda; rebuild it with `python scripts/build_assets.py`"):
+        configure(cfg, device="cpu")
+
+
+def test_observation_shapes_and_dtypes(env):
+    obs = env.observation_manager.compute()
+    rgb, js = obs["policy"]["front_rgb"], obs["policy"]["joint_pos"]
+    assert rgb.shape == (N, IMG, IMG, 3) and rgb.dtype == torch.uint8
+    assert js.shape == (N, 8) and js.dtype == torch.float32
+    assert env.action_manager.total_action_dim == 8
+    # home pose: the arm at HOME_JOINT_POS, gripper open (closure 0), TCP 12 cm over the workspace
+    assert torch.allclose(js[:, 7], torch.zeros(N), atol=1e-3)
+    tcp = obs["privileged"]["tcp_pos"]
+    assert torch.allclose(tcp, torch.tensor([[0.28, 0.006, 0.12]]).expand(N, 3), atol=2e-3)
+
+
+def test_sim_tcp_matches_analytic_kinematics(env):
+    """The USD we built and the FK of kinematics.md agree (the expert relies on it)."""
+    from openarm_vla.tasks.box_grasp.mdp.observations import tcp_pos
+
+    q = torch.tensor([[1.2, -0.5, -1.0, 1.1, 0.3, -0.2, -1.0]] * N)
+    robot = env.scene["robot"]
+    ids, _ = robot.find_joints(list(spec.ARM_JOINTS), preserve_order=True)
+    robot.write_joint_position_to_sim_index(position=q, joint_ids=list(ids))
+    env.sim.forward()
+    env.scene.update(0.0)
+    p, _ = kinematics.hand_pose(q.double(), spec.JAW_CENTER_OFFSET)
+    assert torch.allclose(tcp_pos(env).double(), p, atol=1e-3)
+
+
+def test_camera_sees_robot_and_box(env):
+    """The image is not uniform, and moving the box away changes box-coloured pixels."""
+    from openarm_vla.tasks.box_grasp.box_grasp_env_cfg import BOX_COLORS
+    from openarm_vla.tasks.box_grasp.mdp.events import grouped_variants
+
+    a = hold_action(env)
+    env.step(a)
+    before = env.observation_manager.compute()["policy"]["front_rgb"][0].float()
+    assert before.std() > 10.0
+    box = env.scene["box"]
+    pose = box.data.root_pose_w.torch.clone()
+    pose[0, 2] += 5.0  # far above the camera's view
+    box.write_root_pose_to_sim_index(root_pose=pose[:1], env_ids=torch.tensor([0]))
+    env.sim.forward()
+    env.scene.update(0.0)
+    env.sim.render()
+    env.scene["front_camera"].update(0.0, force_recompute=True)
+    after = env.scene["front_camera"].data.output["rgb"].torch[0, ..., :3].float()
+    changed = (before - after).abs().sum(-1) > 30
+    assert changed.float().mean() > 0.005, "the box covers no pixels"
+    color = torch.tensor(BOX_COLORS[grouped_variants(len(BOX_COLORS), N, G)[0]])
+    seen = before[changed].mean(0)
+    # same dominant colour channel as the box material (shading scales, it does not reorder)
+    assert seen.argmax() == color.argmax() and seen.argmin() == color.argmin()
+    env.reset()
+
+
+def test_resting_and_unheld_lift_are_not_success(env):
+    a = hold_action(env)
+    for _ in range(5):
+        env.step(a)
+    assert not env.extras["success"].any()
+    # lift a box 12 cm with the gripper far away: lifted but not held
+    box = env.scene["box"]
+    pose = box.data.root_pose_w.torch.clone()
+    pose[:, 2] += 0.12
+    box.write_root_pose_to_sim_index(root_pose=pose, env_ids=torch.arange(N))
+    env.step(a)
+    monitor = env.termination_manager.get_term_cfg("success").func
+    assert (monitor.lift > 0.10).all()
+    assert not env.extras["success"].any()
+    env.reset()
+
+
+def test_box_held_between_closed_fingers_and_lifted_is_success(env):
+    from openarm_vla.tasks.box_grasp.mdp.actions import joint_targets_to_action
+    from openarm_vla.tasks.box_grasp.mdp.observations import tcp_pos
+
+    lo, hi = torch.tensor(spec.ARM_LOWER), torch.tensor(spec.ARM_UPPER)
+    q0 = env.observation_manager.compute()["privileged"]["joint_pos"][:, :7].double()
+    up = torch.tensor([[0.28, 0.0, 0.17]] * N, dtype=torch.float64)
+    q = kinematics.solve_ik(q0, up, kinematics.down_rotation(torch.full((N,), math.pi, dtype=torch.float64)))
+    width = env._box_sizes[:, 1]  # the box spans y along the jaw (box yaw 0 = hand yaw pi)
+    finger = (width + 0.0036 + 0.006) / 2  # gap = box + 6 mm
+    pre = joint_targets_to_action(q.float(), 1 - finger / spec.GRIPPER_OPEN, lo, hi)
+    for _ in range(40):
+        env.step(pre)
+    box = env.scene["box"]
+    pos = tcp_pos(env) + env.scene.env_origins
+    quat = torch.tensor([[0.0, 0.0, 0.0, 1.0]] * N)
+    box.write_root_pose_to_sim_index(root_pose=torch.cat([pos, quat], 1), env_ids=torch.arange(N))
+    box.write_root_velocity_to_sim_index(root_velocity=torch.zeros(N, 6), env_ids=torch.arange(N))
+    close = pre.clone()
+    close[:, 7] = 1.0
+    succeeded = torch.zeros(N, dtype=torch.bool)
+    for _ in range(20):
+        env.step(close)
+        ep = env.extras.get("episodes")
+        if ep is not None:
+            succeeded[ep["env_ids"].cpu()] |= ep["success"].cpu()
+    assert succeeded.all(), f"success per env: {succeeded.tolist()}"
+    env.reset()
+
+
+def test_timeout_at_400_steps_with_record(env):
+    assert env.max_episode_length == 400
+    a = hold_action(env)
+    env.episode_length_buf[:] = 398
+    _, _, terminated, truncated, extras = env.step(a)
+    assert not truncated.any()
+    _, _, terminated, truncated, extras = env.step(a)
+    assert truncated.all() and not terminated.any()
+    ep = extras["episodes"]
+    assert (ep["steps"] == 400).all() and not ep["success"].any()
+    from openarm_vla.tasks.box_grasp.mdp.success import FAILURE_CATEGORIES
+
+    assert {FAILURE_CATEGORIES[i] for i in ep["failure"].tolist()} == {"timeout"}
+
+
+def test_group_reset_identical_within_groups_different_across(env):
+    from openarm_vla.tasks.box_grasp.group_reset import reset_groups
+
+    obs = reset_groups(env, group_size=G)
+    box = obs["privileged"]["box_pos"]
+    quat = obs["privileged"]["box_quat"]
+    mass = env.scene["box"].data.body_mass.torch[:, 0]
+    js = obs["policy"]["joint_pos"]
+    for k in range(0, N, G):
+        for j in range(k + 1, k + G):
+            assert torch.allclose(box[j], box[k], atol=1e-5) and torch.allclose(quat[j], quat[k], atol=1e-5)
+            assert torch.allclose(js[j], js[k], atol=1e-5) and torch.isclose(mass[j], mass[k])
+    assert not torch.allclose(box[0], box[G], atol=1e-3)
+    # the first step from identical states renders identical images within a group
+    o, *_ = env.step(hold_action(env))
+    rgb = o["policy"]["front_rgb"].float()
+    assert (rgb[1] - rgb[0]).abs().max() < 2.0
+    assert (rgb[G] - rgb[0]).abs().max() > 10.0
+    env.reset()
