@@ -19,6 +19,17 @@ from openarm_vla.vla import (  # noqa: E402
     tokenize_prompts,
 )
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_intra_op_thread():
+    """Toy-sized ops run as fast on one thread, and stay fast when other processes share the cores
+    (two OpenMP threads spin-waiting on a busy 2-core machine made this file ~5x slower)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 INSTR = ["pick up the box", "lift it"]
 
 
@@ -79,6 +90,31 @@ def test_exact_mask_positions_and_readout():
     assert m[0, 0].all() and torch.equal(m[1, 0], to_bool(["0111111111"] * 10))
 
 
+@pytest.mark.parametrize("mode", ["prefix_causal", "bidirectional"])
+def test_matches_reference_oft_forward_unpadded(tiny, mode):
+    """Independent re-statement of the published OFT forward for one unpadded prompt:
+    [BOS, patches, prompt, A zero slots, EOS] at positions 0..T-1, logits read at P+L-1 .. P+L-2+A."""
+    model = OpenVLAForActionPrediction(tiny.config.replace(attention_mode=mode)).eval()
+    model.load_state_dict(tiny.state_dict())
+    pv, ids, mask = _inputs(model, instructions=["pick up the box"])
+    cfg, P, L = model.config, model.num_patches, ids.shape[1]
+    A, D = cfg.num_action_tokens, cfg.llm.hidden_size
+    with torch.no_grad():
+        emb = model.language_model.get_input_embeddings()
+        text, patches = emb(ids), model.projector(model.vision_backbone(pv))
+        seq = torch.cat([text[:, :1], patches, text[:, 1:], torch.zeros(1, A, D), emb(torch.tensor([[2]]))], 1)
+        T = seq.shape[1]
+        allowed = torch.ones(T, T, dtype=torch.bool)
+        if mode == "prefix_causal":
+            allowed = torch.tril(allowed)
+            allowed[P + L:] = True  # slots and stop see everything
+        out = model.language_model(inputs_embeds=seq, attention_mask=allowed[None, None]).logits
+        begin = cfg.action_token_begin
+        ref = out[:, P + L - 1: P + L - 1 + A, begin: begin + 256].reshape(1, cfg.chunk, cfg.action_dim, 256)
+        got = model(pv, ids, mask)
+    assert torch.allclose(got, ref, atol=1e-5, rtol=0)
+
+
 def test_slots_bidirectional_and_prefix_untouched(tiny):
     pv, ids, mask = _inputs(tiny)
     A, D = tiny.config.num_action_tokens, tiny.config.llm.hidden_size
@@ -127,6 +163,14 @@ def test_padding_invariance_left_right_and_unpadded(tiny):
     assert torch.allclose(left[1:], alone, atol=1e-5, rtol=0)
 
 
+def test_eager_additive_mask_matches_sdpa_boolean_mask(tiny):
+    eager = OpenVLAForActionPrediction(tiny.config, attn_implementation="eager").eval()
+    eager.load_state_dict(tiny.state_dict())
+    pv, ids, mask = _inputs(tiny)
+    with torch.no_grad():
+        assert torch.allclose(eager(pv, ids, mask), tiny(pv, ids, mask), atol=1e-5, rtol=0)
+
+
 def test_images_and_prompts_change_logits(tiny):
     pv, ids, mask = _inputs(tiny)
     with torch.no_grad():
@@ -171,6 +215,18 @@ def test_bf16_autocast(tiny):
     assert 0 < gap < 0.5
 
 
+def test_single_tower_variant_uses_two_layer_projector():
+    cfg = get_preset("tiny")
+    cfg = cfg.replace(vision=(cfg.vision[1],))  # SigLIP only
+    model = OpenVLAForActionPrediction(cfg).eval()
+    assert not cfg.use_fused_vision and not hasattr(model.projector, "fc3")
+    assert not hasattr(model.vision_backbone, "fused_featurizer")
+    pv, ids, mask = _inputs(model)
+    assert pv.shape == (2, 3, 32, 32)
+    with torch.no_grad():
+        assert model(pv, ids, mask).shape == (2, 8, 8, 256)
+
+
 def test_presets_sizes_and_config_json_round_trip():
     tiny = OpenVLAForActionPrediction(get_preset("tiny"))
     assert 1_000_000 <= count_parameters(tiny) <= 3_000_000
@@ -212,5 +268,10 @@ def test_preprocess_values():
     assert torch.allclose(pv[0, :3, 0, 0], dino) and torch.allclose(pv[0, 3:, 0, 0], torch.ones(3))
     big = pre(torch.full((1, 90, 120, 3), 128, dtype=torch.uint8))  # resized, constant stays constant
     assert big.shape == (1, 6, 32, 32) and torch.allclose(big[0, 3], torch.full((32, 32), 128 / 255 * 2 - 1), atol=1e-5)
+    bicubic = ImagePreprocessor(cfg.replace(resize_interpolation="bicubic"))
+    edge = torch.zeros(1, 64, 64, 3, dtype=torch.uint8)
+    edge[:, :, 32:] = 255  # a step edge: bicubic overshoots before the clamp, bilinear does not
+    a, b = pre(edge), bicubic(edge)
+    assert not torch.equal(a, b) and b.min() >= pre(torch.zeros_like(edge)).min() - 1e-6
     with pytest.raises(ValueError, match=r"rgb must be uint8 \[B, H, W, 3\]"):
         pre(rgb.float())

@@ -18,9 +18,21 @@ from openarm_vla.vla import (  # noqa: E402
     entropy,
     load_text_tokenizer,
     logprobs_of,
+    make_text_tokenizer,
     sample_actions,
     tokenize_prompts,
 )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_intra_op_thread():
+    """Toy-sized ops run as fast on one thread, and stay fast when other processes share the cores
+    (two OpenMP threads spin-waiting on a busy 2-core machine made this file ~5x slower)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 
 LLAMA_VOCAB = 32000
 HALF_BIN = 1.0 / 255.0  # bin width is 2/255
@@ -123,6 +135,9 @@ def test_hf_tokenizer_wrapper_from_local_files(tmp_path):
 def test_missing_tokenizer_files_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no tokenizer files"):
         load_text_tokenizer(tmp_path)
+    assert isinstance(make_text_tokenizer("byte"), ByteTokenizer)
+    with pytest.raises(ValueError, match="tokenizer kind 'hf' needs tokenizer files"):
+        make_text_tokenizer("hf")
 
 
 # ----------------------------------------------------------------------------- prompt

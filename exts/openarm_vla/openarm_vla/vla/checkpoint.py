@@ -147,7 +147,7 @@ def _published_config(cfg: VLAConfig, norm_stats: dict, torch_dtype: str) -> dic
         "text_config": {
             "model_type": "llama", "vocab_size": llm.vocab_size, "hidden_size": llm.hidden_size,
             "intermediate_size": llm.intermediate_size, "num_hidden_layers": llm.num_layers,
-            "num_attention_heads": llm.num_heads, "num_key_value_heads": llm.num_kv_heads or llm.num_heads,
+            "num_attention_heads": llm.num_heads, "num_key_value_heads": llm.num_kv_heads,
             "max_position_embeddings": llm.max_position_embeddings, "rms_norm_eps": llm.rms_norm_eps,
             "rope_theta": llm.rope_theta, "bos_token_id": llm.bos_token_id, "eos_token_id": llm.eos_token_id,
             "pad_token_id": llm.pad_token_id, "torch_dtype": torch_dtype,
@@ -157,6 +157,7 @@ def _published_config(cfg: VLAConfig, norm_stats: dict, torch_dtype: str) -> dic
         "action_dim": cfg.action_dim,
         "num_actions_chunk": cfg.chunk,
         "attention_mode": cfg.attention_mode,
+        "resize_interpolation": cfg.resize_interpolation,
         "prompt_suffix_ids": list(cfg.prompt_suffix_ids),
     }
 
@@ -261,17 +262,24 @@ def config_from_published(hf: dict, tokenizer: TextTokenizer, where: str = CONFI
     tc = hf.get("text_config") or {}
     if tc.get("model_type", "llama") != "llama":
         raise CheckpointError(f"{where}: text_config.model_type {tc.get('model_type')!r} is not supported (llama only)")
+    llm_id = hf.get("llm_backbone_id", "llama")
+    if not llm_id.startswith(("llama", "vicuna", "custom-llama")):
+        raise CheckpointError(f"{where}: llm_backbone_id {llm_id!r} is not supported (Llama-2 / Vicuna only)")
     d = LLMConfig()  # Llama-2-7B defaults fill what sparse published text_configs omit
+    pad_id = hf.get("pad_token_id", tc.get("pad_token_id", tokenizer.pad_token_id))
+    multiple = int(hf.get("pad_to_multiple_of", 64))
+    # OpenVLA resizes the embeddings to len(tokenizer) (vocab + <PAD>) rounded up to pad_to_multiple_of
+    default_vocab = -(-max(tokenizer.vocab_size, pad_id + 1) // multiple) * multiple
     rope_theta = tc.get("rope_theta", (tc.get("rope_parameters") or {}).get("rope_theta", d.rope_theta))
     llm = LLMConfig(
         hidden_size=tc.get("hidden_size", d.hidden_size), num_layers=tc.get("num_hidden_layers", d.num_layers),
         num_heads=tc.get("num_attention_heads", d.num_heads), num_kv_heads=tc.get("num_key_value_heads"),
         intermediate_size=tc.get("intermediate_size", d.intermediate_size),
-        vocab_size=tc.get("vocab_size", d.vocab_size), vocab_size_unpadded=tokenizer.vocab_size,
+        vocab_size=tc.get("vocab_size", default_vocab), vocab_size_unpadded=tokenizer.vocab_size,
         max_position_embeddings=tc.get("max_position_embeddings", d.max_position_embeddings),
         rms_norm_eps=tc.get("rms_norm_eps", d.rms_norm_eps), rope_theta=rope_theta,
         bos_token_id=tc.get("bos_token_id", tokenizer.bos_token_id), eos_token_id=tc.get("eos_token_id", tokenizer.eos_token_id),
-        pad_token_id=hf.get("pad_token_id", tc.get("pad_token_id", tokenizer.pad_token_id)),
+        pad_token_id=pad_id,
     )
     if "prompt_suffix_ids" in hf:
         suffix = tuple(hf["prompt_suffix_ids"])
@@ -280,6 +288,7 @@ def config_from_published(hf: dict, tokenizer: TextTokenizer, where: str = CONFI
     fields = dict(
         name=f"published:{hf.get('vision_backbone_id', 'custom')}+{hf.get('llm_backbone_id', 'llama')}",
         vision=vision, llm=llm, image_size=int(sizes[0]), n_bins=int(hf.get("n_action_bins", 256)),
+        resize_interpolation=hf.get("resize_interpolation", "bicubic"),
         action_dim=int(hf.get("action_dim", 8)), chunk=int(hf.get("num_actions_chunk", 8)),
         prompt_suffix_ids=suffix, attention_mode=hf.get("attention_mode", "bidirectional"),
         tokenizer=getattr(tokenizer, "kind", "hf"),
@@ -360,6 +369,6 @@ def load_checkpoint(
     if tokenizer.vocab_size != config.llm.vocab_size_unpadded:
         raise CheckpointError(f"{d}: tokenizer vocab_size {tokenizer.vocab_size} != model's unpadded vocab "
                               f"{config.llm.vocab_size_unpadded}")
-    sd, where = read_state_dict(d, device="cpu")
+    sd, where = read_state_dict(d, device=device)
     model = build_model_from_state_dict(config, sd, where, device=device, dtype=dtype)
     return LoadedCheckpoint(model, tokenizer, config, load_norm_stats(d, cfg_json), fmt)

@@ -59,6 +59,9 @@ class LLMConfig:
     eos_token_id: int = 2
     pad_token_id: int = 32000
 
+    def __post_init__(self):
+        self.num_kv_heads = self.num_kv_heads or self.num_heads  # None = multi-head (Llama-2-7B)
+
     def to_llama_config(self, attn_implementation: str):
         from transformers import LlamaConfig
 
@@ -68,7 +71,7 @@ class LLMConfig:
             intermediate_size=self.intermediate_size,
             num_hidden_layers=self.num_layers,
             num_attention_heads=self.num_heads,
-            num_key_value_heads=self.num_kv_heads or self.num_heads,
+            num_key_value_heads=self.num_kv_heads,
             max_position_embeddings=self.max_position_embeddings,
             rms_norm_eps=self.rms_norm_eps,
             rope_theta=self.rope_theta,
@@ -91,6 +94,8 @@ class VLAConfig:
       "bidirectional"  every valid token sees every valid token. This is what the published
                        OpenVLA-OFT / SimpleVLA-RL weights were trained with (their transformers fork
                        drops the causal mask entirely), so checkpoints loaded from that layout use it.
+    resize_interpolation: "bilinear" (default) or "bicubic" (what the published checkpoints' PIL/timm
+      image transforms used); both antialiased.
     dtype: autocast dtype for the forward ("bfloat16" or "float32" = no autocast); parameters stay
       in the dtype they were created/loaded with.
     tokenizer: "byte" (ByteTokenizer, no download) or "hf" (tokenizer files shipped in a checkpoint).
@@ -102,6 +107,7 @@ class VLAConfig:
     vision: tuple[VisionConfig, ...]
     llm: LLMConfig
     image_size: int = 224
+    resize_interpolation: str = "bilinear"
     action_dim: int = 8
     chunk: int = 8
     n_bins: int = 256
@@ -128,6 +134,8 @@ class VLAConfig:
             raise ValueError(
                 f"VLAConfig.attn_implementation: expected one of {ATTN_IMPLEMENTATIONS}, got {self.attn_implementation!r}"
             )
+        if self.resize_interpolation not in ("bilinear", "bicubic"):
+            raise ValueError(f"VLAConfig.resize_interpolation: expected bilinear|bicubic, got {self.resize_interpolation!r}")
         if self.dtype not in ("bfloat16", "float16", "float32"):
             raise ValueError(f"VLAConfig.dtype: expected bfloat16|float16|float32, got {self.dtype!r}")
         if self.llm.vocab_size < self.llm.vocab_size_unpadded:
@@ -203,6 +211,7 @@ def _openvla_oft_7b() -> VLAConfig:
         vision=(_dino(), _siglip()),  # 224 px, patch 14 -> 16x16 = 256 patches, 1024 + 1152 = 2176 dims
         llm=LLMConfig(),
         image_size=224,
+        resize_interpolation="bicubic",
         prompt_suffix_ids=(29871,),
         attention_mode="bidirectional",  # what the published weights were trained with
         tokenizer="hf",

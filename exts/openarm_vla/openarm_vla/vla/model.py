@@ -95,7 +95,7 @@ class PrismaticVisionBackbone(nn.Module):
         for vit in [self.featurizer] + ([self.fused_featurizer] if self.use_fused_vision_backbone else []):
             for name, p in vit.named_parameters():
                 if name.startswith(f"blocks.{len(vit.blocks) - 1}.") or not name.startswith(
-                    ("blocks.", "patch_embed.", "pos_embed", "cls_token", "reg_token")
+                    ("blocks.", "patch_embed.", "pos_embed", "cls_token", "reg_token", "norm_pre.")
                 ):
                     yield p
 

@@ -3,7 +3,8 @@
 Why not the HF/PIL processor: observations of thousands of envs are already a CUDA uint8 tensor;
 one resize + normalize on the GPU avoids a host round trip per env.
 
-uint8 [B, H, W, 3] -> float [0, 1] -> bilinear resize (antialias) to image_size -> per-tower
+uint8 [B, H, W, 3] -> float [0, 1] -> resize (config.resize_interpolation, antialiased, clamped to
+[0, 1]) to image_size -> per-tower
 normalization -> pixel_values [B, 3 * n_towers, S, S]; channels 0:3 feed the first tower (DINOv2,
 ImageNet mean/std) and 3:6 the fused one (SigLIP, mean/std 0.5), as OpenVLA packs them.
 """
@@ -19,6 +20,7 @@ from .config import VLAConfig
 class ImagePreprocessor:
     def __init__(self, config: VLAConfig):
         self.image_size = config.image_size
+        self.mode = config.resize_interpolation
         self.mean = torch.tensor([v.mean for v in config.vision], dtype=torch.float32)  # [T, 3]
         self.std = torch.tensor([v.std for v in config.vision], dtype=torch.float32)
 
@@ -31,7 +33,7 @@ class ImagePreprocessor:
             raise ValueError(f"rgb must be uint8 [B, H, W, 3]; got {rgb.dtype} {tuple(rgb.shape)}")
         x = rgb.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)  # [B, 3, H, W]
         if x.shape[-2:] != (self.image_size, self.image_size):
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True,
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode=self.mode, antialias=True,
                               align_corners=False).clamp_(0.0, 1.0)
         mean = self.mean.to(x.device)[:, :, None, None]  # [T, 3, 1, 1]
         std = self.std.to(x.device)[:, :, None, None]

@@ -1,0 +1,184 @@
+"""Checkpoints: our format and the published HF layout round-trip with identical logits; clear
+errors for missing/unexpected keys, missing tokenizer files; atomic writes."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "exts" / "openarm_vla"))
+
+from openarm_vla.vla import (  # noqa: E402
+    ByteTokenizer,
+    CheckpointError,
+    ImagePreprocessor,
+    OpenVLAForActionPrediction,
+    TextTokenizer,
+    count_parameters,
+    get_preset,
+    load_checkpoint,
+    save_checkpoint,
+    save_published_layout,
+    tokenize_prompts,
+)
+from openarm_vla.vla.checkpoint import config_from_published  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_intra_op_thread():
+    """Toy-sized ops run as fast on one thread, and stay fast when other processes share the cores
+    (two OpenMP threads spin-waiting on a busy 2-core machine made this file ~5x slower)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+NORM_STATS = {"openarm_box": {"action": {"q01": [-0.9] * 8, "q99": [0.8] * 8, "mask": [True] * 7 + [False]}}}
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = OpenVLAForActionPrediction(get_preset("tiny")).eval()
+    with torch.no_grad():  # non-trivial LayerScale values so a dropped/renamed key would show in the logits
+        for name, p in m.named_parameters():
+            if name.endswith("scale_factor"):
+                p.uniform_(0.5, 1.5)
+    return m
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    cfg = get_preset("tiny")
+    rgb = torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    ids, mask = tokenize_prompts(ByteTokenizer(), ["pick up the box", "lift"])
+    return ImagePreprocessor(cfg)(rgb), ids, mask
+
+
+def _logits(model, inputs):
+    with torch.no_grad():
+        return model(*inputs, dtype="float32")
+
+
+def test_our_format_round_trip(model, inputs, tmp_path):
+    path = save_checkpoint(model, tmp_path / "ckpt", ByteTokenizer(), NORM_STATS)
+    assert sorted(p.name for p in path.iterdir()) == [
+        "byte_tokenizer.json", "config.json", "dataset_statistics.json", "model.safetensors"]
+    ck = load_checkpoint(path)
+    assert ck.format == "openarm_vla" and ck.config == model.config and ck.norm_stats == NORM_STATS
+    assert isinstance(ck.tokenizer, ByteTokenizer)
+    assert torch.equal(_logits(ck.model, inputs), _logits(model, inputs))
+    assert [p.requires_grad for p in ck.model.parameters()] == [p.requires_grad for p in model.parameters()]
+    # overwrite in place: still atomic, no temp dirs left behind
+    save_checkpoint(model, tmp_path / "ckpt", ByteTokenizer(), {})
+    assert load_checkpoint(path).norm_stats == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+@pytest.mark.parametrize("shard", [None, 1 << 20])
+def test_published_layout_round_trip(model, inputs, tmp_path, shard):
+    path = save_published_layout(model, tmp_path / "pub", ByteTokenizer(), NORM_STATS, max_shard_bytes=shard)
+    hf = json.loads((path / "config.json").read_text())
+    for key in ("vision_backbone_id", "llm_backbone_id", "image_sizes", "text_config", "norm_stats",
+                "n_action_bins", "pad_to_multiple_of", "timm_model_ids"):
+        assert key in hf
+    files = sorted(p.name for p in path.iterdir())
+    if shard:
+        index = json.loads((path / "model.safetensors.index.json").read_text())
+        assert len(set(index["weight_map"].values())) > 1 and "model.safetensors" not in files
+        keys = list(index["weight_map"])
+    else:
+        keys = list(load_file(str(path / "model.safetensors")))
+    assert any(k.startswith("vision_backbone.fused_featurizer.") for k in keys)
+    assert any(k.endswith(".ls1.scale_factor") for k in keys) and not any(k.endswith(".gamma") for k in keys)
+    assert {k.split(".")[0] for k in keys} == {"vision_backbone", "projector", "language_model"}
+
+    ck = load_checkpoint(path, dtype=torch.float32)  # strict load: any missing/unexpected key raises
+    assert ck.format == "published" and ck.norm_stats == NORM_STATS
+    assert ck.config.vision == model.config.vision and ck.config.llm == model.config.llm
+    assert ck.config.attention_mode == model.config.attention_mode
+    assert torch.equal(_logits(ck.model, inputs), _logits(model, inputs))
+
+
+def test_timm_gamma_names_accepted(model, inputs, tmp_path):
+    path = save_published_layout(model, tmp_path / "pub", ByteTokenizer())
+    sd = load_file(str(path / "model.safetensors"))
+    renamed = {(k[: -len("scale_factor")] + "gamma" if k.endswith("scale_factor") else k): v for k, v in sd.items()}
+    save_file(renamed, str(path / "model.safetensors"))
+    assert torch.equal(_logits(load_checkpoint(path).model, inputs), _logits(model, inputs))
+
+
+def test_missing_and_unexpected_keys_fail_with_one_line(model, tmp_path):
+    path = save_published_layout(model, tmp_path / "pub", ByteTokenizer())
+    sd = load_file(str(path / "model.safetensors"))
+    key = "vision_backbone.featurizer.blocks.0.ls1.scale_factor"
+    save_file({k: v for k, v in sd.items() if k != key}, str(path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: .*1 missing keys \['" + key.replace(".", r"\.")) as e:
+        load_checkpoint(path)
+    assert "\n" not in str(e.value)
+    save_file({**sd, "projector.fc4.weight": torch.zeros(2)}, str(path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"0 missing keys \[\], 1 unexpected keys \['projector\.fc4\.weight'\]"):
+        load_checkpoint(path)
+    sd["projector.fc3.bias"] = torch.zeros(3)
+    save_file(sd, str(path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"1 shape mismatches .*projector\.fc3\.bias \(3,\) vs \(128,\)"):
+        load_checkpoint(path)
+
+
+def test_missing_tokenizer_and_weights_errors(model, tmp_path):
+    path = save_published_layout(model, tmp_path / "pub")  # no tokenizer written
+    with pytest.raises(FileNotFoundError, match=r"pub: no tokenizer files \(expected byte_tokenizer\.json"):
+        load_checkpoint(path)
+    ByteTokenizer().save_pretrained(path)
+    (path / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="no model.safetensors or model.safetensors.index.json"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="no config.json"):
+        load_checkpoint(tmp_path / "nowhere")
+
+
+def test_failed_save_leaves_previous_checkpoint(model, tmp_path):
+    save_checkpoint(model, tmp_path / "ckpt", ByteTokenizer(), NORM_STATS)
+
+    class Broken(ByteTokenizer):
+        def save_pretrained(self, directory):
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(model, tmp_path / "ckpt", Broken(), {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    assert load_checkpoint(tmp_path / "ckpt").norm_stats == NORM_STATS
+
+
+class LlamaLikeTokenizer(TextTokenizer):
+    """Stands in for the Llama-2 tokenizer of a published checkpoint (vocab 32000, <PAD> 32000)."""
+
+    kind = "hf"
+    vocab_size, bos_token_id, eos_token_id, pad_token_id = 32000, 1, 2, 32000
+
+
+def test_sparse_published_config_means_openvla_7b():
+    hf = {  # what OpenVLA / OpenVLA-OFT config.json files carry
+        "vision_backbone_id": "dinosiglip-vit-so-224px", "llm_backbone_id": "llama2-7b-pure",
+        "use_fused_vision_backbone": True, "image_sizes": [224, 224],
+        "timm_model_ids": ["vit_large_patch14_reg4_dinov2.lvd142m", "vit_so400m_patch14_siglip_224"],
+        "timm_override_act_layers": [None, None], "n_action_bins": 256, "pad_token_id": 32000,
+        "pad_to_multiple_of": 64, "text_config": {"model_type": "llama", "pad_token_id": 32000, "vocab_size": 32064},
+    }
+    cfg = config_from_published(hf, LlamaLikeTokenizer(), action_dim=7)
+    ref = get_preset("openvla-oft-7b")
+    assert cfg.vision == ref.vision and cfg.llm == ref.llm
+    assert cfg.prompt_suffix_ids == (29871,) and cfg.attention_mode == "bidirectional" and cfg.action_dim == 7
+    assert cfg.resize_interpolation == "bicubic"
+    with torch.device("meta"):
+        assert count_parameters(OpenVLAForActionPrediction(cfg)) == 7_541_237_184
+    no_vocab = {**hf, "text_config": {"model_type": "llama"}}  # padded vocab from pad_to_multiple_of
+    assert config_from_published(no_vocab, LlamaLikeTokenizer()).llm.vocab_size == 32064
+    with pytest.raises(CheckpointError, match="llm_backbone_id 'phi-2-3b' is not supported"):
+        config_from_published({**hf, "llm_backbone_id": "phi-2-3b"}, LlamaLikeTokenizer())
+    with pytest.raises(CheckpointError, match="text_config.model_type 'mistral' is not supported"):
+        config_from_published({**hf, "text_config": {"model_type": "mistral"}}, LlamaLikeTokenizer())

@@ -1,0 +1,188 @@
+"""VLAPolicy: per-env chunk queues, resets, greedy/sampled decoding, log-prob consistency,
+un-normalization and input validation."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "exts" / "openarm_vla"))
+
+from openarm_vla.vla import (  # noqa: E402
+    ByteTokenizer,
+    OpenVLAForActionPrediction,
+    VLAPolicy,
+    action_stats,
+    get_preset,
+    unnormalize,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_intra_op_thread():
+    """Toy-sized ops run as fast on one thread, and stay fast when other processes share the cores
+    (two OpenMP threads spin-waiting on a busy 2-core machine made this file ~5x slower)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+N = 3
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return OpenVLAForActionPrediction(get_preset("tiny")).eval()
+
+
+def _obs(n=N, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"rgb": torch.randint(0, 256, (n, 36, 36, 3), dtype=torch.uint8, generator=g), "joint_pos": torch.zeros(n, 9)}
+
+
+class CountingModel(torch.nn.Module):
+    """Records the batch size of every forward (to check which envs get forwarded)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.config, self.batches = inner, inner.config, []
+
+    @property
+    def device(self):
+        return self.inner.device
+
+    def forward(self, pixel_values, *args, **kw):
+        self.batches.append(pixel_values.shape[0])
+        return self.inner(pixel_values, *args, **kw)
+
+
+def test_chunk_queues_resets_and_partial_forward(model):
+    counting = CountingModel(model)
+    policy = VLAPolicy(counting, ByteTokenizer(), num_envs=N)
+    obs, instr = _obs(), ["pick up the box", "lift the box", "grasp"]
+    outs = [policy.act(obs, instr, temperature=1.6, generator=torch.Generator().manual_seed(0)) for _ in range(3)]
+    assert counting.batches == [N]  # one forward for the first chunk of all envs
+    assert [o["chunk_step"].tolist() for o in outs] == [[0, 0, 0], [1, 1, 1], [2, 2, 2]]
+    assert outs[0]["new_chunk"].all() and not outs[1]["new_chunk"].any()
+    first = outs[0]
+    assert first["actions"].shape == (N, 8) and first["token_idx"].shape == (N, 8, 8)
+    assert first["logprobs"].shape == (N, 8, 8) and first["logprobs"].dtype == torch.float32
+    # every step replays the next action of the same chunk
+    for o in outs:
+        assert torch.equal(o["token_idx"], first["token_idx"])
+        expected = policy.action_tokenizer.slice_to_actions(o["token_idx"][torch.arange(N), o["chunk_step"]])
+        assert torch.equal(o["actions"], expected)
+        assert o["actions"].abs().max() < 1.0
+
+    policy.reset([1])
+    out = policy.act(obs, instr, temperature=1.6)
+    assert counting.batches == [N, 1]  # only the reset env is forwarded
+    assert out["new_chunk"].tolist() == [False, True, False]
+    assert out["chunk_step"].tolist() == [3, 0, 3]
+    assert out["chunk_inputs"]["env_ids"].tolist() == [1] and out["chunk_inputs"]["pixel_values"].shape[0] == 1
+    assert torch.equal(out["token_idx"][[0, 2]], first["token_idx"][[0, 2]])
+
+    for _ in range(4):  # envs 0 and 2 exhaust their chunk (steps 4..7)
+        out = policy.act(obs, instr, temperature=1.6)
+    assert out["chunk_step"].tolist() == [7, 4, 7]
+    out = policy.act(obs, instr, temperature=1.6)
+    assert out["new_chunk"].tolist() == [True, False, True] and out["chunk_step"].tolist() == [0, 5, 0]
+    assert counting.batches == [N, 1, 2]
+
+    policy.reset()
+    out = policy.act(obs, instr, temperature=1.6)
+    assert out["new_chunk"].all() and counting.batches[-1] == N
+
+
+def test_greedy_is_deterministic_argmax(model):
+    policy = VLAPolicy(model, ByteTokenizer(), num_envs=N)
+    obs = _obs()
+    a = policy.act(obs, "pick up the box")
+    policy.reset()
+    b = policy.act(obs, "pick up the box", temperature=0.0)
+    assert torch.equal(a["token_idx"], b["token_idx"]) and torch.equal(a["actions"], b["actions"])
+    ci = a["chunk_inputs"]
+    with torch.no_grad():
+        logits = model(ci["pixel_values"], ci["input_ids"], ci["attention_mask"])
+    assert torch.equal(a["token_idx"], logits.argmax(-1))
+
+
+def test_sampling_is_seedable_and_temperature_raises_entropy(model):
+    policy = VLAPolicy(model, ByteTokenizer(), num_envs=N)
+    obs = _obs()
+    a = policy.act(obs, "lift", temperature=1.6, generator=torch.Generator().manual_seed(3))
+    policy.reset()
+    b = policy.act(obs, "lift", temperature=1.6, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a["token_idx"], b["token_idx"])
+    batch = {**{k: v for k, v in a["chunk_inputs"].items() if k != "env_ids"}, "token_idx": a["token_idx"]}
+    with torch.no_grad():
+        h = [policy.logprobs(batch, temperature=t)["entropy"].mean().item() for t in (0.5, 1.0, 1.6)]
+    assert h[0] < h[1] < h[2]
+
+
+def test_rollout_logprobs_match_recomputed_fp32_and_report_bf16_gap(model):
+    policy = VLAPolicy(model, ByteTokenizer(), num_envs=N)
+    obs = _obs(seed=1)
+    instr = ["pick up the box", "lift the red box now", "go"]
+    first = policy.act(obs, instr, temperature=1.6, generator=torch.Generator().manual_seed(0))
+    policy.reset([2, 0])
+    second = policy.act(_obs(seed=2), instr, temperature=1.6, generator=torch.Generator().manual_seed(1))
+
+    # training batch: chunks from both calls, a different batch composition and padding length
+    c1, c2 = first["chunk_inputs"], second["chunk_inputs"]
+    L = max(c1["input_ids"].shape[1], c2["input_ids"].shape[1])
+    pad = lambda t, v: torch.nn.functional.pad(t, (L - t.shape[1], 0), value=v)  # noqa: E731
+    batch = {
+        "pixel_values": torch.cat([c2["pixel_values"], c1["pixel_values"]]),
+        "input_ids": torch.cat([pad(c2["input_ids"], 515), pad(c1["input_ids"], 515)]),
+        "attention_mask": torch.cat([pad(c2["attention_mask"], 0), pad(c1["attention_mask"], 0)]),
+        "token_idx": torch.cat([second["token_idx"][c2["env_ids"]], first["token_idx"]]),
+    }
+    rollout = torch.cat([second["logprobs"][c2["env_ids"]], first["logprobs"]])
+    with torch.no_grad():
+        fp32 = policy.logprobs(batch, temperature=1.6, dtype="float32")["logprobs"]
+        bf16 = policy.logprobs(batch, temperature=1.6, dtype="bfloat16")["logprobs"]
+    assert (fp32 - rollout).abs().max().item() < 1e-5
+    gap = (bf16 - rollout).abs().max().item()
+    print(f"bf16 vs fp32 rollout log-prob max gap (tiny, T=1.6): {gap:.5f}")
+    assert torch.isfinite(bf16).all() and gap < 0.5
+
+    # the update needs gradients through the recomputed log-probs
+    lp = policy.logprobs(batch, temperature=1.6)["logprobs"]
+    lp.sum().backward()
+    assert model.projector.fc3.weight.grad is not None
+    model.zero_grad(set_to_none=True)
+
+
+def test_unnormalize_hand_computed_and_policy_option(model):
+    stats = {"q01": [-2.0, 0.0], "q99": [4.0, 1.0], "mask": [True, False]}
+    a = torch.tensor([[0.0, 0.5], [-1.0, 1.0], [1.0, -1.0]])
+    assert unnormalize(a, stats).tolist() == [[1.0, 0.5], [-2.0, 1.0], [4.0, -1.0]]
+    nested = {"box": {"action": {"q01": [0.0] * 8, "q99": [2.0] * 8}}, "other": {"action": {}}}
+    with pytest.raises(ValueError, match="pass unnorm_key"):
+        action_stats(nested)
+    assert action_stats(nested, "box")["q99"] == [2.0] * 8
+    plain = VLAPolicy(model, ByteTokenizer(), num_envs=N).act(_obs(), "lift")
+    shifted = VLAPolicy(model, ByteTokenizer(), num_envs=N, norm_stats=nested, unnorm_key="box",
+                        unnormalize_actions=True).act(_obs(), "lift")
+    assert torch.allclose(shifted["actions"], plain["actions"] + 1.0)
+
+
+def test_input_errors(model):
+    tok = ByteTokenizer()
+    with pytest.raises(ValueError, match="env action_dim 7 != model action_dim 8"):
+        VLAPolicy(model, tok, num_envs=N, action_dim=7)
+    policy = VLAPolicy(model, tok, num_envs=N)
+    with pytest.raises(ValueError, match=r"obs\['rgb'\] must be uint8 \[3, H, W, 3\]"):
+        policy.act(_obs(n=2), "lift")
+    with pytest.raises(ValueError, match=r"obs\['rgb'\] must be uint8"):
+        policy.act({"rgb": _obs()["rgb"].float()}, "lift")
+    with pytest.raises(KeyError, match="obs needs key 'rgb'"):
+        policy.act({"image": _obs()["rgb"]}, "lift")
+    with pytest.raises(ValueError, match=r"obs\['joint_pos'\] must have 3 rows"):
+        policy.act({"rgb": _obs()["rgb"], "joint_pos": torch.zeros(2, 9)}, "lift")
+    with pytest.raises(ValueError, match="got 2 instructions for 3 envs"):
+        policy.act(_obs(), ["a", "b"])
