@@ -27,8 +27,9 @@ def env(env_factory):
 def hold_action(env) -> torch.Tensor:
     """The action that keeps every arm where it is (gripper open)."""
     from openarm_vla.tasks.box_grasp.mdp.actions import joint_targets_to_action
+    from openarm_vla.tasks.box_grasp.mdp.observations import joint_state
 
-    js = env.observation_manager.compute()["privileged"]["joint_pos"]
+    js = joint_state(env)
     lo, hi = torch.tensor(spec.ARM_LOWER), torch.tensor(spec.ARM_UPPER)
     return joint_targets_to_action(js[:, :7], torch.zeros(env.num_envs), lo, hi)
 
@@ -191,3 +192,14 @@ def test_group_reset_identical_within_groups_different_across(env):
     assert (rgb[1] - rgb[0]).abs().max() < 2.0
     assert (rgb[G] - rgb[0]).abs().max() > 10.0
     env.reset()
+
+
+def test_state_task_has_privileged_obs_and_dense_reward(env_factory):
+    e = env_factory("OpenArm-BoxGrasp-State", num_envs=2, image_size=None, group_size=2)
+    obs, _ = e.reset()
+    assert "front_camera" not in e.scene.sensors
+    # 8 joint state + 8 joint vel + 3 box pos + 4 box quat + 3 tcp-to-box + 8 last action
+    assert obs["policy"].shape == (2, 34)
+    _, reward, *_ = e.step(hold_action(e))
+    assert (reward > 0).all(), "the reach shaping term rewards every step"
+    assert set(e.reward_manager.active_terms) >= {"reach", "held", "lifted", "success"}
