@@ -1,0 +1,62 @@
+"""Pure metric functions over per-episode records (dicts with success / steps / failure)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (95% by default); (0, 1) when n == 0.
+
+    Why Wilson: evaluation runs are small (tens of episodes) and often near 0 or 1, where the normal
+    (Wald) interval collapses to zero width or leaves [0, 1].
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes {successes} not in [0, {n}]")
+    p = successes / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    center = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    lo = 0.0 if successes == 0 else max(0.0, center - half)  # exact bounds at the edges (no 1e-17 noise)
+    hi = 1.0 if successes == n else min(1.0, center + half)
+    return lo, hi
+
+
+def failure_table(episodes: Sequence[dict], categories: Sequence[str] | None = None) -> dict[str, int]:
+    """Counts per failure category (episode['failure'] is a category name); categories listed first, in order."""
+    counts = {c: 0 for c in (categories or ())}
+    for ep in episodes:
+        counts[ep["failure"]] = counts.get(ep["failure"], 0) + 1
+    return counts
+
+
+def format_failure_table(counts: dict[str, int]) -> str:
+    """Markdown table: category | count | share."""
+    total = sum(counts.values())
+    lines = ["| outcome | episodes | share |", "|:---|---:|---:|"]
+    for name, c in counts.items():
+        lines.append(f"| {name} | {c} | {100.0 * c / total if total else 0.0:.1f}% |")
+    lines.append(f"| total | {total} | |")
+    return "\n".join(lines)
+
+
+def summarize(episodes: Sequence[dict], categories: Sequence[str] | None = None) -> dict:
+    """Summary dict: num_episodes, successes, success_rate, ci95 [lo, hi], failure counts, step stats."""
+    n = len(episodes)
+    k = sum(1 for ep in episodes if ep["success"])
+    lo, hi = wilson_interval(k, n)
+    steps = [ep["steps"] for ep in episodes]
+    succ_steps = [ep["steps"] for ep in episodes if ep["success"]]
+    return {
+        "num_episodes": n,
+        "successes": k,
+        "success_rate": k / n if n else 0.0,
+        "ci95": [lo, hi],
+        "failure_counts": failure_table(episodes, categories),
+        "mean_steps": sum(steps) / n if n else 0.0,
+        "mean_steps_success": sum(succ_steps) / len(succ_steps) if succ_steps else None,
+    }

@@ -1,0 +1,137 @@
+"""Evaluation: metrics (Wilson CI against a hand-computed case, failure table), run_episodes'
+quotas, and scripts/evaluate.py end to end (results.json, failure table, mp4) in subprocesses,
+because Isaac Lab holds one simulation per process."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "exts" / "openarm_vla"))
+
+from openarm_vla.eval.metrics import failure_table, format_failure_table, summarize, wilson_interval  # noqa: E402
+
+CATS = ("success", "miss_grasp", "wrong_position", "timeout", "dropped", "knocked_off")
+
+
+def test_wilson_hand_computed():
+    # k=8, n=10, z=1.96: p=0.8, z^2/n=0.38416, denom=1.38416, centre=(0.8+0.19208)/1.38416=0.716738,
+    # half=1.96*sqrt(0.016+0.009604)/1.38416=0.226581 -> [0.490157, 0.943319]
+    lo, hi = wilson_interval(8, 10, z=1.96)
+    assert lo == pytest.approx(0.490157, abs=1e-5)
+    assert hi == pytest.approx(0.943319, abs=1e-5)
+    lo, hi = wilson_interval(0, 3)
+    assert lo == 0.0 and hi == pytest.approx(0.561497, abs=1e-5)  # z^2/(n+z^2) for k=0
+    assert wilson_interval(5, 5)[1] == 1.0
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        wilson_interval(4, 3)
+
+
+def test_failure_table_and_summary():
+    eps = [{"success": True, "steps": 100, "failure": "success"},
+           {"success": False, "steps": 400, "failure": "timeout"},
+           {"success": False, "steps": 400, "failure": "timeout"},
+           {"success": False, "steps": 250, "failure": "dropped"}]
+    t = failure_table(eps, CATS)
+    assert list(t) == list(CATS)
+    assert t == {"success": 1, "miss_grasp": 0, "wrong_position": 0, "timeout": 2, "dropped": 1, "knocked_off": 0}
+    s = summarize(eps, CATS)
+    assert s["num_episodes"] == 4 and s["successes"] == 1 and s["success_rate"] == 0.25
+    assert s["mean_steps"] == 287.5 and s["mean_steps_success"] == 100
+    assert sum(s["failure_counts"].values()) == 4
+    assert "| timeout | 2 | 50.0% |" in format_failure_table(t)
+
+
+class FakeEnv:
+    """Env 0 finishes every 2 steps, env 1 every 3 (auto-reset), failure code 3 (timeout)."""
+
+    num_envs = 2
+
+    def __init__(self):
+        self.t = torch.zeros(2, dtype=torch.long)
+        self.period = torch.tensor([2, 3])
+
+    def reset(self):
+        self.t.zero_()
+        return {"x": torch.zeros(2)}, {}
+
+    def step(self, actions):
+        self.t += 1
+        done = (self.t % self.period == 0).nonzero().flatten()
+        eps = None
+        if len(done):
+            eps = {"env_ids": done, "success": done == 0, "steps": self.period[done], "max_lift": torch.zeros(len(done)),
+                   "gripper": torch.zeros(len(done)), "failure": torch.where(done == 0, 0, 3)}
+        return {"x": torch.zeros(2)}, None, None, None, {"episodes": eps}
+
+
+def test_run_episodes_quota_and_resets():
+    from openarm_vla.eval.rollout import run_episodes
+
+    class P:
+        resets = []
+
+        def __call__(self, obs):
+            return torch.zeros(2, 8)
+
+        def reset(self, env_ids):
+            self.resets.append(None if env_ids is None else env_ids.tolist())
+
+    pol = P()
+    recs = run_episodes(FakeEnv(), pol, 5, progress=False)
+    # quota 3 for env 0, 2 for env 1: the faster env 0 does not crowd out env 1
+    assert [r["env_id"] for r in recs].count(0) == 3 and [r["env_id"] for r in recs].count(1) == 2
+    assert all(r["failure"] == ("success" if r["env_id"] == 0 else "timeout") for r in recs)
+    assert pol.resets[0] is None and [0] in pol.resets and [1] in pol.resets
+
+
+def _run_eval(tmp_path, policy, extra=()):
+    out = tmp_path / policy.replace(":", "_").replace("/", "_")
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMNI_KIT_ACCEPT_EULA="YES")
+    cmd = [sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--policy", policy, "--output", str(out), *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600), out
+
+
+def test_evaluate_missing_checkpoint(tmp_path):
+    r, _ = _run_eval(tmp_path, str(tmp_path / "nope"))
+    assert r.returncode == 2 and "checkpoint directory not found" in r.stderr
+
+
+def test_evaluate_wrong_action_dim(tmp_path):
+    from openarm_vla.vla import ByteTokenizer, OpenVLAForActionPrediction, get_preset, save_checkpoint
+
+    ck = tmp_path / "ck7"
+    save_checkpoint(OpenVLAForActionPrediction(get_preset("tiny", action_dim=7)), ck, ByteTokenizer())
+    r, _ = _run_eval(tmp_path, str(ck))
+    assert r.returncode == 2 and "action_dim 7" in r.stderr and "needs 8" in r.stderr
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("policy", ["random", "preset:tiny"])
+def test_evaluate_script(tmp_path, policy):
+    n_eps = 3
+    r, out = _run_eval(tmp_path, policy, ["--num_episodes", str(n_eps), "--num_envs", "2", "--image_size", "64",
+                                          "--max_steps", "15", "--video", "1", "--device", "cpu", "--no_progress"])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads((out / "results.json").read_text())
+    s, eps = res["summary"], res["episodes"]
+    assert len(eps) == n_eps == s["num_episodes"]
+    assert sum(s["failure_counts"].values()) == n_eps
+    assert s["failure_counts"]["success"] == s["successes"] == sum(e["success"] for e in eps)
+    assert set(s["failure_counts"]) == set(CATS)
+    assert 0.0 <= s["ci95"][0] <= s["success_rate"] <= s["ci95"][1] <= 1.0
+    assert all(1 <= e["steps"] <= 15 and e["failure"] in CATS for e in eps)
+    assert sorted(e["env_id"] for e in eps) == [0, 0, 1]
+    assert s["policy"] == policy and s["env_steps_per_s"] > 0 and s["wall_time_s"] > 0
+    assert "| outcome | episodes | share |" in r.stdout
+    video = out / "videos" / "episode_0.mp4"
+    assert video.is_file() and video.stat().st_size > 0
+    from openarm_vla.eval.video import read_mp4_frames
+
+    assert read_mp4_frames(video) > 0
