@@ -22,7 +22,6 @@ FLOPs per forward (2 x params x tokens for the vision towers, projector and Llam
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 

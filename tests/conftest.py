@@ -49,3 +49,13 @@ def pytest_sessionfinish(session, exitstatus):
     for env in _ENVS.values():
         env.close()
     _ENVS.clear()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_intra_op_thread():
+    """Toy-sized torch ops run as fast on one thread and stay fast when other processes share the
+    2 cores (two OpenMP threads spin-waiting on a busy machine made the VLA tests ~5x slower)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -12,9 +12,8 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "exts" / "openarm_vla"))
 
-from openarm_vla.eval.metrics import failure_table, format_failure_table, summarize, wilson_interval  # noqa: E402
+from openarm_vla.eval.metrics import failure_table, format_failure_table, summarize, wilson_interval
 
 CATS = ("success", "miss_grasp", "wrong_position", "timeout", "dropped", "knocked_off")
 

@@ -2,16 +2,12 @@
 errors for missing/unexpected keys, missing tokenizer files; atomic writes."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "exts" / "openarm_vla"))
-
-from openarm_vla.vla import (  # noqa: E402
+from openarm_vla.vla import (
     ByteTokenizer,
     CheckpointError,
     ImagePreprocessor,
@@ -24,17 +20,9 @@ from openarm_vla.vla import (  # noqa: E402
     save_published_layout,
     tokenize_prompts,
 )
-from openarm_vla.vla.checkpoint import config_from_published  # noqa: E402
+from openarm_vla.vla.checkpoint import config_from_published
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_intra_op_thread():
-    """Toy-sized ops run as fast on one thread, and stay fast when other processes share the cores
-    (two OpenMP threads spin-waiting on a busy 2-core machine made this file ~5x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 NORM_STATS = {"openarm_box": {"action": {"q01": [-0.9] * 8, "q99": [0.8] * 8, "mask": [True] * 7 + [False]}}}

@@ -1,15 +1,11 @@
 """OpenVLAForActionPrediction: shapes, the exact attention mask, parallel-decoding semantics,
 padding invariance, gradient checkpointing, bf16 autocast, presets and preprocessing."""
 
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "exts" / "openarm_vla"))
-
-from openarm_vla.vla import (  # noqa: E402
+from openarm_vla.vla import (
     ByteTokenizer,
     ImagePreprocessor,
     OpenVLAForActionPrediction,
@@ -20,14 +16,6 @@ from openarm_vla.vla import (  # noqa: E402
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_intra_op_thread():
-    """Toy-sized ops run as fast on one thread, and stay fast when other processes share the cores
-    (two OpenMP threads spin-waiting on a busy 2-core machine made this file ~5x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 INSTR = ["pick up the box", "lift it"]

@@ -1,16 +1,12 @@
 """Action tokenizer (OpenVLA conventions), text tokenizers, prompt and sampling math."""
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "exts" / "openarm_vla"))
-
-from openarm_vla.vla import (  # noqa: E402
+from openarm_vla.vla import (
     ActionTokenizer,
     ByteTokenizer,
     HFTokenizer,
@@ -24,14 +20,6 @@ from openarm_vla.vla import (  # noqa: E402
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_intra_op_thread():
-    """Toy-sized ops run as fast on one thread, and stay fast when other processes share the cores
-    (two OpenMP threads spin-waiting on a busy 2-core machine made this file ~5x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 LLAMA_VOCAB = 32000

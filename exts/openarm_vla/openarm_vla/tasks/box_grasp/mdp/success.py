@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from isaaclab.managers import ManagerTermBase, SceneEntityCfg
+from isaaclab.managers import ManagerTermBase
 from isaaclab.utils.math import quat_apply_inverse
 
 from openarm_vla.robots import openarm_spec as spec

@@ -1,0 +1,130 @@
+"""PPO state teacher: scripts/train.py --algo ppo end to end on the CPU (2 envs, 2 iterations of 8 steps),
+the policy file it writes, and PPOExpert / PPOTeacher on real State-task observations."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+N, ITERS, STEPS = 2, 2, 8
+
+
+def _run_train(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMNI_KIT_ACCEPT_EULA": "YES"}
+    return subprocess.run([sys.executable, "scripts/train.py", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def ppo_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ppo") / "run"
+    # 0.1 s episodes (5 steps): episodes finish inside 2 x 8 steps, so the curve's episode stats are exercised
+    proc = _run_train("--algo", "ppo", "--device", "cpu", f"env.num_envs={N}", f"train.max_iterations={ITERS}",
+                      f"train.num_steps_per_env={STEPS}", "env.episode_length_s=0.1", "train.log_git=false",
+                      f"output={out}")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return out
+
+
+def test_unimplemented_algos_exit_with_one_line():
+    for algo in ("sft", "grpo"):
+        proc = _run_train("--algo", algo, timeout=60)
+        assert proc.returncode == 2
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "not implemented yet" in lines[0], proc.stderr
+
+
+def test_bad_override_is_one_clear_line():
+    proc = _run_train("--algo", "ppo", "train.init_action=sideways", timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith("train.init_action='sideways': expected one of home, zero")
+
+
+def test_home_action_holds_the_home_pose():
+    from openarm_vla.robots import openarm_spec as spec
+    from openarm_vla.robots.openarm import HOME_JOINT_POS
+    from openarm_vla.tasks.box_grasp.mdp.actions import action_to_joint_targets
+    from openarm_vla.train.ppo import home_action
+
+    a = home_action()
+    q = action_to_joint_targets(a[None], torch.tensor(spec.ARM_LOWER), torch.tensor(spec.ARM_UPPER))[0]
+    assert torch.allclose(q[:7], torch.tensor([HOME_JOINT_POS[n] for n in spec.ARM_JOINTS]), atol=1e-5)
+    assert torch.allclose(q[7:], torch.full((2,), spec.GRIPPER_OPEN))  # gripper open
+
+
+@pytest.mark.sim
+def test_train_writes_checkpoints_curve_and_policy(ppo_run):
+    out = ppo_run
+    assert (out / f"model_{ITERS - 1}.pt").is_file()  # rsl-rl's final checkpoint
+    assert (out / "ppo_policy.pt").is_file()
+    assert list(out.glob("events.out.tfevents.*")), "no TensorBoard events"
+    assert (out / "train_curve.png").stat().st_size > 1000
+    assert (out / "config.yaml").is_file() and (out / "agent.yaml").is_file()
+    assert not list(out.glob("*.tmp.*"))
+
+    curve = json.loads((out / "train_curve.json").read_text())
+    assert [r["iteration"] for r in curve] == list(range(ITERS))
+    finished = 0
+    for rec in curve:
+        for key in ("mean_step_reward", "collect_time", "learn_time", "fps", "learning_rate", "action_std"):
+            assert isinstance(rec[key], float) and math.isfinite(rec[key]), (key, rec)
+        finished += rec["episodes"]
+        if rec["episodes"]:
+            assert math.isfinite(rec["mean_reward"]) and 1 <= rec["mean_episode_length"] <= 5
+            assert 0.0 <= rec["success_rate"] <= 1.0
+            assert sum(rec["failures"].values()) == rec["episodes"]
+    assert finished > 0
+    assert curve[-1]["env_steps"] == ITERS * N * STEPS
+
+
+@pytest.mark.sim
+def test_ppo_expert_rebuilds_the_actor_without_the_runner(ppo_run):
+    from openarm_vla.train.ppo import PPOError, PPOExpert
+
+    expert = PPOExpert(ppo_run / "ppo_policy.pt")
+    assert (expert.obs_dim, expert.action_dim, expert.task) == (34, 8, "OpenArm-BoxGrasp-State")
+    assert [n for n, _ in expert.obs_terms] == ["joint_pos", "joint_vel", "box_pos", "box_quat", "tcp_to_box", "actions"]
+    # same weights as rsl-rl's final checkpoint
+    ck = torch.load(ppo_run / f"model_{ITERS - 1}.pt", map_location="cpu", weights_only=False)
+    for k, v in ck["actor_state_dict"].items():
+        assert torch.equal(expert.actor.state_dict()[k], v), k
+    obs = torch.randn(5, 34) * 3
+    a = expert.act(obs)
+    assert a.shape == (5, 8) and a.abs().max() <= 1.0
+    assert torch.equal(a, expert.act({"policy": obs}))  # deterministic, dict or tensor
+    assert PPOExpert(ppo_run).obs_dim == 34  # the run directory works too
+    with pytest.raises(PPOError, match="expected a \\[N, 34\\] State observation"):
+        expert.act(torch.zeros(5, 33))
+    with pytest.raises(PPOError, match="rsl-rl model_.*pass the ppo_policy.pt"):
+        PPOExpert(ppo_run / f"model_{ITERS - 1}.pt")
+    with pytest.raises(PPOError, match="not found"):
+        PPOExpert(ppo_run / "nope.pt")
+
+
+@pytest.mark.sim
+def test_ppo_expert_acts_on_the_state_env(ppo_run, env_factory):
+    from openarm_vla.tasks.box_grasp import mdp
+    from openarm_vla.train.ppo import PPOExpert, PPOTeacher
+
+    env = env_factory("OpenArm-BoxGrasp-State", num_envs=N, group_size=1)
+    obs, _ = env.reset(seed=1)
+    expert = PPOExpert(ppo_run / "ppo_policy.pt")
+    for _ in range(3):
+        a = expert.act(obs)
+        assert a.shape == (N, 8) and a.dtype == torch.float32 and a.abs().max() <= 1.0
+        obs, *_ = env.step(a)
+
+    # the teacher rebuilds the State vector from privileged terms (+ the env's last action): same actions
+    priv = {"joint_pos": mdp.joint_state(env), "joint_vel": mdp.joint_vel(env), "box_pos": mdp.box_pos(env),
+            "box_quat": mdp.box_quat(env), "tcp_pos": mdp.tcp_pos(env), "tcp_to_box": mdp.tcp_to_box(env)}
+    teacher = PPOTeacher(expert, env)
+    assert torch.allclose(teacher.state_obs(priv), obs["policy"], atol=1e-6)
+    assert torch.allclose(teacher.act(priv), expert.act(obs), atol=1e-6)
