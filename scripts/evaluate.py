@@ -24,7 +24,7 @@ CONTROL_DT = 0.02  # s per env step (sim dt 0.01 x decimation 2)
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", default="OpenArm-BoxGrasp")
-    p.add_argument("--policy", required=True, help="random | expert | preset:NAME | CKPT_DIR")
+    p.add_argument("--policy", required=True, help="random | expert | ppo:PPO_POLICY_PT | preset:NAME | CKPT_DIR")
     p.add_argument("--num_episodes", type=int, default=10)
     p.add_argument("--num_envs", type=int, default=2)
     p.add_argument("--output", type=Path, required=True)

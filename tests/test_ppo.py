@@ -91,7 +91,8 @@ def test_ppo_expert_rebuilds_the_actor_without_the_runner(ppo_run):
 
     expert = PPOExpert(ppo_run / "ppo_policy.pt")
     assert (expert.obs_dim, expert.action_dim, expert.task) == (34, 8, "OpenArm-BoxGrasp-State")
-    assert [n for n, _ in expert.obs_terms] == ["joint_pos", "joint_vel", "box_pos", "box_quat", "tcp_to_box", "actions"]
+    terms = ["joint_pos", "joint_vel", "box_pos", "box_quat", "tcp_to_box", "actions"]
+    assert [n for n, _ in expert.obs_terms] == terms
     # same weights as rsl-rl's final checkpoint
     ck = torch.load(ppo_run / f"model_{ITERS - 1}.pt", map_location="cpu", weights_only=False)
     for k, v in ck["actor_state_dict"].items():

@@ -4,6 +4,7 @@ reset(env_ids) that clears per-env state (chunk queues, expert state machines).
 Specs:
     random              uniform actions in [-1, 1]
     expert              the scripted expert on the privileged observations
+    ppo:PATH            the PPO state teacher (ppo_policy.pt from scripts/train.py --algo ppo)
     preset:NAME         a randomly initialised VLA of preset NAME (tiny | small | openvla-oft-7b);
                         smoke tests and benchmarks only
     PATH                a checkpoint directory (ours or the published HF layout), greedy by default
@@ -172,6 +173,10 @@ def make_policy(spec: str, env, device=None, temperature: float = 0.0, seed: int
         return RandomPolicy(n, env_dev, seed=seed)
     if spec == "expert":
         return ExpertPolicy(n, env_dev)
+    if spec.startswith("ppo:"):  # the state teacher, fed from the privileged observations
+        from openarm_vla.train.ppo import load_teacher
+
+        return load_teacher(spec[4:], env)
     instruction = getattr(env.cfg, "instruction", None) or "pick up the box"
     if spec.startswith("preset:"):
         vla = preset_vla(spec.split(":", 1)[1], n, device, seed=seed)

@@ -16,7 +16,7 @@ class BoxGraspPPORunnerCfg(RslRlOnPolicyRunnerCfg):
         hidden_dims=[256, 128, 64],
         activation="elu",
         obs_normalization=True,
-        distribution_cfg=RslRlMLPModelCfg.GaussianDistributionCfg(init_std=0.5),
+        distribution_cfg=RslRlMLPModelCfg.GaussianDistributionCfg(init_std=0.3),
     )
     critic = RslRlMLPModelCfg(hidden_dims=[256, 128, 64], activation="elu", obs_normalization=True)
     algorithm = RslRlPpoAlgorithmCfg(
