@@ -11,6 +11,7 @@ TASKS = {
     "OpenArm-BoxGrasp-Play": f"{_CFG}:BoxGraspEnvCfg_PLAY",
     "OpenArm-BoxGrasp-State": f"{_CFG}:BoxGraspStateEnvCfg",
     "OpenArm-BoxGrasp-State-Play": f"{_CFG}:BoxGraspStateEnvCfg_PLAY",
+    "OpenArm-BoxGrasp-Teleop": "openarm_vla.tasks.box_grasp.teleop_env_cfg:BoxGraspTeleopEnvCfg",
 }
 
 for _task_id, _entry in TASKS.items():

@@ -1,0 +1,196 @@
+"""End-effector delta teleop command -> the VLA's 8-DoF normalized joint action.
+
+A teleop command is a pose delta of the tool centre point (TCP, :data:`openarm_spec.TCP_OFFSET` in the
+hand frame) in the robot base frame (= env frame: the base sits at the env origin, unrotated):
+``(dx, dy, dz)`` in metres and ``(droll, dpitch, dyaw)`` in radians (rotation about the base x, y, z axes,
+applied as Rz(dyaw) Ry(dpitch) Rx(droll) on the left of the current TCP rotation, i.e. about the TCP
+point), plus a gripper closure in [0, 1].
+
+The delta moves a commanded TCP target pose; damped least-squares IK (the analytic-Jacobian solver of the
+scripted expert), warm-started from the previous joint target, turns it into arm joint targets, and
+:func:`joint_targets_to_action` turns those into the normalized action a in [-1, 1]^8. So the env's action
+stays the VLA's 8-DoF action and a recorded teleop demo holds exactly what the VLA must learn.
+
+Pure function: :func:`ee_delta_to_action`. Stateful, per env: :class:`EEDeltaController` (target pose,
+joint target, gripper state; re-synced to the reached pose when the target leaves the arm's reach, so
+holding a key against a joint limit does not wind up a phantom target).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from openarm_vla.data.scripted_expert import fk_jacobian, ik_dls
+from openarm_vla.robots import openarm_spec as spec
+from openarm_vla.tasks.box_grasp.mdp.actions import joint_targets_to_action
+
+__all__ = ["EEDeltaCfg", "EEDeltaController", "EEDeltaResult", "ee_delta_to_action", "rpy_to_matrix"]
+
+
+@dataclass
+class EEDeltaCfg:
+    """Teleop IK settings (all per control step, 50 Hz)."""
+
+    offset: tuple[float, float, float] = spec.TCP_OFFSET
+    """Controlled point in the hand frame [m]."""
+    ik_iters: int = 8
+    """Damped least-squares iterations per step (warm-started, so a few suffice)."""
+    ik_damping: float = 0.02
+    rot_weight: float = 0.5
+    max_joint_step: float = 0.2
+    """Trust region of one IK iteration [rad]."""
+    workspace_lo: tuple[float, float, float] = (-0.05, -0.55, 0.005)
+    """Lower corner of the box the TCP target is clamped to (base frame) [m]; z >= table top."""
+    workspace_hi: tuple[float, float, float] = (0.65, 0.55, 0.70)
+    resync_pos_err: float = 0.01
+    """If IK misses the target by more than this [m] (or ``resync_rot_err`` rad), the target snaps to the
+    reached pose."""
+    resync_rot_err: float = 0.1
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class EEDeltaResult:
+    action: torch.Tensor
+    """[N, 8] normalized action."""
+    q: torch.Tensor
+    """[N, 7] arm joint targets."""
+    target_pos: torch.Tensor
+    """[N, 3] commanded TCP position (after the workspace clamp)."""
+    target_rot: torch.Tensor
+    """[N, 3, 3] commanded TCP rotation."""
+    pos_err: torch.Tensor
+    """[N] IK position residual [m]."""
+    rot_err: torch.Tensor
+    """[N] IK rotation residual [rad]."""
+
+
+def rpy_to_matrix(rpy: torch.Tensor) -> torch.Tensor:
+    """[N, 3] roll, pitch, yaw -> [N, 3, 3] = Rz(yaw) @ Ry(pitch) @ Rx(roll)."""
+    r, p, y = rpy.unbind(-1)
+    cr, sr, cp, sp, cy, sy = r.cos(), r.sin(), p.cos(), p.sin(), y.cos(), y.sin()
+    row0 = torch.stack([cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr], dim=-1)
+    row1 = torch.stack([sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr], dim=-1)
+    row2 = torch.stack([-sp, cp * sr, cp * cr], dim=-1)
+    return torch.stack([row0, row1, row2], dim=-2)
+
+
+def _limits(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    lo = torch.tensor(spec.ARM_LOWER, dtype=like.dtype, device=like.device)
+    hi = torch.tensor(spec.ARM_UPPER, dtype=like.dtype, device=like.device)
+    return lo, hi
+
+
+def ee_delta_to_action(
+    q_arm: torch.Tensor,
+    delta: torch.Tensor,
+    closure: torch.Tensor | float,
+    target_pos: torch.Tensor | None = None,
+    target_rot: torch.Tensor | None = None,
+    cfg: EEDeltaCfg | None = None,
+) -> EEDeltaResult:
+    """One teleop step: apply ``delta`` [N, 6] to the TCP target and solve IK from ``q_arm`` [N, 7].
+
+    Args:
+        q_arm: current arm joint target (or measured angles) [N, 7], the IK warm start.
+        delta: (dx, dy, dz, droll, dpitch, dyaw) in the base frame [N, 6] (m, rad).
+        closure: gripper closure in [0, 1] (scalar or [N]); 0 open, 1 closed.
+        target_pos, target_rot: the commanded TCP pose to move from; default the FK pose of ``q_arm``.
+        cfg: IK settings.
+
+    Returns:
+        :class:`EEDeltaResult` with the normalized 8-DoF action.
+    """
+    cfg = cfg or EEDeltaCfg()
+    q_arm = q_arm.to(torch.float32)
+    delta = delta.to(q_arm).reshape(q_arm.shape[0], 6)
+    if target_pos is None or target_rot is None:
+        p0, R0, _ = fk_jacobian(q_arm, cfg.offset)
+        target_pos = p0 if target_pos is None else target_pos
+        target_rot = R0 if target_rot is None else target_rot
+    wlo = torch.tensor(cfg.workspace_lo, dtype=q_arm.dtype, device=q_arm.device)
+    whi = torch.tensor(cfg.workspace_hi, dtype=q_arm.dtype, device=q_arm.device)
+    pos = torch.minimum(torch.maximum(target_pos.to(q_arm) + delta[:, :3], wlo), whi)
+    rot = rpy_to_matrix(delta[:, 3:]) @ target_rot.to(q_arm)
+    q, pos_err, rot_err = ik_dls(
+        q_arm, pos, rot, offset=cfg.offset, iters=cfg.ik_iters, damping=cfg.ik_damping,
+        rot_weight=cfg.rot_weight, max_step=cfg.max_joint_step,
+    )
+    lo, hi = _limits(q)
+    closure_t = torch.as_tensor(closure, dtype=q.dtype, device=q.device).expand(q.shape[0]).clamp(0.0, 1.0)
+    action = joint_targets_to_action(q, closure_t, lo, hi)
+    return EEDeltaResult(action, q, pos, rot, pos_err, rot_err)
+
+
+class EEDeltaController:
+    """Per-env teleop state: commanded TCP pose, arm joint target and gripper closure.
+
+    Usage::
+
+        ctrl = EEDeltaController(num_envs, device)
+        ctrl.reset_from_action(env.action_manager.action)    # after every env reset
+        action = ctrl.step(delta, toggle_gripper=mask)       # [N, 8], feed to env.step
+    """
+
+    def __init__(self, num_envs: int = 1, device: str | torch.device = "cpu", cfg: EEDeltaCfg | None = None):
+        self.cfg = cfg or EEDeltaCfg()
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        lo, hi = _limits(torch.zeros(1, device=self.device))
+        self._lo, self._hi = lo, hi
+        self.q = ((lo + hi) / 2).expand(num_envs, 7).clone()
+        self.closure = torch.zeros(num_envs, device=self.device)
+        self.target_pos, self.target_rot, _ = fk_jacobian(self.q, self.cfg.offset)
+        self.last: EEDeltaResult | None = None
+
+    def _ids(self, env_ids) -> torch.Tensor | slice:
+        return slice(None) if env_ids is None else torch.as_tensor(env_ids, device=self.device, dtype=torch.long)
+
+    def reset(self, q_arm: torch.Tensor, closure: torch.Tensor | float = 0.0, env_ids=None) -> None:
+        """Sync to joint angles ``q_arm`` [n, 7] (the pose the arm holds after a reset)."""
+        ids = self._ids(env_ids)
+        q_arm = q_arm.to(self.device, torch.float32)
+        self.q[ids] = q_arm
+        self.closure[ids] = torch.as_tensor(closure, dtype=torch.float32, device=self.device).expand(q_arm.shape[0])
+        p, R, _ = fk_jacobian(q_arm, self.cfg.offset)
+        self.target_pos[ids] = p
+        self.target_rot[ids] = R
+
+    def reset_from_action(self, action: torch.Tensor, env_ids=None) -> None:
+        """Sync to a normalized 8-DoF action (e.g. the hold-pose action the env's action term set on reset)."""
+        a = action.to(self.device, torch.float32).clamp(-1.0, 1.0)
+        q = self._lo + (a[:, :7] + 1.0) * 0.5 * (self._hi - self._lo)
+        self.reset(q, (a[:, 7] + 1.0) * 0.5, env_ids)
+
+    def set_gripper(self, closure: torch.Tensor | float, env_ids=None) -> None:
+        self.closure[self._ids(env_ids)] = torch.as_tensor(closure, dtype=torch.float32, device=self.device)
+
+    def toggle_gripper(self, env_ids=None) -> None:
+        ids = self._ids(env_ids)
+        self.closure[ids] = torch.where(self.closure[ids] > 0.5, 0.0, 1.0)
+
+    @property
+    def gripper_closed(self) -> torch.Tensor:
+        return self.closure > 0.5
+
+    def tcp_pose(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """FK pose of the current joint target (what the arm is driven to)."""
+        p, R, _ = fk_jacobian(self.q, self.cfg.offset)
+        return p, R
+
+    def step(self, delta: torch.Tensor | None = None) -> torch.Tensor:
+        """Apply ``delta`` [N, 6] (None: hold) and return the [N, 8] action."""
+        if delta is None:
+            delta = torch.zeros(self.num_envs, 6, device=self.device)
+        res = ee_delta_to_action(self.q, delta.to(self.device), self.closure, self.target_pos, self.target_rot, self.cfg)
+        self.q = res.q
+        self.target_pos, self.target_rot = res.target_pos, res.target_rot
+        missed = (res.pos_err > self.cfg.resync_pos_err) | (res.rot_err > self.cfg.resync_rot_err)
+        if bool(missed.any()):  # out of reach: snap the target to the reached pose
+            p, R, _ = fk_jacobian(res.q, self.cfg.offset)
+            self.target_pos = torch.where(missed[:, None], p, self.target_pos)
+            self.target_rot = torch.where(missed[:, None, None], R, self.target_rot)
+        self.last = res
+        return res.action
