@@ -75,4 +75,4 @@ def reset_box_on_table(
     quat = quat_from_euler_xyz(zero, zero, yaw)  # xyzw
     box.write_root_pose_to_sim_index(root_pose=torch.cat([pos, quat], dim=1), env_ids=env_ids)
     box.write_root_velocity_to_sim_index(root_velocity=torch.zeros(n, 6, device=dev), env_ids=env_ids)
-    _monitor(env).set_box_geometry(env_ids, rest_z, size[:, :2].min(dim=1).values / 2.0)
+    _monitor(env).set_box_geometry(env_ids, rest_z, size)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from isaaclab.managers import ManagerTermBase
-from isaaclab.utils.math import quat_apply_inverse
+from isaaclab.utils.math import quat_apply, quat_apply_inverse
 
 from openarm_vla.robots import openarm_spec as spec
 
@@ -31,17 +31,24 @@ def jaw_frame_offset(box_pos_w, hand_pos_w, hand_quat_w) -> torch.Tensor:
     return rel - torch.tensor(spec.JAW_CENTER_OFFSET, device=rel.device)
 
 
-def box_between_fingers(rel: torch.Tensor, finger_q: torch.Tensor, box_half_width: torch.Tensor) -> torch.Tensor:
+def half_extent_along(axis_w: torch.Tensor, box_quat_w: torch.Tensor, box_size: torch.Tensor) -> torch.Tensor:
+    """Half the box's extent along a world direction [N, 3] (its support function): sum_i |a . e_i| s_i / 2."""
+    a = quat_apply_inverse(box_quat_w, axis_w)
+    return 0.5 * (a.abs() * box_size).sum(dim=1)
+
+
+def box_between_fingers(rel: torch.Tensor, finger_q: torch.Tensor, half_x: torch.Tensor, half_y: torch.Tensor) -> torch.Tensor:
     """Whether the box centre (``rel``, jaw frame) lies between the pads, with the pads on the box.
 
+    ``half_x`` / ``half_y``: the box's half extents along the hand's x axis and along the finger axis (y).
     Pads span x in [-0.01, 0.01] and about z in [-0.045, 0.03] around the jaw centre; the gap is 2 q - 0.0036.
     """
     half_gap = finger_q - spec.PAD_INSET + 0.006  # centre to pad inner face
-    in_x = rel[:, 0].abs() < box_half_width + 0.01
+    in_x = rel[:, 0].abs() < half_x + 0.01
     in_y = rel[:, 1].abs() < half_gap.clamp(min=0.0) + 0.004
     in_z = (rel[:, 2] > -0.05) & (rel[:, 2] < 0.035)
-    # the pads touch the box: the gap is about as wide as the box, not wide open
-    touching = (2.0 * half_gap) < (2.0 * box_half_width + 0.012)
+    # the pads touch the box: the gap is about as wide as the box along the finger axis, not wide open
+    touching = (2.0 * half_gap) < (2.0 * half_y + 0.012)
     return in_x & in_y & in_z & touching
 
 
@@ -56,7 +63,7 @@ class GraspMonitor(ManagerTermBase):
         ids, _ = self.robot.find_joints(list(spec.FINGER_JOINTS), preserve_order=True)
         self.finger_ids = list(ids)
         self.rest_z = torch.zeros(n, device=dev)
-        self.box_half = torch.full((n,), 0.03, device=dev)
+        self.box_size = torch.full((n, 3), 0.06, device=dev)
         self.success = torch.zeros(n, dtype=torch.bool, device=dev)
         self.held = torch.zeros(n, dtype=torch.bool, device=dev)
         self.lift = torch.zeros(n, device=dev)
@@ -68,10 +75,10 @@ class GraspMonitor(ManagerTermBase):
         self.closure = torch.zeros(n, device=dev)
         self.start_xy = torch.zeros(n, 2, device=dev)
 
-    def set_box_geometry(self, env_ids, rest_z: torch.Tensor, half_width: torch.Tensor) -> None:
-        """Called by the box reset event: where the box rests and how wide it is."""
+    def set_box_geometry(self, env_ids, rest_z: torch.Tensor, size: torch.Tensor) -> None:
+        """Called by the box reset event: where the box rests and its size [len(env_ids), 3]."""
         self.rest_z[env_ids] = rest_z
-        self.box_half[env_ids] = half_width
+        self.box_size[env_ids] = size
 
     def __call__(self, env, lift_height: float = 0.10, table_margin: float = 0.05) -> torch.Tensor:
         box_w = self.box.data.root_pos_w.torch
@@ -80,7 +87,11 @@ class GraspMonitor(ManagerTermBase):
         command = env.action_manager.action[:, 7]
         closing = command > 0.0  # closure > 0.5
         rel = jaw_frame_offset(box_w, hand_p, hand_q)
-        between = box_between_fingers(rel, finger_q, self.box_half)
+        box_q = self.box.data.root_quat_w.torch
+        axes = torch.eye(3, device=rel.device)
+        half_x = half_extent_along(quat_apply(hand_q, axes[0].expand_as(rel)), box_q, self.box_size)
+        half_y = half_extent_along(quat_apply(hand_q, axes[1].expand_as(rel)), box_q, self.box_size)
+        between = box_between_fingers(rel, finger_q, half_x, half_y)
         self.held = closing & between
         box_z = box_w[:, 2] - env.scene.env_origins[:, 2]
         self.lift = box_z - self.rest_z
