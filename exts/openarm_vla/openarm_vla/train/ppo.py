@@ -631,6 +631,6 @@ def train_ppo(cfg: Mapping | str | Path, overrides: Sequence[str] | None = None)
         "wall_s": wall,
         "last": last,
     }
-    print(f"[ppo] done: {agent.max_iterations} iterations in {wall:.1f} s; policy {policy_path}; "
+    print(f"[ppo] done: {len(curve)} iterations in {wall:.1f} s; policy {policy_path}; "
           f"checkpoint {result['checkpoint']}", flush=True)
     return result
