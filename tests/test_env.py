@@ -201,4 +201,4 @@ def test_state_task_has_privileged_obs_and_dense_reward(env_factory):
     assert obs["policy"].shape == (2, 34)
     _, reward, *_ = e.step(hold_action(e))
     assert (reward > 0).all(), "the reach shaping term rewards every step"
-    assert set(e.reward_manager.active_terms) >= {"reach", "held", "lifted", "success"}
+    assert set(e.reward_manager.active_terms) >= {"reach", "close_near", "held", "lifted", "success"}

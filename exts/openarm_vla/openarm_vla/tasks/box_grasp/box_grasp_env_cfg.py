@@ -270,6 +270,7 @@ class BoxGraspStateEnvCfg(BoxGraspEnvCfg):
     @configclass
     class ShapedRewardsCfg:
         reach = RewTerm(func=mdp.reach_box, weight=1.0, params={"std": 0.1})
+        close_near = RewTerm(func=mdp.close_near_box, weight=2.0, params={"std": 0.02})
         held = RewTerm(func=mdp.box_held, weight=2.0)
         lifted = RewTerm(func=mdp.box_lifted, weight=10.0, params={"height": 0.10})
         success = RewTerm(func=mdp.success_bonus, weight=50.0)
