@@ -30,6 +30,7 @@ def parse_args(argv=None):
     p.add_argument("--output", type=Path, required=True)
     p.add_argument("--video", type=int, default=0, metavar="K", help="record the first K episodes of env 0")
     p.add_argument("--device", default="auto", help="env (and model) device: auto | cpu | cuda:0")
+    p.add_argument("--physics", default="newton", choices=("newton", "physx"), help="newton (kit-less, default) | physx (needs Isaac Sim)")
     p.add_argument("--image_size", type=int, default=None, help="camera resolution (default: the task's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
         if args.max_steps is not None:
             cfg.episode_length_s = args.max_steps * CONTROL_DT
         env = make_env(args.task, cfg=cfg, num_envs=args.num_envs, device=args.device,
-                       image_size=args.image_size, seed=args.seed)
+                       image_size=args.image_size, seed=args.seed, physics=args.physics)
     except TaskError as e:
         _fail(str(e))
     try:

@@ -50,6 +50,7 @@ def parse_args(argv=None):
                    help="write successful episodes only (default) / all finished episodes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda:0")
+    p.add_argument("--physics", default="newton", choices=("newton", "physx"), help="newton (kit-less, default) | physx (needs Isaac Sim)")
     p.add_argument("--image_size", type=int, default=128, help="front camera resolution (square)")
     p.add_argument("--expert", default="scripted", help="scripted | ppo:CKPT")
     p.add_argument("--group_size", type=int, default=1, help="consecutive envs sharing a box variant")
@@ -191,7 +192,7 @@ def main(argv=None) -> int:
         cfg = load_env_cfg(args.task)
         group = args.group_size if hasattr(cfg, "set_group_size") else None
         env = make_env(args.task, cfg=cfg, num_envs=args.num_envs, device=args.device,
-                       image_size=args.image_size, group_size=group, seed=args.seed)
+                       image_size=args.image_size, group_size=group, seed=args.seed, physics=args.physics)
     except TaskError as e:
         _fail(str(e))
 
