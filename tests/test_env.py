@@ -134,7 +134,8 @@ def test_box_held_between_closed_fingers_and_lifted_is_success(env):
     lo, hi = torch.tensor(spec.ARM_LOWER), torch.tensor(spec.ARM_UPPER)
     q0 = env.observation_manager.compute()["privileged"]["joint_pos"][:, :7].double()
     up = torch.tensor([[0.28, 0.0, 0.17]] * N, dtype=torch.float64)
-    q = kinematics.solve_ik(q0, up, kinematics.down_rotation(torch.full((N,), math.pi, dtype=torch.float64)))
+    down = kinematics.down_rotation(torch.full((N,), math.pi, dtype=torch.float64))
+    q, _, _ = kinematics.ik_dls(q0, up, down, offset=spec.TCP_OFFSET, iters=100)
     width = env._box_sizes[:, 1]  # the box spans y along the jaw (box yaw 0 = hand yaw pi)
     finger = (width + 0.0036 + 0.006) / 2  # gap = box + 6 mm
     pre = joint_targets_to_action(q.float(), 1 - finger / spec.GRIPPER_OPEN, lo, hi)

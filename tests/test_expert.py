@@ -16,7 +16,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from openarm_vla.data.scripted_expert import ScriptedExpert, fk_jacobian, ik_dls, yaw_from_quat_xyzw
+from openarm_vla.data.scripted_expert import ScriptedExpert, yaw_from_quat_xyzw
+from openarm_vla.robots.kinematics import fk_jacobian, ik_dls
 from openarm_vla.robots import kinematics as K
 from openarm_vla.robots import openarm_spec as spec
 from openarm_vla.robots.openarm import HOME_JOINT_POS

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from openarm_vla.data.scripted_expert import fk_jacobian, ik_dls
+from openarm_vla.robots.kinematics import fk_jacobian, ik_dls
 from openarm_vla.robots import openarm_spec as spec
 from openarm_vla.tasks.box_grasp.mdp.actions import joint_targets_to_action
 
