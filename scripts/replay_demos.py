@@ -20,7 +20,6 @@ whose box has the demo's ``box_size`` attribute. Several demos replay at once, o
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -64,29 +63,16 @@ def _cat_trees(trees):
     return torch.cat(trees, dim=0)
 
 
-def _full_state_tree(state: dict) -> dict:
-    """Add the empty groups that InteractiveScene.reset_to indexes (cable/deformable objects)."""
-    out = dict(state)
-    for key in ("articulation", "rigid_object", "cable_object", "deformable_object"):
-        out.setdefault(key, {})
-    return out
-
-
 def restore_episode_state(env, initial_states: list[dict], env_ids):
-    """reset_to the given initial states (one per env id) and restore the box mass/inertia; returns obs."""
+    """reset_to the given initial states (one per env id), box mass and inertia included; returns obs."""
     import torch
+
+    from openarm_vla.tasks.box_grasp.group_reset import reset_to_states
 
     dev = env.device
     ids = torch.as_tensor(env_ids, device=dev, dtype=torch.long)
-    state = _full_state_tree(_cat_trees([_to_tensor_tree(s, dev) for s in initial_states]))
-    obs, _ = env.reset_to(state, ids, is_relative=True)
-    box_state = state.get("rigid_object", {}).get("box", {})
-    if "mass" in box_state:
-        box = env.scene["box"]
-        box.set_masses_index(masses=box_state["mass"].float().reshape(len(ids), -1), env_ids=ids)
-        if "inertia" in box_state:
-            box.set_inertias_index(inertias=box_state["inertia"].float().reshape(len(ids), -1, 9), env_ids=ids)
-    return obs
+    state = _cat_trees([_to_tensor_tree(s, dev) for s in initial_states])
+    return reset_to_states(env, state, ids)
 
 
 def main(argv=None) -> int:

@@ -180,11 +180,13 @@ def test_group_reset_identical_within_groups_different_across(env):
     box = obs["privileged"]["box_pos"]
     quat = obs["privileged"]["box_quat"]
     mass = env.scene["box"].data.body_mass.torch[:, 0]
+    inertia = env.scene["box"].data.body_inertia.torch.reshape(N, -1)
     js = obs["policy"]["joint_pos"]
     for k in range(0, N, G):
         for j in range(k + 1, k + G):
             assert torch.allclose(box[j], box[k], atol=1e-5) and torch.allclose(quat[j], quat[k], atol=1e-5)
             assert torch.allclose(js[j], js[k], atol=1e-5) and torch.isclose(mass[j], mass[k])
+            assert torch.allclose(inertia[j], inertia[k])
     assert not torch.allclose(box[0], box[G], atol=1e-3)
     # the first step from identical states renders identical images within a group
     o, *_ = env.step(hold_action(env))

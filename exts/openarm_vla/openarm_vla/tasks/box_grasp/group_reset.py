@@ -1,7 +1,8 @@
 """Group reset for GRPO: start a set of envs from one shared initial state.
 
 A state is Isaac Lab's ``scene.get_state(is_relative=True)`` dict (robot joints, box pose), sliced to the
-envs it describes, plus the box mass (randomized per episode). ``reset_to_states`` puts row k of a state
+envs it describes, plus the box's ``mass`` and ``inertia`` under ``rigid_object/box`` (randomized per
+episode, not part of Isaac Lab's state) -- the same layout as a demo's ``initial_state``. ``reset_to_states`` puts row k of a state
 on env ``env_ids[k]``; ``reset_groups`` draws one random start per group of ``group_size`` consecutive
 envs (the box variant, size and colour, is already shared by such a group) and copies it to the members.
 """
@@ -25,15 +26,18 @@ def capture_states(env, env_ids: torch.Tensor | list[int]) -> dict:
     """The current state of ``env_ids`` (env-relative poses) including the box mass."""
     env_ids = torch.as_tensor(env_ids, dtype=torch.long, device=env.device)
     state = select_states(env.scene.get_state(is_relative=True), env_ids)
-    state["box_mass"] = env.scene["box"].data.body_mass.torch[env_ids].clone()
+    box = env.scene["box"]
+    state["rigid_object"]["box"]["mass"] = box.data.body_mass.torch[env_ids].clone()
+    state["rigid_object"]["box"]["inertia"] = box.data.body_inertia.torch[env_ids].clone().reshape(len(env_ids), -1, 9)
     return state
 
 
 def reset_to_states(env, state: dict, env_ids: torch.Tensor | list[int]):
     """Reset ``env_ids`` so that env ``env_ids[k]`` starts in row k of ``state``; returns the observations."""
     env_ids = torch.as_tensor(env_ids, dtype=torch.long, device=env.device)
-    state = dict(state)
-    mass = state.pop("box_mass", None)
+    state = _map_state(state, lambda t: t)  # a shallow copy of the tree, to pop from
+    box_state = state.get("rigid_object", {}).get("box", {})
+    mass, inertia = box_state.pop("mass", None), box_state.pop("inertia", None)
     full = _map_state(env.scene.get_state(is_relative=True), lambda t: t.clone())
     rows = _map_state(state, lambda t: t.to(env.device))
 
@@ -46,9 +50,11 @@ def reset_to_states(env, state: dict, env_ids: torch.Tensor | list[int]):
 
     put(full, rows)
     obs, _ = env.reset_to(full, env_ids, is_relative=True)
+    box = env.scene["box"]
     if mass is not None:
-        box = env.scene["box"]
-        box.set_masses_index(masses=mass.to(env.device), env_ids=env_ids)
+        box.set_masses_index(masses=mass.to(env.device, torch.float32).reshape(len(env_ids), -1), env_ids=env_ids)
+    if inertia is not None:
+        box.set_inertias_index(inertias=inertia.to(env.device, torch.float32).reshape(len(env_ids), -1, 9), env_ids=env_ids)
     # joint targets must hold the restored pose, not the one the reset events drew
     env.action_manager.reset(env_ids)
     return env.observation_manager.compute()
