@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from isaaclab.managers import SceneEntityCfg
@@ -12,18 +14,30 @@ from openarm_vla.robots import openarm_spec as spec
 from .actions import finger_pos_to_closure
 
 
+_STATE_JOINTS = spec.ARM_JOINTS + spec.FINGER_JOINTS[:1]
+
+
+@functools.lru_cache(maxsize=32)
+def _joint_ids(robot, names: tuple[str, ...]) -> list[int]:
+    """Joint indices by name, resolved once per robot (not every step)."""
+    return list(robot.find_joints(list(names), preserve_order=True)[0])
+
+
+@functools.lru_cache(maxsize=32)
+def _body_id(robot, name: str) -> int:
+    return robot.find_bodies(name)[0][0]
+
+
 def joint_state(env, asset_cfg: SceneEntityCfg = SceneEntityCfg("robot")) -> torch.Tensor:
     """[N, 8]: the 7 arm joint angles and the gripper closure in [0, 1] (the VLA's proprio)."""
     robot = env.scene[asset_cfg.name]
-    ids, _ = robot.find_joints(list(spec.ARM_JOINTS + spec.FINGER_JOINTS[:1]), preserve_order=True)
-    q = robot.data.joint_pos.torch[:, list(ids)]
+    q = robot.data.joint_pos.torch[:, _joint_ids(robot, _STATE_JOINTS)]
     return torch.cat([q[:, :7], finger_pos_to_closure(q[:, 7:8])], dim=1)
 
 
 def joint_vel(env, asset_cfg: SceneEntityCfg = SceneEntityCfg("robot")) -> torch.Tensor:
     robot = env.scene[asset_cfg.name]
-    ids, _ = robot.find_joints(list(spec.ARM_JOINTS + spec.FINGER_JOINTS[:1]), preserve_order=True)
-    return robot.data.joint_vel.torch[:, list(ids)]
+    return robot.data.joint_vel.torch[:, _joint_ids(robot, _STATE_JOINTS)]
 
 
 def box_pos(env, asset_cfg: SceneEntityCfg = SceneEntityCfg("box")) -> torch.Tensor:
@@ -37,7 +51,7 @@ def box_quat(env, asset_cfg: SceneEntityCfg = SceneEntityCfg("box")) -> torch.Te
 
 def hand_pose_w(env, asset_cfg: SceneEntityCfg = SceneEntityCfg("robot")) -> tuple[torch.Tensor, torch.Tensor]:
     robot = env.scene[asset_cfg.name]
-    idx = robot.find_bodies("openarm_hand")[0][0]
+    idx = _body_id(robot, "openarm_hand")
     return robot.data.body_pos_w.torch[:, idx], robot.data.body_quat_w.torch[:, idx]
 
 
