@@ -1,59 +1,87 @@
-"""Train a policy: the PPO state teacher now; SFT and GRPO of the VLA later.
+"""Train a policy: SFT and GRPO of the VLA, or the PPO state teacher.
 
-    python scripts/train.py --algo ppo [--config configs/ppo.yaml] [--device auto|cpu|cuda:0] [key=value ...]
+    isaaclab -p scripts/train.py --algo sft|grpo|ppo --task OpenArm-BoxGrasp [--preset tiny|small|openvla-oft-7b]
+        [--num_envs N] [--max_iterations K] [--seed S] [--device auto|cpu|cuda:0] [--output DIR] [--resume]
+        [--dataset HDF5 ...] (sft) [--init CKPT_DIR] (grpo: the SFT checkpoint) [--recipe YAML] [--wandb]
+        [env.…=v agent.…=v]
 
---algo ppo   rsl-rl-lib PPO on OpenArm-BoxGrasp-State (configs/ppo.yaml): writes OUTPUT/model_<it>.pt,
-             OUTPUT/ppo_policy.pt (for generate_demos.py --expert ppo:OUTPUT/ppo_policy.pt),
-             train_curve.json/png and TensorBoard events. Example CPU smoke run:
-                 python scripts/train.py --algo ppo --device cpu env.num_envs=2 train.max_iterations=2
---algo sft | grpo   not implemented yet.
+The trainer config is the task's registered ``sft_cfg_entry_point`` / ``grpo_cfg_entry_point`` /
+``rsl_rl_cfg_entry_point`` configclass; ``agent.…=v`` overrides any field (e.g. agent.lr=1e-5
+agent.num_groups=512), ``env.…=v`` the env config, ``--recipe`` a YAML file of the same keys. Every run writes
+DIR/metrics.jsonl, TensorBoard events, DIR/config.yaml, DIR/checkpoints/ and DIR/curve.png; SFT and GRPO
+also DIR/final (a checkpoint directory for ``scripts/evaluate.py --policy DIR/final``). ``--resume``
+continues the run in DIR from its last checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
-os.environ.setdefault("OMNI_KIT_ACCEPT_EULA", "YES")
+from openarm_vla.cli import fail, parse
 
-ROOT = Path(__file__).resolve().parents[1]
-ALGOS = ("ppo", "sft", "grpo")
-IMPLEMENTED = ("ppo",)
-
-
-def _fail(msg: str) -> None:
-    print(f"[train] error: {msg}", file=sys.stderr, flush=True)
-    sys.exit(2)
+ALGOS = {"sft": "sft_cfg_entry_point", "grpo": "grpo_cfg_entry_point", "ppo": "rsl_rl_cfg_entry_point"}
 
 
 def main(argv=None) -> int:
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--algo", choices=ALGOS, default=None)
-    known, _ = pre.parse_known_args(argv)
-    if known.algo is not None and known.algo not in IMPLEMENTED:
-        _fail(f"--algo {known.algo}: not implemented yet (available: {', '.join(IMPLEMENTED)})")
+    p = argparse.ArgumentParser(prog="train", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--algo", choices=tuple(ALGOS), required=True)
+    p.add_argument("--task", default=None, help="gym id (default: OpenArm-BoxGrasp; ppo: OpenArm-BoxGrasp-State)")
+    p.add_argument("--preset", default=None, help="VLA preset (agent.preset)")
+    p.add_argument("--num_envs", type=int, default=None)
+    p.add_argument("--max_iterations", type=int, default=None, help="SFT: optimizer steps")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--physics", default="newton", choices=("newton", "physx"))
+    p.add_argument("--output", default=None, help="run directory (default runs/<algo>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    p.add_argument("--dataset", nargs="+", default=None, help="sft: HDF5 demo files")
+    p.add_argument("--init", default=None, help="checkpoint directory to start from (grpo: the SFT checkpoint)")
+    p.add_argument("--recipe", default=None, help="YAML file of env / agent overrides")
+    p.add_argument("--wandb", action="store_true", help="also log to W&B (offline unless WANDB_API_KEY is set)")
+    args, overrides = parse(p, argv)
+    task = args.task or ("OpenArm-BoxGrasp-State" if args.algo == "ppo" else "OpenArm-BoxGrasp")
+    output = args.output or f"runs/{args.algo}"
 
-    from openarm_vla.utils.config import parse_cli
+    from openarm_vla.tasks.factory import TaskError, load_cfgs, resolve_device
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--algo", choices=ALGOS, required=True, help="ppo (state teacher) | sft | grpo")
-    parser.add_argument("--device", default=None, help="auto | cpu | cuda:0 (overrides the config's device)")
-    algo = known.algo or "ppo"
-    cfg, args = parse_cli(argv, default_config=ROOT / "configs" / f"{algo}.yaml", parser=parser)
-    if args.device is not None:
-        cfg.device = args.device
+    flags = {"preset": args.preset, "max_iterations": args.max_iterations, "seed": args.seed, "init": args.init,
+             "datasets": args.dataset, "logger": "wandb" if args.wandb else None}
+    try:
+        env_cfg, agent = load_cfgs(task, ALGOS[args.algo], args.physics, overrides)
+        device = resolve_device(args.device)
+    except TaskError as e:
+        fail("train", e)
+    for key, value in flags.items():
+        if value is not None:
+            if not hasattr(agent, key):
+                fail("train", f"--{'dataset' if key == 'datasets' else key} does not apply to --algo {args.algo}")
+            setattr(agent, key, value)
+    if args.num_envs is not None:
+        env_cfg.scene.num_envs = args.num_envs
 
     if args.algo == "ppo":
-        from openarm_vla.tasks.factory import TaskError
-        from openarm_vla.train.ppo import PPOError, train_ppo
+        from openarm_vla.policies.ppo_teacher import PPOError
+        from openarm_vla.train.ppo import train_ppo
 
+        agent.device = device
         try:
-            train_ppo(cfg)
+            train_ppo(task, env_cfg, agent, output, resume=args.resume)
         except (PPOError, TaskError) as e:
-            _fail(str(e))
+            fail("train", e)
+        return 0
+
+    from openarm_vla.train.runtime import TrainError
+
+    if args.algo == "sft":
+        from openarm_vla.train.sft import train_sft as run
+    else:
+        from openarm_vla.train.grpo import train_grpo as run
+    try:
+        run(task, env_cfg, agent, output, device=device, resume=args.resume, num_envs=args.num_envs)
+    except (TrainError, TaskError) as e:
+        fail("train", e)
     return 0
 
 

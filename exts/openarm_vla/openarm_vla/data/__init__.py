@@ -1,6 +1,7 @@
-"""Demonstration data: Isaac Lab recorder HDF5 files, dataset statistics, the training dataset."""
+"""Demonstration data: Isaac Lab recorder HDF5 files, dataset statistics, the training dataset, recording
+and replay."""
 
-from .dataset import DemoDataset, normalize_actions, unnormalize_actions
+from .dataset import DemoDataset
 from .hdf5_format import DemoFileError, DemoWriter, list_demos, read_env_args, read_episode, validate_file
 from .statistics import (
     compute_action_stats,

@@ -18,26 +18,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .hdf5_format import DemoFileError, _data_group, _decode_attr, _demo_sort_key, _env_args, _one_line, open_demo_file
-from .statistics import DEFAULT_STATS_KEY, STATS_FILENAME, load_dataset_statistics
+from ..action_space import DEFAULT_STATS_KEY, STATS_FILENAME, normalize
+from .hdf5_format import DemoFileError, check_demo, data_group, decode_attr, demo_names, env_args_of, one_line, open_demo_file
+from .statistics import load_dataset_statistics
 
-__all__ = ["DemoDataset", "normalize_actions", "unnormalize_actions"]
-
-
-def normalize_actions(actions: np.ndarray, q01: np.ndarray, q99: np.ndarray, mask: np.ndarray | None = None):
-    """OpenVLA bounds-q99 normalization: ``2 (a - q01) / (q99 - q01) - 1`` clipped to [-1, 1] (masked dims)."""
-    out = np.clip(2.0 * (actions - q01) / (q99 - q01 + 1e-8) - 1.0, -1.0, 1.0)
-    if mask is not None:
-        out = np.where(mask, out, actions)
-    return out.astype(np.float32)
-
-
-def unnormalize_actions(actions: np.ndarray, q01: np.ndarray, q99: np.ndarray, mask: np.ndarray | None = None):
-    """Inverse of :func:`normalize_actions` (on the un-clipped range): ``(a + 1) / 2 (q99 - q01) + q01``."""
-    out = 0.5 * (actions + 1.0) * (q99 - q01 + 1e-8) + q01
-    if mask is not None:
-        out = np.where(mask, out, actions)
-    return out.astype(np.float32)
+__all__ = ["DemoDataset"]
 
 
 class DemoDataset(Dataset):
@@ -51,6 +36,7 @@ class DemoDataset(Dataset):
     - ``proprio``: float32 tensor from ``obs/<proprio_key>[t]`` (absent if ``proprio_key=None``)
     - ``actions``: float32 tensor [K, A] = ``actions[t:t+K]``, padded past the episode end by repeating
       the last action; optionally normalized with the q01/q99 bounds of the statistics file
+      (:func:`openarm_vla.action_space.normalize`)
     - ``action_pad_mask``: bool tensor [K], True where the step is padding
     - ``demo_index``: int (index into :attr:`demos`), ``t``: int
 
@@ -96,78 +82,57 @@ class DemoDataset(Dataset):
         self.max_open_files = int(max_open_files)
         self.action_dim = action_dim
 
-        demo_file: list[int] = []
-        demo_name: list[str] = []
-        demo_len: list[int] = []
-        demo_instr: list[str] = []
-        demo_success: list[bool] = []
+        demos: list[tuple[int, str, int, str, bool]] = []  # (file index, name, length, instruction, success)
         for fi, path in enumerate(self.paths):
             with open_demo_file(path) as f:
                 try:
-                    self._index_file(f, fi, path, success_only, instruction,
-                                     demo_file, demo_name, demo_len, demo_instr, demo_success)
+                    demos += [(fi, *d) for d in self._index_file(f, path, success_only, instruction)]
                 except OSError as e:
-                    raise DemoFileError(f"{path}: not an HDF5 file or corrupt ({_one_line(e)})") from None
-        if not demo_name:
+                    raise DemoFileError(f"{path}: not an HDF5 file or corrupt ({one_line(e)})") from None
+        if not demos:
             which = "successful episodes" if success_only else "episodes"
             raise DemoFileError(f"{', '.join(self.paths)}: no {which} with at least one step")
-        self._demo_file = np.asarray(demo_file, dtype=np.int32)
-        self._demo_name = demo_name
-        self._demo_len = np.asarray(demo_len, dtype=np.int64)
-        self._demo_instr = demo_instr
-        self._demo_success = np.asarray(demo_success, dtype=bool)
+        self._demo_file = np.asarray([d[0] for d in demos], dtype=np.int32)
+        self._demo_name = [d[1] for d in demos]
+        self._demo_len = np.asarray([d[2] for d in demos], dtype=np.int64)
+        self._demo_instr = [d[3] for d in demos]
+        self._demo_success = np.asarray([d[4] for d in demos], dtype=bool)
         self._ends = np.cumsum(self._demo_len)
         self._starts = self._ends - self._demo_len
 
         self.normalize = bool(normalize)
-        self.q01 = self.q99 = self.mask = None
+        self.stats: dict | None = None
+        """The statistics entry used for normalization ({"action": {q01, q99, mask, ...}, "proprio": ...})."""
         if self.normalize:
             sp = stats_path if stats_path is not None else os.path.join(
                 os.path.dirname(os.path.abspath(self.paths[0])), STATS_FILENAME)
-            stats = load_dataset_statistics(sp, stats_key)["action"]
-            self.q01 = np.asarray(stats["q01"], dtype=np.float32)
-            self.q99 = np.asarray(stats["q99"], dtype=np.float32)
-            self.mask = np.asarray(stats.get("mask", [True] * len(self.q01)), dtype=bool)
+            self.stats = load_dataset_statistics(sp, stats_key)
 
         self._handles: OrderedDict[int, h5py.File] = OrderedDict()
         self._pid = os.getpid()
 
     # -- index -------------------------------------------------------------------------------------
-    def _index_file(self, f, fi, path, success_only, instruction, demo_file, demo_name, demo_len,
-                    demo_instr, demo_success):
-        data = _data_group(f, path)
-        file_instr = _env_args(data, path).get("instruction")
-        for name in sorted(data.keys(), key=_demo_sort_key):
-            where = f"{path}: data/{name}"
+    def _index_file(self, f, path, success_only, instruction) -> list[tuple[str, int, str, bool]]:
+        """(name, length, instruction, success) of the episodes of one file that the dataset serves."""
+        data = data_group(f, path)
+        file_instr = env_args_of(data, path).get("instruction")
+        required = (self.image_key,) + ((self.proprio_key,) if self.proprio_key else ())
+        out = []
+        for name in demo_names(data):
             grp = data[name]
-            if not isinstance(grp, h5py.Group):
-                raise DemoFileError(f"{where}: expected a group, found a dataset")
-            if "num_samples" not in grp.attrs:
-                raise DemoFileError(f"{where}: missing attribute 'num_samples'")
-            n = int(grp.attrs["num_samples"])
-            success = bool(grp.attrs.get("success", False))
-            if n <= 0 or (success_only and not success):
-                continue
-            keys = ["actions", f"obs/{self.image_key}"] + ([f"obs/{self.proprio_key}"] if self.proprio_key else [])
-            for key in keys:
-                ds = grp.get(key)
-                if not isinstance(ds, h5py.Dataset):
-                    raise DemoFileError(f"{where}: missing dataset '{key}'")
-                if ds.ndim == 0 or ds.shape[0] < n:
-                    raise DemoFileError(f"{where}: '{key}' has shape {ds.shape}, expected at least {n} rows")
-            act_shape = grp["actions"].shape
-            if len(act_shape) != 2 or (self.action_dim is not None and act_shape[1] != self.action_dim):
-                raise DemoFileError(f"{where}: 'actions' has shape {act_shape}, expected [{n}, {self.action_dim}]")
-            instr = grp.attrs.get("instruction")
-            instr = _decode_attr(instr) if instr is not None else (file_instr or instruction)
-            if not instr:
-                raise DemoFileError(f"{where}: no instruction (demo attr 'instruction' or env_args['instruction']); "
-                                    "pass instruction= to DemoDataset")
-            demo_file.append(fi)
-            demo_name.append(name)
-            demo_len.append(n)
-            demo_instr.append(str(instr))
-            demo_success.append(success)
+            if isinstance(grp, h5py.Group) and (not success_only or bool(grp.attrs.get("success", False))):
+                n = check_demo(data, name, path, required, self.action_dim)
+                if n <= 0:
+                    continue
+                instr = grp.attrs.get("instruction")
+                instr = decode_attr(instr) if instr is not None else (file_instr or instruction)
+                if not instr:
+                    raise DemoFileError(f"{path}: data/{name}: no instruction (demo attr 'instruction' or "
+                                        "env_args['instruction']); pass instruction= to DemoDataset")
+                out.append((name, n, str(instr), bool(grp.attrs.get("success", False))))
+            elif not isinstance(grp, h5py.Group):
+                check_demo(data, name, path)  # raises: a dataset where an episode group should be
+        return out
 
     # -- info --------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -259,7 +224,7 @@ class DemoDataset(Dataset):
         except KeyError:
             raise DemoFileError(f"{path}: data/{name}: missing '{key}'") from None
         except OSError as e:
-            raise DemoFileError(f"{path}: data/{name}: cannot read '{key}' ({_one_line(e)})") from None
+            raise DemoFileError(f"{path}: data/{name}: cannot read '{key}' ({one_line(e)})") from None
 
         K = self.chunk_size
         n_valid = acts.shape[0]
@@ -267,13 +232,14 @@ class DemoDataset(Dataset):
         if n_valid < K:
             acts = np.concatenate([acts, np.repeat(acts[-1:], K - n_valid, axis=0)], axis=0)
             pad_mask[n_valid:] = True
+        acts = torch.from_numpy(np.ascontiguousarray(acts, dtype=np.float32))
         if self.normalize:
-            acts = normalize_actions(acts, self.q01, self.q99, self.mask)
+            acts = normalize(acts, self.stats["action"])
 
         item: dict[str, Any] = {
             "image": torch.from_numpy(np.ascontiguousarray(image)),
             "instruction": self._demo_instr[d],
-            "actions": torch.from_numpy(np.ascontiguousarray(acts, dtype=np.float32)),
+            "actions": acts,
             "action_pad_mask": torch.from_numpy(pad_mask),
             "demo_index": d,
             "t": t,

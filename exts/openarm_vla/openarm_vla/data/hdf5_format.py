@@ -14,12 +14,14 @@ our files and we can read its files)::
                               states/articulation/robot/joint_position [T, n])
         initial_state/...     nested groups; Isaac Lab's recorder stores them with a leading dim of 1
 
-Files are written to ``<path>.tmp`` and renamed to ``<path>`` on a clean :meth:`DemoWriter.close`;
-an exception inside ``with DemoWriter(...)`` deletes the temporary file.
+Files are written under a hidden temporary name beside ``<path>`` (:func:`openarm_vla.utils.io.atomic_path`)
+and renamed to ``<path>`` on a clean :meth:`DemoWriter.close`; an exception inside ``with DemoWriter(...)``
+deletes the temporary file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -30,7 +32,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..utils.io import fsync_path, remove_path
+from ..action_space import ACTION_SPACE
+from ..utils.io import atomic_path
 
 __all__ = [
     "ACTION_SPACE",
@@ -43,6 +46,12 @@ __all__ = [
     "open_demo_file",
     "read_env_args",
     "read_episode",
+    "check_demo",
+    "data_group",
+    "decode_attr",
+    "demo_names",
+    "env_args_of",
+    "one_line",
     "validate_file",
 ]
 
@@ -53,19 +62,6 @@ DATASET_FORMAT_VERSION = 1
 IMAGE_COMPRESSION_LEVEL = 4
 DEFAULT_ENV_NAME = "OpenArm-BoxGrasp"
 
-ACTION_SPACE: dict[str, Any] = {
-    "dim": 8,
-    "low": -1.0,
-    "high": 1.0,
-    "names": [f"openarm_joint{i}" for i in range(1, 8)] + ["gripper"],
-    "description": (
-        "dims 0-6: absolute joint-position targets, q = lo + (a + 1) / 2 * (hi - lo) with the OpenArm joint "
-        "limits; dim 7: gripper closure g = (a + 1) / 2 in [0, 1] (0 open, 1 closed), both fingers driven "
-        "to 0.044 * (1 - g) m"
-    ),
-}
-
-
 class DemoFileError(Exception):
     """A demonstration file is missing, corrupt, or lacks a required key. The message is one line."""
 
@@ -75,7 +71,7 @@ class DemoFileError(Exception):
 # --------------------------------------------------------------------------------------------------
 
 
-def _one_line(text: Any) -> str:
+def one_line(text: Any) -> str:
     return " ".join(str(text).split())
 
 
@@ -100,7 +96,7 @@ def _prepare(arr: np.ndarray) -> np.ndarray:
     raise TypeError(f"unsupported dtype {arr.dtype}")
 
 
-def _demo_sort_key(name: str) -> tuple[int, int | str]:
+def demo_sort_key(name: str) -> tuple[int, int | str]:
     m = re.fullmatch(r"demo_(\d+)", name)
     return (0, int(m.group(1))) if m else (1, name)
 
@@ -119,7 +115,7 @@ def _attr_value(value: Any) -> Any:
     return _to_numpy(value)
 
 
-def _decode_attr(value: Any) -> Any:
+def decode_attr(value: Any) -> Any:
     if isinstance(value, bytes):
         value = value.decode("utf-8")
     if isinstance(value, np.generic):
@@ -137,10 +133,10 @@ def open_demo_file(path: str | os.PathLike, mode: str = "r") -> h5py.File:
     try:
         return h5py.File(path, mode)
     except OSError as e:
-        raise DemoFileError(f"{path}: not an HDF5 file or corrupt ({_one_line(e)})") from None
+        raise DemoFileError(f"{path}: not an HDF5 file or corrupt ({one_line(e)})") from None
 
 
-def _data_group(f: h5py.File, path: str) -> h5py.Group:
+def data_group(f: h5py.File, path: str) -> h5py.Group:
     grp = f.get("data")
     if not isinstance(grp, h5py.Group):
         raise DemoFileError(f"{path}: missing group 'data' (expected the Isaac Lab recorder layout data/demo_N)")
@@ -161,7 +157,7 @@ class DemoWriter:
             w.write_episode(obs={"front_rgb": rgb, "joint_pos": q}, actions=a, success=True, seed=3)
 
     Args:
-        path: final file name (the data goes to ``<path>.tmp`` until :meth:`close`).
+        path: final file name (the data goes to :attr:`tmp_path` until :meth:`close`).
         env_name: gym id stored in ``env_args`` (what Isaac Lab's ``get_env_name`` returns).
         instruction: default language instruction for episodes that do not pass their own.
         action_space: description stored in ``env_args['action_space']`` (default: :data:`ACTION_SPACE`).
@@ -179,7 +175,6 @@ class DemoWriter:
         action_dim: int | None = 8,
     ):
         self.path = Path(path)
-        self.tmp_path = self.path.with_name(self.path.name + ".tmp")
         self.instruction = instruction
         self.action_dim = action_dim
         self.env_args: dict[str, Any] = {"env_name": env_name, "type": 2}
@@ -188,8 +183,8 @@ class DemoWriter:
         self.env_args["action_space"] = dict(action_space if action_space is not None else ACTION_SPACE)
         if env_args:
             self.env_args.update(env_args)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        remove_path(self.tmp_path)  # stale leftover of a killed run
+        self._commit = contextlib.ExitStack()
+        self.tmp_path: Path = self._commit.enter_context(atomic_path(self.path))
         self._file: h5py.File | None = h5py.File(self.tmp_path, "w")
         self._file.attrs["format_version"] = DATASET_FORMAT_VERSION
         self._data = self._file.create_group("data")
@@ -320,7 +315,7 @@ class DemoWriter:
                 grp.create_dataset(k, data=v)
 
     def close(self) -> Path:
-        """Finalize attrs, flush, and rename ``<path>.tmp`` to ``<path>``. Idempotent."""
+        """Finalize attrs, flush, and rename the temporary file to ``path``. Idempotent."""
         if self._file is None:
             return self.path
         try:
@@ -329,23 +324,24 @@ class DemoWriter:
             self._file.flush()
             self._file.close()
             self._file = None
-            fsync_path(self.tmp_path)
-            os.replace(self.tmp_path, self.path)
-            fsync_path(self.path.parent)
         except BaseException:
             self.abort()
             raise
+        self._commit.close()  # fsync + rename into place
         return self.path
 
     def abort(self) -> None:
         """Close without publishing: the temporary file is deleted, ``path`` is untouched."""
         if self._file is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self._file.close()
-            except Exception:
-                pass
             self._file = None
-        remove_path(self.tmp_path)
+        with contextlib.suppress(_Aborted):
+            self._commit.__exit__(_Aborted, _Aborted(), None)
+
+
+class _Aborted(Exception):
+    """Tells the pending atomic write to discard its temporary file."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -357,22 +353,22 @@ def list_demos(path: str | os.PathLike) -> list[str]:
     """Names of the episodes in ``path`` (``demo_0, demo_1, ..., demo_10`` in numeric order)."""
     path = os.fspath(path)
     with open_demo_file(path) as f:
-        return sorted(_data_group(f, path).keys(), key=_demo_sort_key)
+        return demo_names(data_group(f, path))
 
 
 def read_env_args(path: str | os.PathLike) -> dict[str, Any]:
     """The ``data.attrs['env_args']`` JSON of ``path`` as a dict ({} if absent)."""
     path = os.fspath(path)
     with open_demo_file(path) as f:
-        return _env_args(_data_group(f, path), path)
+        return env_args_of(data_group(f, path), path)
 
 
-def _env_args(data: h5py.Group, path: str) -> dict[str, Any]:
+def env_args_of(data: h5py.Group, path: str) -> dict[str, Any]:
     raw = data.attrs.get("env_args")
     if raw is None:
         return {}
     try:
-        out = json.loads(_decode_attr(raw))
+        out = json.loads(decode_attr(raw))
     except (TypeError, ValueError):
         raise DemoFileError(f"{path}: data.attrs['env_args'] is not valid JSON") from None
     if not isinstance(out, dict):
@@ -397,15 +393,15 @@ def read_episode(path: str | os.PathLike, name: str | int) -> dict[str, Any]:
     path = os.fspath(path)
     name = _demo_name(name)
     with open_demo_file(path) as f:
-        data = _data_group(f, path)
+        data = data_group(f, path)
         grp = data.get(name)
         if not isinstance(grp, h5py.Group):
             raise DemoFileError(f"{path}: missing episode 'data/{name}'")
         try:
             episode: dict[str, Any] = _read_tree(grp)
         except OSError as e:
-            raise DemoFileError(f"{path}: data/{name}: corrupt data ({_one_line(e)})") from None
-        episode["attrs"] = {k: _decode_attr(v) for k, v in grp.attrs.items()}
+            raise DemoFileError(f"{path}: data/{name}: corrupt data ({one_line(e)})") from None
+        episode["attrs"] = {k: decode_attr(v) for k, v in grp.attrs.items()}
         episode["name"] = name
         for key in ("obs", "states", "initial_state"):
             episode.setdefault(key, {})
@@ -430,40 +426,51 @@ def validate_file(
         try:
             return _validate(f, path, tuple(required_obs), action_dim, allow_empty)
         except OSError as e:  # truncated files can fail while walking metadata
-            raise DemoFileError(f"{path}: not an HDF5 file or corrupt ({_one_line(e)})") from None
+            raise DemoFileError(f"{path}: not an HDF5 file or corrupt ({one_line(e)})") from None
+
+
+def demo_names(data: h5py.Group) -> list[str]:
+    """Episode names of a ``data`` group in numeric order (demo_2 before demo_10)."""
+    return sorted(data.keys(), key=demo_sort_key)
+
+
+def check_demo(data: h5py.Group, name: str, path: str, required_obs: tuple[str, ...] = (), action_dim: int | None = 8) -> int:
+    """Validate one episode's layout from metadata (no array data is read); returns its ``num_samples``.
+
+    One line naming the file, the episode and the bad key is raised as :class:`DemoFileError`.
+    """
+    where = f"{path}: data/{name}"
+    grp = data[name]
+    if not isinstance(grp, h5py.Group):
+        raise DemoFileError(f"{where}: expected a group, found a dataset")
+    if "num_samples" not in grp.attrs:
+        raise DemoFileError(f"{where}: missing attribute 'num_samples'")
+    n = int(grp.attrs["num_samples"])
+    act = grp.get("actions")
+    if not isinstance(act, h5py.Dataset):
+        raise DemoFileError(f"{where}: missing dataset 'actions'")
+    if act.ndim != 2 or act.shape[0] != n:
+        raise DemoFileError(f"{where}: 'actions' has shape {act.shape}, expected [{n}, action_dim]")
+    if action_dim is not None and act.shape[1] != action_dim:
+        raise DemoFileError(f"{where}: 'actions' has shape {act.shape}, expected [{n}, {action_dim}]")
+    for key in required_obs:
+        ds = grp.get(f"obs/{key}")
+        if not isinstance(ds, h5py.Dataset):
+            raise DemoFileError(f"{where}: missing dataset 'obs/{key}'")
+        if ds.ndim == 0 or ds.shape[0] != n:
+            raise DemoFileError(f"{where}: 'obs/{key}' has shape {ds.shape}, expected {n} rows")
+    return n
 
 
 def _validate(f: h5py.File, path: str, required_obs: tuple[str, ...], action_dim: int | None, allow_empty: bool):
-    data = _data_group(f, path)
+    data = data_group(f, path)
     if "env_args" not in data.attrs:
         raise DemoFileError(f"{path}: missing attribute data.attrs['env_args']")
-    env_args = _env_args(data, path)
-    names = sorted(data.keys(), key=_demo_sort_key)
+    env_args = env_args_of(data, path)
+    names = demo_names(data)
     if not names and not allow_empty:
         raise DemoFileError(f"{path}: contains no episodes (data/ is empty)")
-    total = 0
-    for name in names:
-        where = f"{path}: data/{name}"
-        grp = data[name]
-        if not isinstance(grp, h5py.Group):
-            raise DemoFileError(f"{where}: expected a group, found a dataset")
-        if "num_samples" not in grp.attrs:
-            raise DemoFileError(f"{where}: missing attribute 'num_samples'")
-        n = int(grp.attrs["num_samples"])
-        total += n
-        act = grp.get("actions")
-        if not isinstance(act, h5py.Dataset):
-            raise DemoFileError(f"{where}: missing dataset 'actions'")
-        if act.ndim != 2 or act.shape[0] != n:
-            raise DemoFileError(f"{where}: 'actions' has shape {act.shape}, expected [{n}, action_dim]")
-        if action_dim is not None and act.shape[1] != action_dim:
-            raise DemoFileError(f"{where}: 'actions' has shape {act.shape}, expected [{n}, {action_dim}]")
-        for key in required_obs:
-            ds = grp.get(f"obs/{key}")
-            if not isinstance(ds, h5py.Dataset):
-                raise DemoFileError(f"{where}: missing dataset 'obs/{key}'")
-            if ds.ndim == 0 or ds.shape[0] != n:
-                raise DemoFileError(f"{where}: 'obs/{key}' has shape {ds.shape}, expected {n} rows")
+    total = sum(check_demo(data, name, path, required_obs, action_dim) for name in names)
     if "total" in data.attrs and int(data.attrs["total"]) != total:
         raise DemoFileError(
             f"{path}: data.attrs['total'] = {int(data.attrs['total'])} but the episodes' num_samples sum to {total}"

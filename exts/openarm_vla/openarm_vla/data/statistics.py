@@ -25,8 +25,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..action_space import DEFAULT_STATS_KEY, STATS_FILENAME
 from ..utils.io import atomic_write_json
-from .hdf5_format import DemoFileError, _data_group, _demo_sort_key, _one_line, open_demo_file
+from .hdf5_format import DemoFileError, data_group, demo_names, one_line, open_demo_file
 
 __all__ = [
     "DEFAULT_STATS_KEY",
@@ -38,8 +39,6 @@ __all__ = [
     "write_dataset_statistics",
 ]
 
-DEFAULT_STATS_KEY = "openarm_box_grasp"
-STATS_FILENAME = "dataset_statistics.json"
 
 
 class StatisticsKeyError(KeyError):
@@ -89,8 +88,8 @@ def compute_action_stats(arrays: Iterable[Any]) -> dict[str, Any]:
 def _iter_arrays(paths: Sequence[str], key: str, success_only: bool):
     for path in paths:
         with open_demo_file(path) as f:
-            data = _data_group(f, path)
-            for name in sorted(data.keys(), key=_demo_sort_key):
+            data = data_group(f, path)
+            for name in demo_names(data):
                 grp = data[name]
                 if success_only and not bool(grp.attrs.get("success", False)):
                     continue
@@ -100,7 +99,7 @@ def _iter_arrays(paths: Sequence[str], key: str, success_only: bool):
                 try:
                     yield ds[()]
                 except OSError as e:
-                    raise DemoFileError(f"{path}: data/{name}: corrupt dataset '{key}' ({_one_line(e)})") from None
+                    raise DemoFileError(f"{path}: data/{name}: corrupt dataset '{key}' ({one_line(e)})") from None
 
 
 def compute_dataset_statistics(
@@ -166,7 +165,7 @@ def load_dataset_statistics(path: str | os.PathLike, key: str | None = DEFAULT_S
         with open(p, encoding="utf-8") as f:
             content = json.load(f)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{p}: not valid JSON ({_one_line(e)})") from None
+        raise ValueError(f"{p}: not valid JSON ({one_line(e)})") from None
     if not isinstance(content, dict) or not content:
         raise ValueError(f"{p}: expected a JSON object {{dataset_key: statistics}}")
     if key is None:

@@ -1,12 +1,9 @@
-"""Policy evaluation: episode loop, metrics, videos and the policy factory.
+"""Evaluation: metrics (success with a Wilson 95% CI, failure table) and episode videos.
 
-    rollout   run_episodes: policy-agnostic loop collecting finished-episode records
-    metrics   success rate with a Wilson 95% CI, failure table, summary dict
-    video     atomic mp4 writing from uint8 frames (imageio-ffmpeg)
-    policies  make_policy(spec, env, device): random | expert | preset:NAME | checkpoint dir
+The episode loops live in :mod:`openarm_vla.rollout`, the policies in :mod:`openarm_vla.policies`;
+held-out evaluation banks in :mod:`openarm_vla.eval.bank`.
 """
 
 from .metrics import failure_table, format_failure_table, summarize, wilson_interval
-from .rollout import run_episodes
 
-__all__ = ["failure_table", "format_failure_table", "run_episodes", "summarize", "wilson_interval"]
+__all__ = ["failure_table", "format_failure_table", "summarize", "wilson_interval"]

@@ -1,4 +1,4 @@
-"""mp4 episode videos from uint8 frames, written atomically (temp file beside the target, then rename)."""
+"""Episode videos: the front-camera frames of chosen envs as mp4 (written atomically) or as arrays for loggers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from openarm_vla.utils.io import atomic_path
 
 
 def write_mp4(path: str | os.PathLike, frames: Sequence, fps: int = 50) -> Path:
@@ -23,25 +25,48 @@ def write_mp4(path: str | os.PathLike, frames: Sequence, fps: int = 50) -> Path:
     ph, pw = h % 2, w % 2
     if ph or pw:
         arr = [np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="edge") for a in arr]
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.stem}.tmp.{os.getpid()}{final.suffix}")
-    try:
+    with atomic_path(Path(path)) as tmp:
         # macro_block_size=1: no automatic resize to multiples of 16 (and no warning about it)
         with imageio.get_writer(str(tmp), format="FFMPEG", mode="I", fps=fps, codec="libx264",
                                 pixelformat="yuv420p", macro_block_size=1) as w_:
             for a in arr:
                 w_.append_data(a)
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return final
+    return Path(path)
 
 
-def read_mp4_frames(path: str | os.PathLike) -> int:
-    """Number of frames decodable from an mp4 (for tests and sanity checks)."""
-    import imageio.v2 as imageio
+class EpisodeVideo:
+    """A :func:`openarm_vla.rollout.step_loop` callback: the frames ``env_ids`` saw, one clip per finished
+    episode, the first ``episodes`` of each env. ``clips`` holds {env_id, episode, success, failure, frames
+    [T, H, W, 3] uint8}; with ``directory`` each clip is also written as ``episode_<k>.mp4`` (k in order of
+    finish), listed in ``written``."""
 
-    with imageio.get_reader(str(path), format="FFMPEG") as r:
-        return sum(1 for _ in r)
+    def __init__(self, env_ids: Sequence[int] = (0,), episodes: int = 1, directory: str | os.PathLike | None = None,
+                 fps: int = 50):
+        self.episodes, self.directory, self.fps = episodes, directory, fps
+        self._frames: dict[int, list] = {int(e): [] for e in env_ids}
+        self._done: dict[int, int] = {int(e): 0 for e in env_ids}
+        self.clips: list[dict] = []
+        self.written: list[str] = []
+
+    @property
+    def finished(self) -> bool:
+        return all(n >= self.episodes for n in self._done.values())
+
+    def __call__(self, step, active=None) -> None:
+        recording = [e for e, n in self._done.items() if n < self.episodes]
+        if not recording:
+            return
+        rgb = step.obs["policy"]["front_rgb"]
+        for e in recording:
+            self._frames[e].append(rgb[e].cpu().numpy())
+        for rec in step.episodes:
+            e = rec["env_id"]
+            if e in recording:
+                clip = {"env_id": e, "episode": self._done[e], "success": rec["success"], "failure": rec["failure"],
+                        "frames": np.stack(self._frames[e])}
+                self.clips.append(clip)
+                if self.directory is not None:
+                    path = write_mp4(Path(self.directory) / f"episode_{len(self.written)}.mp4", clip["frames"], self.fps)
+                    self.written.append(str(path))
+                self._frames[e] = []
+                self._done[e] += 1

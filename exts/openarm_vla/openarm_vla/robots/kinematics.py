@@ -30,22 +30,6 @@ def _axis_angle_matrix(axis: str, q: torch.Tensor) -> torch.Tensor:
     return R
 
 
-def hand_pose(q: torch.Tensor, offset: tuple[float, float, float] = spec.TCP_OFFSET) -> tuple[torch.Tensor, torch.Tensor]:
-    """Position [N, 3] and rotation [N, 3, 3] of ``offset`` in the hand frame, in the base frame.
-
-    ``q`` holds the 7 arm joint angles [N, 7].
-    """
-    n = q.shape[0]
-    R = torch.eye(3, dtype=q.dtype, device=q.device).expand(n, 3, 3)
-    p = torch.zeros(n, 3, dtype=q.dtype, device=q.device)
-    for idx, joint in enumerate(_ARM):
-        p = p + R @ torch.tensor(joint.origin, dtype=q.dtype, device=q.device)
-        R = R @ _axis_angle_matrix(joint.axis, q[:, idx])
-    p = p + R @ torch.tensor(spec.HAND_IN_LINK7, dtype=q.dtype, device=q.device)
-    p = p + R @ torch.tensor(offset, dtype=q.dtype, device=q.device)
-    return p, R
-
-
 def down_rotation(yaw: torch.Tensor) -> torch.Tensor:
     """Hand rotation [N, 3, 3] pointing the gripper straight down (hand z = -world z), turned by ``yaw``.
 
@@ -64,7 +48,7 @@ def fk_jacobian(q: torch.Tensor, offset=spec.JAW_CENTER_OFFSET) -> tuple[torch.T
     """Pose of ``offset`` (hand frame) in the base frame and its geometric Jacobian.
 
     Returns position [N, 3], rotation [N, 3, 3] and J [N, 6, 7] (rows: linear velocity, angular velocity).
-    Same chain as :func:`hand_pose`; the analytic Jacobian makes an IK iteration ~1 ms where autograd took ~30.
+    The analytic Jacobian makes an IK iteration ~1 ms where autograd took ~30.
     """
     n = q.shape[0]
     R = torch.eye(3, dtype=q.dtype, device=q.device).expand(n, 3, 3)

@@ -17,17 +17,7 @@ from isaaclab.utils import replace
 from . import openarm_spec as spec
 from .paths import OPENARM_USD_PATH
 
-HOME_JOINT_POS = {
-    "openarm_joint1": 1.5816,
-    "openarm_joint2": -0.3068,
-    "openarm_joint3": -1.5639,
-    "openarm_joint4": 1.4133,
-    "openarm_joint5": 0.0005,
-    "openarm_joint6": 0.0175,
-    "openarm_joint7": -1.4215,
-    "openarm_finger_joint.*": spec.GRIPPER_OPEN,
-}
-"""TCP at (0.28, 0, 0.12) in the base frame, gripper pointing down, fingers closing along world y."""
+HOME_JOINT_POS = spec.HOME_JOINT_POS
 
 ACTUATORS = {
     "openarm_arm": ImplicitActuatorCfg(
@@ -59,14 +49,6 @@ OPENARM_CFG = ArticulationCfg(
 )
 """The project's OpenArm (built by scripts/build_assets.py, shipped in assets/)."""
 
-OPENARM_HIGH_PD_CFG = replace(
-    OPENARM_CFG,
-    actuators={
-        **ACTUATORS,
-        "openarm_arm": replace(ACTUATORS["openarm_arm"], stiffness=spec.ARM_STIFFNESS_HIGH, damping=spec.ARM_DAMPING_HIGH),
-    },
-)
-"""Stiffer arm gains (400 / 80), for tracking joint targets closely (scripted expert, teleop)."""
 
 
 def isaaclab_openarm_cfg() -> ArticulationCfg:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 ARM_JOINTS = tuple(f"openarm_joint{i}" for i in range(1, 8))
 FINGER_JOINTS = ("openarm_finger_joint1", "openarm_finger_joint2")
-ALL_JOINTS = ARM_JOINTS + FINGER_JOINTS
 
 GRIPPER_OPEN = 0.044
 """Finger joint position [m] when fully open (0 is closed)."""
@@ -20,6 +19,19 @@ TCP_OFFSET = (0.0, 0.0, 0.08)
 
 JAW_CENTER_OFFSET = (0.0, 0.006, 0.08)
 """Centre between the finger pads in the openarm_hand frame [m]; 6 mm off the TCP along +y."""
+
+HOME_JOINT_POS = {
+    "openarm_joint1": 1.5816,
+    "openarm_joint2": -0.3068,
+    "openarm_joint3": -1.5639,
+    "openarm_joint4": 1.4133,
+    "openarm_joint5": 0.0005,
+    "openarm_joint6": 0.0175,
+    "openarm_joint7": -1.4215,
+    "openarm_finger_joint.*": GRIPPER_OPEN,
+}
+"""The project's home pose (solved with :mod:`.kinematics`): TCP at (0.28, 0, 0.12) in the base frame,
+gripper pointing down, fingers closing along world y."""
 
 
 @dataclass(frozen=True)

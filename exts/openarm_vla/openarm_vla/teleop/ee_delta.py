@@ -6,8 +6,8 @@ hand frame) in the robot base frame (= env frame: the base sits at the env origi
 applied as Rz(dyaw) Ry(dpitch) Rx(droll) on the left of the current TCP rotation, i.e. about the TCP
 point), plus a gripper closure in [0, 1].
 
-The delta moves a commanded TCP target pose; damped least-squares IK (the analytic-Jacobian solver of the
-scripted expert), warm-started from the previous joint target, turns it into arm joint targets, and
+The delta moves a commanded TCP target pose; damped least-squares IK (:func:`openarm_vla.robots.kinematics.ik_dls`,
+analytic Jacobian), warm-started from the previous joint target, turns it into arm joint targets, and
 :func:`joint_targets_to_action` turns those into the normalized action a in [-1, 1]^8. So the env's action
 stays the VLA's 8-DoF action and a recorded teleop demo holds exactly what the VLA must learn.
 
@@ -18,13 +18,13 @@ holding a key against a joint limit does not wind up a phantom target).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from openarm_vla.robots.kinematics import fk_jacobian, ik_dls
+from openarm_vla.action_space import joint_limits, joint_targets_to_action
 from openarm_vla.robots import openarm_spec as spec
-from openarm_vla.tasks.box_grasp.mdp.actions import joint_targets_to_action
+from openarm_vla.robots.kinematics import fk_jacobian, ik_dls
 
 __all__ = ["EEDeltaCfg", "EEDeltaController", "EEDeltaResult", "ee_delta_to_action", "rpy_to_matrix"]
 
@@ -48,7 +48,6 @@ class EEDeltaCfg:
     """If IK misses the target by more than this [m] (or ``resync_rot_err`` rad), the target snaps to the
     reached pose."""
     resync_rot_err: float = 0.1
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -75,12 +74,6 @@ def rpy_to_matrix(rpy: torch.Tensor) -> torch.Tensor:
     row1 = torch.stack([sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr], dim=-1)
     row2 = torch.stack([-sp, cp * sr, cp * cr], dim=-1)
     return torch.stack([row0, row1, row2], dim=-2)
-
-
-def _limits(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    lo = torch.tensor(spec.ARM_LOWER, dtype=like.dtype, device=like.device)
-    hi = torch.tensor(spec.ARM_UPPER, dtype=like.dtype, device=like.device)
-    return lo, hi
 
 
 def ee_delta_to_action(
@@ -118,7 +111,7 @@ def ee_delta_to_action(
         q_arm, pos, rot, offset=cfg.offset, iters=cfg.ik_iters, damping=cfg.ik_damping,
         rot_weight=cfg.rot_weight, max_step=cfg.max_joint_step,
     )
-    lo, hi = _limits(q)
+    lo, hi = joint_limits(q)
     closure_t = torch.as_tensor(closure, dtype=q.dtype, device=q.device).expand(q.shape[0]).clamp(0.0, 1.0)
     action = joint_targets_to_action(q, closure_t, lo, hi)
     return EEDeltaResult(action, q, pos, rot, pos_err, rot_err)
@@ -130,20 +123,18 @@ class EEDeltaController:
     Usage::
 
         ctrl = EEDeltaController(num_envs, device)
-        ctrl.reset_from_action(env.action_manager.action)    # after every env reset
-        action = ctrl.step(delta, toggle_gripper=mask)       # [N, 8], feed to env.step
+        ctrl.reset(joint_pos[:, :7], closure)    # after every env reset: the pose the arm holds
+        action = ctrl.step(delta)                # [N, 8], feed to env.step
     """
 
     def __init__(self, num_envs: int = 1, device: str | torch.device = "cpu", cfg: EEDeltaCfg | None = None):
         self.cfg = cfg or EEDeltaCfg()
         self.num_envs = num_envs
         self.device = torch.device(device)
-        lo, hi = _limits(torch.zeros(1, device=self.device))
-        self._lo, self._hi = lo, hi
+        lo, hi = joint_limits(torch.zeros(1, device=self.device))
         self.q = ((lo + hi) / 2).expand(num_envs, 7).clone()
         self.closure = torch.zeros(num_envs, device=self.device)
         self.target_pos, self.target_rot, _ = fk_jacobian(self.q, self.cfg.offset)
-        self.last: EEDeltaResult | None = None
 
     def _ids(self, env_ids) -> torch.Tensor | slice:
         return slice(None) if env_ids is None else torch.as_tensor(env_ids, device=self.device, dtype=torch.long)
@@ -158,15 +149,6 @@ class EEDeltaController:
         self.target_pos[ids] = p
         self.target_rot[ids] = R
 
-    def reset_from_action(self, action: torch.Tensor, env_ids=None) -> None:
-        """Sync to a normalized 8-DoF action (e.g. the hold-pose action the env's action term set on reset)."""
-        a = action.to(self.device, torch.float32).clamp(-1.0, 1.0)
-        q = self._lo + (a[:, :7] + 1.0) * 0.5 * (self._hi - self._lo)
-        self.reset(q, (a[:, 7] + 1.0) * 0.5, env_ids)
-
-    def set_gripper(self, closure: torch.Tensor | float, env_ids=None) -> None:
-        self.closure[self._ids(env_ids)] = torch.as_tensor(closure, dtype=torch.float32, device=self.device)
-
     def toggle_gripper(self, env_ids=None) -> None:
         ids = self._ids(env_ids)
         self.closure[ids] = torch.where(self.closure[ids] > 0.5, 0.0, 1.0)
@@ -175,10 +157,6 @@ class EEDeltaController:
     def gripper_closed(self) -> torch.Tensor:
         return self.closure > 0.5
 
-    def tcp_pose(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """FK pose of the current joint target (what the arm is driven to)."""
-        p, R, _ = fk_jacobian(self.q, self.cfg.offset)
-        return p, R
 
     def step(self, delta: torch.Tensor | None = None) -> torch.Tensor:
         """Apply ``delta`` [N, 6] (None: hold) and return the [N, 8] action."""
@@ -192,5 +170,4 @@ class EEDeltaController:
             p, R, _ = fk_jacobian(res.q, self.cfg.offset)
             self.target_pos = torch.where(missed[:, None], p, self.target_pos)
             self.target_rot = torch.where(missed[:, None, None], R, self.target_rot)
-        self.last = res
         return res.action

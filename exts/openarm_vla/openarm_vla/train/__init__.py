@@ -1,3 +1,2 @@
-"""Trainers: the PPO state teacher (rsl-rl-lib); SFT and GRPO of the VLA land here too."""
-
-from .ppo import PPOExpert, load_teacher, train_ppo  # noqa: F401
+"""Trainers: SFT and GRPO of the VLA (nanoGPT-style loops over :mod:`.sft` / :mod:`.grpo`, math in
+:mod:`.losses`, checkpoints/logging in :mod:`.runtime`), and the PPO state teacher (rsl-rl-lib, :mod:`.ppo`)."""

@@ -1,7 +1,9 @@
 """Atomic file writes: write to a temporary name beside the target, then ``os.replace``.
 
 Nothing half-written is ever visible under the final name: a crash or an exception leaves either the
-previous file (if any) or nothing, plus at most a stale ``*.tmp.<pid>`` that the next write replaces.
+previous file (if any) or nothing, plus at most a stale hidden ``.<stem>.tmp<pid><suffix>`` beside it (the
+suffix is kept so that writers which pick a format by extension, such as ffmpeg, still work).
+This is the project's one atomic writer: files, JSON, checkpoint directories, demo files and videos.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_json", "atomic_write_text", "fsync_path", "remove_path"]
+__all__ = ["atomic_path", "atomic_write_json", "atomic_write_text", "fsync_path", "remove_path", "temp_path"]
 
 
 def fsync_path(path: str | os.PathLike) -> None:
@@ -42,6 +44,12 @@ def remove_path(path: str | os.PathLike) -> None:
             p.unlink()
 
 
+def temp_path(path: str | os.PathLike) -> Path:
+    """The hidden temporary name :func:`atomic_path` writes ``path`` under."""
+    final = Path(path)
+    return final.with_name(f".{final.stem}.tmp{os.getpid()}{final.suffix}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``, on error delete it.
@@ -56,7 +64,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f"{final.name}.tmp.{os.getpid()}")
+    tmp = temp_path(final)
     remove_path(tmp)
     try:
         yield tmp
@@ -68,7 +76,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                     fsync_path(os.path.join(root, name))
             old = None
             if final.is_dir() and not final.is_symlink():
-                old = final.with_name(f"{final.name}.old.{os.getpid()}")
+                old = final.with_name(f".{final.name}.old{os.getpid()}")
                 remove_path(old)
                 os.replace(final, old)
             os.replace(tmp, final)

@@ -1,7 +1,7 @@
 """OpenVLA-OFT style vision-language-action model, tokenizers and the batched policy runner.
 
     config          VisionConfig / LLMConfig / VLAConfig, presets openvla-oft-7b, small, tiny
-    tokenizer       ActionTokenizer: actions <-> OpenVLA action token ids <-> 256-way slice index
+    action_tokenizer  ActionTokenizer: actions <-> OpenVLA action token ids <-> 256-way slice index
     text_tokenizer  ByteTokenizer (no download) and HFTokenizer behind one interface
     prompt          OpenVLA prompt and batched, padded prompt ids
     preprocess      uint8 images -> six-channel pixel_values on the GPU
@@ -20,12 +20,12 @@ from .checkpoint import (
 )
 from .config import PRESETS, LLMConfig, VisionConfig, VLAConfig, get_preset
 from .model import OpenVLAForActionPrediction, count_parameters
-from .policy import VLAPolicy, action_stats, unnormalize
+from .policy import VLAPolicy
 from .preprocess import ImagePreprocessor
 from .prompt import build_prompt, tokenize_prompts
 from .sampling import entropy, logprobs_of, sample_actions
 from .text_tokenizer import ByteTokenizer, HFTokenizer, TextTokenizer, load_text_tokenizer, make_text_tokenizer
-from .tokenizer import ActionTokenizer
+from .action_tokenizer import ActionTokenizer
 
 __all__ = [
     "ActionTokenizer",
@@ -41,7 +41,6 @@ __all__ = [
     "VLAConfig",
     "VLAPolicy",
     "VisionConfig",
-    "action_stats",
     "build_prompt",
     "count_parameters",
     "entropy",
@@ -54,5 +53,4 @@ __all__ = [
     "save_checkpoint",
     "save_published_layout",
     "tokenize_prompts",
-    "unnormalize",
 ]

@@ -19,23 +19,23 @@ Published (directory):
 Keys: vision_backbone.featurizer.*, vision_backbone.fused_featurizer.* (LayerScale `scale_factor`;
 timm-style `gamma` is accepted too), projector.fc1/fc2/fc3.*, language_model.*.
 
-Writes go to a temporary sibling directory that is renamed into place, so a crash never leaves a
-half-written checkpoint under the final name.
+Writes go to a temporary sibling directory that is renamed into place (:func:`openarm_vla.utils.io.atomic_path`),
+so a crash never leaves a half-written checkpoint under the final name.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from openarm_vla.action_space import STATS_FILENAME as STATS_FILE
+from openarm_vla.utils.io import atomic_path
 
 from .config import IMAGENET_MEAN, IMAGENET_STD, SIGLIP_MEAN, SIGLIP_STD, LLMConfig, VisionConfig, VLAConfig
 from .model import OpenVLAForActionPrediction
@@ -44,7 +44,6 @@ from .text_tokenizer import TextTokenizer, load_text_tokenizer
 MODEL_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 CONFIG_FILE = "config.json"
-STATS_FILE = "dataset_statistics.json"
 FORMAT = "openarm_vla"
 
 # Prismatic's registry (configuration_prismatic.py), for published configs that only name the backbone.
@@ -75,26 +74,6 @@ class LoadedCheckpoint:
 # ----------------------------------------------------------------------------- writing
 
 
-@contextlib.contextmanager
-def _atomic_dir(directory: str | os.PathLike):
-    """Yield a temp sibling dir; on success it replaces `directory` (old one removed), else vanishes."""
-    final = Path(directory)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp = final.parent / f".{final.name}.tmp-{tag}"
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = final.parent / f".{final.name}.old-{tag}"
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def _cpu_state_dict(model: torch.nn.Module, state_dict: dict | None) -> dict[str, torch.Tensor]:
     sd = state_dict if state_dict is not None else model.state_dict()
     return {k: v.detach().to("cpu").contiguous() for k, v in sd.items()}
@@ -113,7 +92,8 @@ def save_checkpoint(
     state_dict: dict | None = None,
 ) -> Path:
     """Our format. Pass `state_dict` when the model is sharded (e.g. a gathered FSDP full state dict)."""
-    with _atomic_dir(directory) as tmp:
+    with atomic_path(directory) as tmp:
+        tmp.mkdir()
         save_file(_cpu_state_dict(model, state_dict), str(tmp / MODEL_FILE), metadata={"format": "pt"})
         _write_json(tmp / CONFIG_FILE, {"format": FORMAT, "format_version": 1,
                                         "vla_config": model.config.to_dict(), "norm_stats": norm_stats or {}})
@@ -159,6 +139,8 @@ def _published_config(cfg: VLAConfig, norm_stats: dict, torch_dtype: str) -> dic
         "attention_mode": cfg.attention_mode,
         "resize_interpolation": cfg.resize_interpolation,
         "prompt_suffix_ids": list(cfg.prompt_suffix_ids),
+        "use_proprio": cfg.use_proprio,
+        "proprio_dim": cfg.proprio_dim,
     }
 
 
@@ -175,7 +157,8 @@ def save_published_layout(
     if dtype is not None:
         sd = {k: v.to(dtype) for k, v in sd.items()}
     torch_dtype = str(next(iter(sd.values())).dtype).removeprefix("torch.")
-    with _atomic_dir(directory) as tmp:
+    with atomic_path(directory) as tmp:
+        tmp.mkdir()
         _write_json(tmp / CONFIG_FILE, _published_config(model.config, norm_stats or {}, torch_dtype))
         if norm_stats:
             _write_json(tmp / STATS_FILE, norm_stats)
@@ -292,6 +275,7 @@ def config_from_published(hf: dict, tokenizer: TextTokenizer, where: str = CONFI
         action_dim=int(hf.get("action_dim", 8)), chunk=int(hf.get("num_actions_chunk", 8)),
         prompt_suffix_ids=suffix, attention_mode=hf.get("attention_mode", "bidirectional"),
         tokenizer=getattr(tokenizer, "kind", "hf"),
+        use_proprio=bool(hf.get("use_proprio", False)), proprio_dim=int(hf.get("proprio_dim", 8)),
     )
     fields.update(overrides)
     return VLAConfig(**fields)

@@ -99,6 +99,9 @@ class VLAConfig:
     dtype: autocast dtype for the forward ("bfloat16" or "float32" = no autocast); parameters stay
       in the dtype they were created/loaded with.
     tokenizer: "byte" (ByteTokenizer, no download) or "hf" (tokenizer files shipped in a checkpoint).
+    use_proprio: OFT's proprio input: the `proprio_dim` joint values (in action units, see
+      openarm_vla.action_space.joint_state_to_action) projected by `proprio_projector` (fc1 -> GELU -> fc2,
+      as OFT's ProprioProjector) to one extra input token right after the patches.
     prompt_suffix_ids: ids appended after the prompt; OpenVLA-OFT appends Llama's empty token 29871
       after "Out:" to match its training inputs.
     """
@@ -118,6 +121,8 @@ class VLAConfig:
     attn_implementation: str = "auto"
     dtype: str = "bfloat16"
     tokenizer: str = "byte"
+    use_proprio: bool = False
+    proprio_dim: int = 8
 
     def __post_init__(self):
         self.vision = tuple(v if isinstance(v, VisionConfig) else VisionConfig(**v) for v in self.vision)

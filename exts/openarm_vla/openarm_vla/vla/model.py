@@ -9,6 +9,7 @@ Submodules (names as in the published checkpoints):
     vision_backbone.featurizer        timm ViT (DINOv2-reg4 in the 7B model), LayerScale as `scale_factor`
     vision_backbone.fused_featurizer  timm ViT (SigLIP), only when two towers are fused
     projector.fc1 / fc2 / fc3         fused: fc1 -> GELU -> fc2 -> GELU -> fc3; single tower: fc1 -> GELU -> fc2
+    proprio_projector.fc1 / fc2       (use_proprio only) OFT's ProprioProjector: joint values -> one token
     language_model                    transformers.LlamaForCausalLM (random init from a LlamaConfig)
 
 Vision features are the output of the second-to-last ViT block with prefix (cls/register) tokens
@@ -121,6 +122,19 @@ class PrismaticProjector(nn.Module):
         return x
 
 
+class ProprioProjector(nn.Module):
+    """OpenVLA-OFT's proprio projector: [B, proprio_dim] -> fc1 -> GELU -> fc2 -> [B, llm_dim]."""
+
+    def __init__(self, proprio_dim: int, llm_dim: int):
+        super().__init__()
+        self.fc1 = nn.Linear(proprio_dim, llm_dim)
+        self.fc2 = nn.Linear(llm_dim, llm_dim)
+        self.act_fn1 = nn.GELU()
+
+    def forward(self, proprio: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act_fn1(self.fc1(proprio)))
+
+
 @dataclass
 class SequenceInputs:
     """What the Llama sees for one batch (see OpenVLAForActionPrediction.build_sequence)."""
@@ -139,9 +153,10 @@ class OpenVLAForActionPrediction(nn.Module):
     Sequence (columns), for prompt ids t_0..t_{L-1} (t_0 = BOS for an unpadded row), P patches and
     A = chunk * action_dim action slots:
 
-        [ t_0 | patch_1 .. patch_P | t_1 .. t_{L-1} | slot_1 .. slot_A | stop ]
+        [ t_0 | patch_1 .. patch_P (proprio) | t_1 .. t_{L-1} | slot_1 .. slot_A | stop ]
 
-    i.e. OpenVLA's layout: patches inserted after the BOS column. Slot inputs are all-zero vectors
+    i.e. OpenVLA's layout: patches inserted after the BOS column; with ``use_proprio`` OFT's proprio token
+    follows the patches (it counts as one more patch below). Slot inputs are all-zero vectors
     (OpenVLA-OFT zeroes the action-token embeddings; RoPE still tells the slots apart); the stop token
     is the embedding of EOS, which OFT appends at inference because it is present in training.
 
@@ -173,6 +188,7 @@ class OpenVLAForActionPrediction(nn.Module):
         self.projector = PrismaticProjector(
             config.use_fused_vision, self.vision_backbone.embed_dim, config.llm.hidden_size
         )
+        self.proprio_projector = ProprioProjector(config.proprio_dim, config.llm.hidden_size) if config.use_proprio else None
         self.language_model = LlamaForCausalLM(config.llm.to_llama_config(self.attn_implementation))
         # Frozen because no gradient can reach them; they stay in the state dict for checkpoint
         # compatibility, and DDP / optimizers skip them.
@@ -181,7 +197,8 @@ class OpenVLAForActionPrediction(nn.Module):
 
     @property
     def num_patches(self) -> int:
-        return self.vision_backbone.num_patches
+        """Visual input tokens between BOS and the prompt: the patches, plus the proprio token if used."""
+        return self.vision_backbone.num_patches + int(self.config.use_proprio)
 
     @property
     def device(self) -> torch.device:
@@ -205,6 +222,7 @@ class OpenVLAForActionPrediction(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         slot_embeds: torch.Tensor | None = None,
+        proprio: torch.Tensor | None = None,
     ) -> SequenceInputs:
         cfg = self.config
         B, L = input_ids.shape
@@ -221,6 +239,12 @@ class OpenVLAForActionPrediction(nn.Module):
         embed = self.language_model.get_input_embeddings()
         text = embed(ids)  # [B, L, D]
         patches = self.projector(self.vision_backbone(pixel_values)).to(text.dtype)  # [B, P, D]
+        if self.proprio_projector is not None:
+            if proprio is None or proprio.shape != (B, cfg.proprio_dim):
+                got = None if proprio is None else tuple(proprio.shape)
+                raise ValueError(f"model {cfg.name} takes proprio [B={B}, {cfg.proprio_dim}]; got {got}")
+            token = self.proprio_projector(proprio.to(self.proprio_projector.fc1.weight.dtype))
+            patches = torch.cat([patches, token.to(text.dtype)[:, None]], dim=1)
         if slot_embeds is None:
             slot_embeds = text.new_zeros(B, A, text.shape[-1])
         parts = [text[:, :1], patches, text[:, 1:], slot_embeds.to(text.dtype)]
@@ -280,12 +304,14 @@ class OpenVLAForActionPrediction(nn.Module):
         attention_mask: torch.Tensor,
         slot_embeds: torch.Tensor | None = None,
         dtype: str | None = None,
+        proprio: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """-> float32 action logits [B, chunk, action_dim, n_bins] over the 256-way action slice.
 
         pixel_values [B, 3 * towers, S, S] (preprocess.py); input_ids / attention_mask [B, L] from
         prompt.py; slot_embeds [B, A, D] replaces the zero slot inputs (tests of the mask);
-        dtype overrides config.dtype for autocast ("float32" = none).
+        dtype overrides config.dtype for autocast ("float32" = none); proprio [B, proprio_dim] for
+        models with ``use_proprio``.
         """
         cfg = self.config
         if pixel_values.shape[1] != 3 * len(cfg.vision) or pixel_values.shape[-1] != cfg.image_size:
@@ -294,7 +320,7 @@ class OpenVLAForActionPrediction(nn.Module):
                 f"got {tuple(pixel_values.shape)}"
             )
         with self.autocast(dtype):
-            seq = self.build_sequence(pixel_values, input_ids, attention_mask, slot_embeds)
+            seq = self.build_sequence(pixel_values, input_ids, attention_mask, slot_embeds, proprio)
             logits = self._run_llm(seq, logits_to_keep=seq.readout).logits  # [B, A, V]
         begin = cfg.action_token_begin
         logits = logits[..., begin:begin + cfg.n_bins].float()

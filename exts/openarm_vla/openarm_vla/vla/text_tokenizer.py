@@ -8,7 +8,9 @@ ByteTokenizer id layout mirrors Llama-2's (whose byte-fallback tokens are also i
     0 <unk> | 1 <s> (BOS) | 2 </s> (EOS) | 3..258 the 256 bytes | 259..514 reserved action tokens
     515 <pad> (added after the vocabulary, like Llama's <PAD> = 32000)
 `vocab_size` = 515 (unpadded, like Llama's 32000), so the last 256 ids are the action tokens and
-ActionTokenizer(vocab_size) works unchanged.
+ActionTokenizer(vocab_size) works unchanged. ``ByteTokenizer(vocab_size=32000)`` puts the same byte ids
+inside a larger vocabulary (Llama's ids 3..258 are its byte-fallback tokens too): a stand-in for
+random-init models whose real tokenizer needs files (prompt lengths are then bytes, not pieces).
 """
 
 from __future__ import annotations
@@ -39,11 +41,14 @@ class TextTokenizer:
 class ByteTokenizer(TextTokenizer):
     kind = "byte"
 
-    def __init__(self, n_action_tokens: int = 256):
+    def __init__(self, n_action_tokens: int = 256, vocab_size: int | None = None):
         self.n_action_tokens = n_action_tokens
         self.unk_token_id, self.bos_token_id, self.eos_token_id = 0, 1, 2
         self.byte_offset = 3
-        self.vocab_size = self.byte_offset + 256 + n_action_tokens  # 515
+        own = self.byte_offset + 256 + n_action_tokens  # 515
+        if vocab_size is not None and vocab_size < own:
+            raise ValueError(f"ByteTokenizer: vocab_size {vocab_size} < {own} (3 specials + 256 bytes + {n_action_tokens} actions)")
+        self.vocab_size = vocab_size or own
         self.pad_token_id = self.vocab_size
 
     def encode(self, text: str, add_bos: bool = True) -> list[int]:
@@ -68,7 +73,9 @@ class ByteTokenizer(TextTokenizer):
             spec = json.load(f)
         if spec.get("kind") != cls.kind:
             raise ValueError(f"{path}: expected kind 'byte', got {spec.get('kind')!r}")
-        return cls(n_action_tokens=int(spec["n_action_tokens"]))
+        n = int(spec["n_action_tokens"])
+        size = int(spec.get("vocab_size", 3 + 256 + n))
+        return cls(n_action_tokens=n, vocab_size=size if size != 3 + 256 + n else None)
 
 
 class HFTokenizer(TextTokenizer):
@@ -101,11 +108,6 @@ class HFTokenizer(TextTokenizer):
         from transformers import AutoTokenizer
 
         return cls(AutoTokenizer.from_pretrained(str(directory), local_files_only=True), pad_token_id)
-
-
-def has_tokenizer_files(directory: str | os.PathLike) -> bool:
-    d = Path(directory)
-    return (d / BYTE_TOKENIZER_FILE).is_file() or any((d / f).is_file() for f in HF_TOKENIZER_FILES)
 
 
 def load_text_tokenizer(directory: str | os.PathLike, pad_token_id: int | None = None) -> TextTokenizer:

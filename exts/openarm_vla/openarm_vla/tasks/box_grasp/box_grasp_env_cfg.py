@@ -1,10 +1,11 @@
-"""OpenArm box grasp: scene, MDP and the three task variants (VLA vision, privileged state, play).
+"""OpenArm box grasp: scene, MDP and the two task variants (VLA vision, privileged state).
 
 Scene (env frame): the OpenArm base sits on the table top at the origin, at the table's -x edge, and
 reaches along +x. A carton box of 5-7 cm rests on the table in reach; a front camera (``front_camera``)
 looks back at the robot over the workspace. Control at 50 Hz (sim 100 Hz, decimation 2); at most 400
-steps (8 s) per episode. Physics: Newton with the MuJoCo-Warp solver (kit-less); ``physics=physx``
-selects PhysX where Isaac Sim is installed.
+steps (8 s) per episode. Physics is an Isaac Lab preset (:class:`PhysicsCfg`): Newton with the MuJoCo-Warp
+solver (kit-less) by default, ``physics=physx`` where Isaac Sim is installed. Watching a policy uses Isaac
+Lab's ``play_mode()`` (the ``-Play`` gym ids apply it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import numpy as np
 import torch
 from isaaclab_newton.physics import MJWarpSolverCfg, NewtonCfg
 from isaaclab_newton.renderers import NewtonWarpRendererCfg
+from isaaclab_ov.physics import OvPhysxCfg
+from isaaclab_physx.physics import PhysxCfg
 
 import isaaclab.sim as sim_utils
 from isaaclab.assets import ArticulationCfg, AssetBaseCfg, RigidObjectCfg
@@ -26,10 +29,12 @@ from isaaclab.managers import ObservationTermCfg as ObsTerm
 from isaaclab.managers import RewardTermCfg as RewTerm
 from isaaclab.managers import SceneEntityCfg
 from isaaclab.managers import TerminationTermCfg as DoneTerm
+from isaaclab.physics import PhysxAutoCfg
 from isaaclab.scene import InteractiveSceneCfg
 from isaaclab.sensors import CameraCfg
 from isaaclab.utils import configclass, replace
 from isaaclab.utils.math import quat_from_matrix
+from isaaclab_tasks.utils import PresetCfg
 
 from openarm_vla.robots.openarm import OPENARM_CFG
 
@@ -157,6 +162,7 @@ class ObservationsCfg:
         box_quat = ObsTerm(func=mdp.box_quat)
         tcp_pos = ObsTerm(func=mdp.tcp_pos)
         tcp_to_box = ObsTerm(func=mdp.tcp_to_box)
+        box_size = ObsTerm(func=mdp.box_size)
 
         def __post_init__(self):
             self.enable_corruption = False
@@ -206,6 +212,18 @@ class TerminationsCfg:
 
 
 @configclass
+class PhysicsCfg(PresetCfg):
+    """Physics backends: Newton + MuJoCo-Warp (kit-less, the default) or PhysX (Isaac Sim / OV PhysX)."""
+
+    newton_mjwarp = NewtonCfg(
+        solver_cfg=MJWarpSolverCfg(solver="newton", integrator="implicitfast", njmax=300, nconmax=100, cone="elliptic"),
+        num_substeps=2,
+    )
+    physx = PhysxAutoCfg(isaacsim_physx=PhysxCfg(), ovphysx=OvPhysxCfg())
+    default = newton_mjwarp
+
+
+@configclass
 class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
     """OpenArm-BoxGrasp: the VLA task (front camera + joint state, binary success reward)."""
 
@@ -227,10 +245,7 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
         self.episode_length_s = 8.0  # 400 steps at 50 Hz
         self.sim.dt = 0.01
         self.sim.render_interval = self.decimation
-        self.sim.physics = NewtonCfg(
-            solver_cfg=MJWarpSolverCfg(solver="newton", integrator="implicitfast", njmax=300, nconmax=100, cone="elliptic"),
-            num_substeps=2,
-        )
+        self.sim.physics = PhysicsCfg()
         self.viewer.eye = (1.2, 0.9, 0.8)
         self.viewer.lookat = (0.25, 0.0, 0.05)
         self.set_group_size(self.group_size)
@@ -238,12 +253,17 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
     def set_group_size(self, group_size: int) -> None:
         """Envs [k*G, (k+1)*G) share one box variant; keep the clone plan and the reset event in step."""
         self.group_size = group_size
-        self.scene.clone_cfg = CloneCfg(clone_strategy=mdp.GroupedCloneStrategy(group_size))
+        self.scene.clone_cfg = CloneCfg(clone_strategy=mdp.grouped_clone_strategy(group_size))
         self.events.reset_box.params["group_size"] = group_size
 
     def set_camera_resolution(self, width: int, height: int | None = None) -> None:
         self.scene.front_camera.width = width
         self.scene.front_camera.height = height or width
+
+    def play_mode(self):
+        """Watching a policy: 4 envs (Isaac Lab's play scripts and the ``-Play`` gym ids call this)."""
+        super().play_mode()
+        self.scene.num_envs = 4
 
 
 @configclass
@@ -282,17 +302,3 @@ class BoxGraspStateEnvCfg(BoxGraspEnvCfg):
     def __post_init__(self):
         super().__post_init__()
         self.scene.front_camera = None
-
-
-@configclass
-class BoxGraspEnvCfg_PLAY(BoxGraspEnvCfg):
-    def __post_init__(self):
-        super().__post_init__()
-        self.scene.num_envs = 4
-
-
-@configclass
-class BoxGraspStateEnvCfg_PLAY(BoxGraspStateEnvCfg):
-    def __post_init__(self):
-        super().__post_init__()
-        self.scene.num_envs = 4

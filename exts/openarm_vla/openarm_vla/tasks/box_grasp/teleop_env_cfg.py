@@ -27,8 +27,6 @@ class TeleopCfg:
     """TCP rotation per control step while a rotate key is held [rad]."""
     ik_iters: int = 8
     """Damped least-squares IK iterations per control step."""
-    input_device: str = "keyboard"
-    """keyboard (Newton viewer window kit-less, Isaac Lab Se3Keyboard with Isaac Sim) | spacemouse (Isaac Sim)."""
 
 
 @configclass

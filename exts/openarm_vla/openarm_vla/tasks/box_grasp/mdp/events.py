@@ -1,14 +1,17 @@
-"""Reset-time events: place the box on the table, randomize its mass; group-consistent box variants.
+"""Reset-time events (place the box on the table) and the group-consistent box variants.
 
 Box size and colour are USD-level, so they are chosen when the scene is created and stay fixed per env.
-:func:`grouped_variants` gives every run of ``group_size`` consecutive envs the same variant, so that all
-members of a GRPO group see the same box; poses and masses change per episode and are restored by
-:func:`openarm_vla.tasks.box_grasp.group_reset.reset_group_to`.
+:func:`grouped_clone_strategy` gives every run of ``group_size`` consecutive envs the same variant, so that
+all members of a GRPO group see the same box; poses and masses change per episode and are restored by
+:func:`openarm_vla.tasks.box_grasp.scene_state.reset_to_states`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import re
+import sys
 
 import numpy as np
 import torch
@@ -17,21 +20,53 @@ from isaaclab.utils.math import quat_from_euler_xyz
 
 
 def grouped_variants(num_variants: int, num_envs: int, group_size: int, seed: int = 0) -> np.ndarray:
-    """Variant index per env: constant within each block of ``group_size`` envs, shuffled across blocks."""
+    """Variant index per env: constant within each block of ``group_size`` envs, shuffled across blocks.
+
+    Group k's variant does not depend on ``num_envs`` (a prefix of one seeded draw), so env k holds the
+    same box in a 256-env evaluation as in a 4096-env training run with the same group size.
+    """
     num_groups = math.ceil(num_envs / group_size)
-    rng = np.random.default_rng(seed)
-    per_group = rng.integers(0, num_variants, size=num_groups)
+    per_group = np.random.default_rng(seed).integers(0, num_variants, size=num_groups)
     return np.repeat(per_group, group_size)[:num_envs]
 
 
-class GroupedCloneStrategy:
-    """An Isaac Lab ``clone_strategy`` (weights, num_clones) -> prototype per env, grouped by env id."""
+def grouped_clone_strategy(group_size: int):
+    """Isaac Lab ``clone_strategy`` (weights, num_clones) -> variant per env, grouped by ``group_size``.
 
-    def __init__(self, group_size: int, seed: int = 0):
-        self.group_size, self.seed = group_size, seed
+    It is the module attribute ``group_<G>`` (made on first access), so Isaac Lab's config serialization,
+    which stores a callable as ``"module:name"`` (Hydra overrides, ``isaaclab train``), resolves it back.
+    """
+    return getattr(sys.modules[__name__], f"group_{int(group_size)}")
 
-    def __call__(self, weights: np.ndarray, num_clones: int) -> np.ndarray:
-        return grouped_variants(len(weights), num_clones, self.group_size, self.seed)
+
+def __getattr__(name: str):
+    match = re.fullmatch(r"group_(\d+)", name)
+    if match is None or int(match.group(1)) < 1:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    group_size = int(match.group(1))
+
+    def strategy(weights: np.ndarray, num_clones: int) -> np.ndarray:
+        return grouped_variants(len(weights), num_clones, group_size)
+
+    strategy.__name__ = strategy.__qualname__ = name
+    strategy.__module__ = __name__
+    globals()[name] = strategy
+    return strategy
+
+
+@functools.lru_cache(maxsize=8)
+def _variant_sizes(sizes: tuple, num_envs: int, group_size: int, device: str) -> torch.Tensor:
+    idx = grouped_variants(len(sizes), num_envs, group_size)
+    return torch.tensor(np.asarray(sizes, dtype=np.float32)[idx], device=device)
+
+
+def box_variant_sizes(env, sizes=None, group_size: int | None = None) -> torch.Tensor:
+    """[N, 3] box edge lengths per env: the variant the clone strategy gave the env's group (the reset
+    event's ``sizes`` and ``group_size`` unless given)."""
+    params = env.cfg.events.reset_box.params
+    sizes = params["sizes"] if sizes is None else sizes
+    group_size = params["group_size"] if group_size is None else group_size
+    return _variant_sizes(tuple(map(tuple, sizes)), env.num_envs, group_size, str(env.device))
 
 
 def env_id_tensor(env, env_ids) -> torch.Tensor:
@@ -41,7 +76,8 @@ def env_id_tensor(env, env_ids) -> torch.Tensor:
     return torch.as_tensor(env_ids, device=env.device, dtype=torch.long)
 
 
-def _monitor(env):
+def grasp_monitor(env):
+    """The task's success term (:class:`~.success.GraspMonitor`), which the other terms read."""
     return env.termination_manager.get_term_cfg("success").func
 
 
@@ -54,17 +90,14 @@ def reset_box_on_table(
     table_height: float,
     sizes: list[tuple[float, float, float]],
     group_size: int,
-    variant_seed: int = 0,
 ):
-    """Put the box flat on the table at a uniform position and yaw; tell the success monitor where it rests."""
+    """Put the box flat on the table at a uniform position and yaw; tell the success monitor its size and
+    where it rests."""
     box = env.scene["box"]
     dev = env.device
     env_ids = env_id_tensor(env, env_ids)
-    if not hasattr(env, "_box_sizes"):
-        idx = grouped_variants(len(sizes), env.num_envs, group_size, variant_seed)
-        env._box_sizes = torch.tensor(np.asarray(sizes)[idx], dtype=torch.float32, device=dev)
     n = len(env_ids)
-    size = env._box_sizes[env_ids]
+    size = box_variant_sizes(env, sizes, group_size)[env_ids]
     u = torch.rand(n, 3, device=dev)
     x = x_range[0] + u[:, 0] * (x_range[1] - x_range[0])
     y = y_range[0] + u[:, 1] * (y_range[1] - y_range[0])
@@ -75,4 +108,4 @@ def reset_box_on_table(
     quat = quat_from_euler_xyz(zero, zero, yaw)  # xyzw
     box.write_root_pose_to_sim_index(root_pose=torch.cat([pos, quat], dim=1), env_ids=env_ids)
     box.write_root_velocity_to_sim_index(root_velocity=torch.zeros(n, 6, device=dev), env_ids=env_ids)
-    _monitor(env).set_box_geometry(env_ids, rest_z, size)
+    grasp_monitor(env).set_box_geometry(env_ids, rest_z, size)

@@ -9,9 +9,10 @@ import torch
 from isaaclab.managers import SceneEntityCfg
 from isaaclab.utils.math import quat_apply
 
+from openarm_vla.action_space import finger_pos_to_closure
 from openarm_vla.robots import openarm_spec as spec
 
-from .actions import finger_pos_to_closure
+from .events import box_variant_sizes
 
 
 _STATE_JOINTS = spec.ARM_JOINTS + spec.FINGER_JOINTS[:1]
@@ -64,3 +65,8 @@ def tcp_pos(env, asset_cfg: SceneEntityCfg = SceneEntityCfg("robot")) -> torch.T
 
 def tcp_to_box(env) -> torch.Tensor:
     return box_pos(env) - tcp_pos(env)
+
+
+def box_size(env) -> torch.Tensor:
+    """[N, 3] edge lengths of each env's box (its variant is fixed per env when the scene is built)."""
+    return box_variant_sizes(env)

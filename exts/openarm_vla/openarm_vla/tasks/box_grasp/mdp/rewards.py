@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import torch
 
+from .events import grasp_monitor
 from .observations import tcp_to_box
-
-
-def _monitor(env):
-    return env.termination_manager.get_term_cfg("success").func
 
 
 def success_bonus(env) -> torch.Tensor:
     """1 on the step the box is held and lifted, else 0."""
-    return _monitor(env).success.float()
+    return grasp_monitor(env).success.float()
 
 
 def reach_box(env, std: float = 0.1) -> torch.Tensor:
@@ -22,12 +19,12 @@ def reach_box(env, std: float = 0.1) -> torch.Tensor:
 
 
 def box_held(env) -> torch.Tensor:
-    return _monitor(env).held.float()
+    return grasp_monitor(env).held.float()
 
 
 def box_lifted(env, height: float = 0.10) -> torch.Tensor:
     """Held and lifted, as a fraction of the success height."""
-    m = _monitor(env)
+    m = grasp_monitor(env)
     return m.held.float() * (m.lift / height).clamp(0.0, 1.0)
 
 

@@ -13,9 +13,9 @@ import torch
 from isaaclab.managers import ManagerTermBase
 from isaaclab.utils.math import quat_apply, quat_apply_inverse
 
+from openarm_vla.action_space import finger_pos_to_closure
 from openarm_vla.robots import openarm_spec as spec
 
-from .actions import finger_pos_to_closure
 from .events import env_id_tensor
 from .observations import hand_pose_w
 

@@ -19,6 +19,10 @@ class BoxGraspPPORunnerCfg(RslRlOnPolicyRunnerCfg):
         distribution_cfg=RslRlMLPModelCfg.GaussianDistributionCfg(init_std=0.3),
     )
     critic = RslRlMLPModelCfg(hidden_dims=[256, 128, 64], activation="elu", obs_normalization=True)
+    init_action: str = "home"
+    """home: the untrained actor's mean holds the home pose (``openarm_vla.train.ppo``) | zero: rsl-rl's init."""
+    log_git: bool = True
+    """Store the git diff of this repo in the run directory, as Isaac Lab's train script does."""
     algorithm = RslRlPpoAlgorithmCfg(
         value_loss_coef=1.0,
         use_clipped_value_loss=True,

@@ -35,14 +35,15 @@ from dataclasses import dataclass
 
 import torch
 
+from openarm_vla.action_space import joint_targets_to_action
 from openarm_vla.robots import openarm_spec as spec
 from openarm_vla.robots.kinematics import down_rotation, fk_jacobian, ik_dls
-from openarm_vla.tasks.box_grasp.mdp.actions import joint_targets_to_action
 
-__all__ = ["ExpertCfg", "ScriptedExpert", "PHASES", "yaw_from_quat_xyzw"]
+__all__ = ["ExpertCfg", "ScriptedExpert", "ScriptedPolicy", "PHASES", "yaw_from_quat_xyzw"]
 
 PHASES = ("approach", "descend", "close", "lift", "hold")
 APPROACH, DESCEND, CLOSE, LIFT, HOLD = range(len(PHASES))
+
 
 def yaw_from_quat_xyzw(quat: torch.Tensor) -> torch.Tensor:
     """Yaw (rotation about z) of xyzw quaternions [N, 4]."""
@@ -282,3 +283,16 @@ class ScriptedExpert:
         speed = torch.where(self.phase == DESCEND, torch.full_like(speed, cfg.descend_speed), speed)
         speed = torch.where(self.phase >= CLOSE, torch.full_like(speed, cfg.lift_speed), speed)
         return goal, yaw, speed
+
+
+class ScriptedPolicy:
+    """The policy ``expert``: :class:`ScriptedExpert` fed from the env's ``privileged`` observation group."""
+
+    def __init__(self, num_envs: int, device, cfg: ExpertCfg | None = None, verbose: bool = True):
+        self.expert = ScriptedExpert(num_envs, device, cfg, verbose=verbose)
+
+    def __call__(self, obs) -> torch.Tensor:
+        return self.expert.act(obs["privileged"])
+
+    def reset(self, env_ids=None) -> None:
+        self.expert.reset(env_ids)

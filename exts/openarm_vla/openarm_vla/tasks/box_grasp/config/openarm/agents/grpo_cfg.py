@@ -1,0 +1,70 @@
+"""GRPO of the VLA from the binary success reward (``scripts/train.py --algo grpo``): SimpleVLA-RL's recipe.
+
+Override any field from the command line as ``agent.<field>=value`` (Isaac Lab's Hydra layer), or from a
+YAML recipe under ``configs/``. ``num_envs = num_groups x group_size``; consecutive env ids form a group.
+"""
+
+from __future__ import annotations
+
+from isaaclab.utils import configclass
+
+
+@configclass
+class BoxGraspGRPOCfg:
+    """Group-relative policy optimization with dynamic sampling, asymmetric clipping, no KL, no critic."""
+
+    seed: int = 0
+    preset: str = "small"
+    """VLA preset (only used without ``init``: a from-scratch model, for smoke tests)."""
+    init: str | None = None
+    """The SFT checkpoint directory to start from (``--init``)."""
+
+    num_groups: int = 64
+    """B: groups per round; each round runs B x G envs."""
+    group_size: int = 8
+    """G: members per group, all reset to the group's one initial state."""
+    temperature: float = 1.6
+    """Sampling temperature of the 256-way action-token slice (rollout, old and new log-probs alike)."""
+    clip_low: float = 0.2
+    clip_high: float = 0.28
+    """Asymmetric PPO clip of the token ratio: [1 - clip_low, 1 + clip_high]."""
+    keep_low: float = 0.0
+    keep_high: float = 1.0
+    """Dynamic sampling keeps groups whose success rate lies strictly inside (keep_low, keep_high)."""
+    max_rounds: int = 10
+    """Rollout rounds per iteration at most while fewer than ``num_groups`` groups are kept."""
+    min_groups: int | None = None
+    """Update on what was kept after ``max_rounds`` if at least this many groups (None = num_groups // 4); else skip."""
+    aggregation: str = "seq-mean-token-mean"
+    """seq-mean-token-mean (SimpleVLA-RL: per-trajectory token mean, then mean) | token-mean (DAPO / TRL)."""
+    recompute_old_logprobs: bool = True
+    """Recompute old log-probs after the rollout (SimpleVLA-RL); False reuses the rollout's."""
+    max_rollout_steps: int | None = None
+    """Stop a round after this many env steps (unfinished trajectories count as failures); None = the task's horizon."""
+
+    max_iterations: int = 100
+    lr: float = 5e-6
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 1.0
+    batch_size: int = 128
+    """Trajectories per optimizer step (mini-batch): 512 kept trajectories make 4 optimizer steps."""
+    micro_batch_size: int = 512
+    """Chunk samples per forward/backward in the update and the log-prob recompute."""
+    dtype: str = "bfloat16"
+    """Autocast dtype on CUDA (float32 on the CPU)."""
+    gradient_checkpointing: bool = False
+
+    eval_every: int = 4
+    """Greedy validation before training and every this many iterations (0 = only before and after)."""
+    eval_episodes: int = 256
+    """Held-out initial states of the validation bank (one episode each)."""
+    eval_seed: int = 10_000
+    """Seed of the held-out bank (disjoint from the training seeds)."""
+    eval_videos: int = 2
+
+    save_every: int = 5
+    keep_last: int = 3
+    logger: str = "tensorboard"
+    """tensorboard | wandb (TensorBoard is always written; W&B is offline unless WANDB_API_KEY is set)."""
+    wandb_project: str = "openarm_vla"

@@ -1,0 +1,90 @@
+"""SFT of the VLA on demonstrations (``scripts/train.py --algo sft``): the defaults of the recipe.
+
+Override any field from the command line as ``agent.<field>=value`` (Isaac Lab's Hydra layer), or from a
+YAML recipe under ``configs/``.
+"""
+
+from __future__ import annotations
+
+from isaaclab.utils import configclass
+
+
+@configclass
+class AugmentCfg:
+    """Image augmentation of SFT batches (on the GPU, per sample)."""
+
+    enabled: bool = True
+    crop_scale: tuple[float, float] = (0.85, 1.0)
+    """Random resized crop: area fraction of the crop, then resized back to the image size."""
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    """Colour jitter: each factor is drawn from [1 - x, 1 + x]."""
+
+
+@configclass
+class LoraCfg:
+    """LoRA adapters through ``peft`` (the 7B preset); off means a full fine-tune."""
+
+    enabled: bool = False
+    rank: int = 32
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@configclass
+class BoxGraspSFTCfg:
+    """Cross-entropy on the action tokens of HDF5 demos (OFT parallel decoding, all chunk x 8 tokens at once)."""
+
+    seed: int = 0
+    preset: str = "small"
+    """VLA preset built from scratch (tiny | small | openvla-oft-7b), unless ``init`` names a checkpoint."""
+    init: str | None = None
+    """Checkpoint directory to start from (ours or the published OpenVLA-OFT layout)."""
+    proprio: bool | None = None
+    """OFT's proprio token (the 8 joint values, projected to one extra input token); None = the preset's default."""
+    datasets: list[str] = []
+    """HDF5 demo files (``--dataset``)."""
+    success_only: bool = True
+    """Train on successful demos only."""
+
+    max_iterations: int = 3000
+    """Optimizer steps."""
+    batch_size: int = 256
+    """Samples per optimizer step."""
+    micro_batch_size: int | None = None
+    """Samples per forward/backward (None = batch_size); gradient accumulation makes up the rest."""
+    lr: float = 3e-4
+    min_lr: float = 3e-5
+    lr_schedule: str = "cosine"
+    """cosine (to ``min_lr``) | constant, after ``warmup_iterations`` of linear warm-up."""
+    warmup_iterations: int = 100
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0
+    dtype: str = "bfloat16"
+    """Autocast dtype on CUDA (float32 on the CPU)."""
+    gradient_checkpointing: bool = False
+    augment: AugmentCfg = AugmentCfg()
+    lora: LoraCfg = LoraCfg()
+    data_workers: int = 0
+    """0: the whole dataset is decoded once into (GPU) memory, batches are gathered there; > 0: a DataLoader
+    with this many worker processes reads the HDF5 files lazily (datasets larger than memory)."""
+
+    eval_every: int = 1000
+    """Greedy evaluation in the env every this many steps (0 = only at the end)."""
+    eval_episodes: int = 256
+    """Held-out initial states per evaluation (one episode each)."""
+    eval_num_envs: int = 256
+    """Envs of the evaluation env (the bank is evaluated in passes of this many)."""
+    eval_seed: int = 10_000
+    """Seed of the held-out bank (disjoint from the demos' and GRPO's seeds)."""
+    eval_videos: int = 2
+
+    save_every: int = 500
+    keep_last: int = 3
+    log_every: int = 10
+    logger: str = "tensorboard"
+    """tensorboard | wandb (TensorBoard is always written; W&B is offline unless WANDB_API_KEY is set)."""
+    wandb_project: str = "openarm_vla"

@@ -1,0 +1,65 @@
+"""The files a training run writes beside its checkpoints: the resolved config as YAML, metrics as JSON lines."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .io import atomic_path
+
+
+def plain(obj: Any) -> Any:
+    """A JSON/YAML-safe copy of a config tree (configclasses, tuples, callables and classes become plain data)."""
+    if hasattr(obj, "to_dict"):
+        obj = obj.to_dict()
+    elif hasattr(obj, "__dataclass_fields__"):
+        from isaaclab.utils import class_to_dict
+
+        obj = class_to_dict(obj)
+    return json.loads(json.dumps(obj, default=str))
+
+
+def write_config(path: str | os.PathLike, sections: dict) -> Path:
+    """``sections`` (e.g. {"task": ..., "env": env_cfg, "agent": agent_cfg}) as one YAML file, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump({k: plain(v) for k, v in sections.items()}, sort_keys=False))
+    return Path(path)
+
+
+class MetricsFile:
+    """``metrics.jsonl``: one JSON object per logging step, appended and flushed line by line (a killed run
+    leaves whole lines). On resume from iteration ``k`` the lines of later iterations are dropped first, so
+    the file never holds an iteration twice."""
+
+    def __init__(self, path: str | os.PathLike, resume_from: int | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume_from is None:
+            self.path.write_text("")
+        elif self.path.is_file():
+            keep = [line for line in self.path.read_text().splitlines() if _iteration(line) is not None
+                    and _iteration(line) <= resume_from]
+            with atomic_path(self.path) as tmp:
+                tmp.write_text("".join(line + "\n" for line in keep))
+        self._f = open(self.path, "a", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        self._f.write(json.dumps(record, default=float) + "\n")
+        self._f.flush()
+
+    def records(self) -> list[dict]:
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _iteration(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["iteration"])
+    except (ValueError, KeyError, TypeError):
+        return None  # a torn last line of a killed run
