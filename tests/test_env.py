@@ -1,4 +1,4 @@
-"""The OpenArm box-grasp task on kit-less Newton (CPU, 4 envs, 64 px camera)."""
+"""The OpenArm box-grasp task on kit-less Newton (CPU, 4 envs, 32 px camera)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import math
 import pytest
 import torch
 
+from helpers import hand_pose
+
 from openarm_vla.robots import kinematics
 from openarm_vla.robots import openarm_spec as spec
 
 pytestmark = pytest.mark.sim
 
-N, IMG, G = 4, 64, 2
+N, IMG, G = 4, 32, 2
 
 
 @pytest.fixture
@@ -25,7 +27,7 @@ def env(env_factory):
 
 def hold_action(env) -> torch.Tensor:
     """The action that keeps every arm where it is (gripper open)."""
-    from openarm_vla.tasks.box_grasp.mdp.actions import joint_targets_to_action
+    from openarm_vla.action_space import joint_targets_to_action
     from openarm_vla.tasks.box_grasp.mdp.observations import joint_state
 
     js = joint_state(env)
@@ -40,17 +42,24 @@ def test_tasks_registered_and_listed_by_isaaclab():
 
     for task in ("OpenArm-BoxGrasp", "OpenArm-BoxGrasp-State", "OpenArm-BoxGrasp-Play", "OpenArm-BoxGrasp-State-Play"):
         assert task in tasks.TASK_IDS and task in gym.registry
+    # trainer configs registered with the tasks, as Isaac Lab's own tasks do
+    assert {"sft_cfg_entry_point", "grpo_cfg_entry_point"} <= set(gym.registry["OpenArm-BoxGrasp"].kwargs)
+    assert "rsl_rl_cfg_entry_point" in gym.registry["OpenArm-BoxGrasp-State"].kwargs
     eps = [ep.value for ep in importlib.metadata.entry_points(group="isaaclab.tasks")]
     assert "openarm_vla.tasks" in eps
 
 
 def test_bad_requests_give_one_clear_line():
-    from openarm_vla.tasks.factory import TaskError, configure, load_env_cfg, physics_cfg
+    from openarm_vla.tasks.factory import TaskError, configure, load_cfgs, load_env_cfg, physics_preset
 
     with pytest.raises(TaskError, match=r"unknown task 'OpenArm-Nope'; openarm_vla tasks: OpenArm-BoxGrasp"):
         load_env_cfg("OpenArm-Nope")
     with pytest.raises(TaskError, match=r"physx.*needs Isaac Sim.*pip install"):
-        physics_cfg("physx")
+        physics_preset("physx")
+    with pytest.raises(TaskError, match=r"override 'agent.lrr=1': agent has no 'lrr' \(has: .*lr,"):
+        load_cfgs("OpenArm-BoxGrasp", "grpo_cfg_entry_point", overrides=["agent.lrr=1"])
+    with pytest.raises(TaskError, match=r"override 'env.scene.nope=1': env.scene has no 'nope'"):
+        load_env_cfg("OpenArm-BoxGrasp", overrides=["env.scene.nope=1"])
     cfg = load_env_cfg("OpenArm-BoxGrasp")
     cfg.scene.robot.spawn.usd_path = "/nonexistent/openarm.usda"
     with pytest.raises(TaskError, match=r"robot asset not found: /nonexistent/openarm.usda; rebuild it with `python scripts/build_assets.py`"):
@@ -79,7 +88,7 @@ def test_sim_tcp_matches_analytic_kinematics(env):
     robot.write_joint_position_to_sim_index(position=q, joint_ids=list(ids))
     env.sim.forward()
     env.scene.update(0.0)
-    p, _ = kinematics.hand_pose(q.double(), spec.JAW_CENTER_OFFSET)
+    p, _ = hand_pose(q.double(), spec.JAW_CENTER_OFFSET)
     assert torch.allclose(tcp_pos(env).double(), p, atol=1e-3)
 
 
@@ -128,15 +137,15 @@ def test_resting_and_unheld_lift_are_not_success(env):
 
 
 def test_box_held_between_closed_fingers_and_lifted_is_success(env):
-    from openarm_vla.tasks.box_grasp.mdp.actions import joint_targets_to_action
-    from openarm_vla.tasks.box_grasp.mdp.observations import tcp_pos
+    from openarm_vla.action_space import joint_targets_to_action
+    from openarm_vla.tasks.box_grasp.mdp.observations import box_size, tcp_pos
 
     lo, hi = torch.tensor(spec.ARM_LOWER), torch.tensor(spec.ARM_UPPER)
     q0 = env.observation_manager.compute()["privileged"]["joint_pos"][:, :7].double()
     up = torch.tensor([[0.28, 0.0, 0.17]] * N, dtype=torch.float64)
     down = kinematics.down_rotation(torch.full((N,), math.pi, dtype=torch.float64))
     q, _, _ = kinematics.ik_dls(q0, up, down, offset=spec.TCP_OFFSET, iters=100)
-    width = env._box_sizes[:, 1]  # the box spans y along the jaw (box yaw 0 = hand yaw pi)
+    width = box_size(env)[:, 1]  # the box spans y along the jaw (box yaw 0 = hand yaw pi)
     finger = (width + 0.0036 + 0.006) / 2  # gap = box + 6 mm
     pre = joint_targets_to_action(q.float(), 1 - finger / spec.GRIPPER_OPEN, lo, hi)
     for _ in range(40):
@@ -174,7 +183,7 @@ def test_timeout_at_400_steps_with_record(env):
 
 
 def test_group_reset_identical_within_groups_different_across(env):
-    from openarm_vla.tasks.box_grasp.group_reset import reset_groups
+    from openarm_vla.tasks.box_grasp.scene_state import reset_groups
 
     obs = reset_groups(env, group_size=G)
     box = obs["privileged"]["box_pos"]
@@ -197,7 +206,7 @@ def test_group_reset_identical_within_groups_different_across(env):
 
 
 def test_state_task_has_privileged_obs_and_dense_reward(env_factory):
-    e = env_factory("OpenArm-BoxGrasp-State", num_envs=2, image_size=None, group_size=2)
+    e = env_factory("OpenArm-BoxGrasp-State", num_envs=2, image_size=None, group_size=1)
     obs, _ = e.reset()
     assert "front_camera" not in e.scene.sensors
     # 8 joint state + 8 joint vel + 3 box pos + 4 box quat + 3 tcp-to-box + 8 last action

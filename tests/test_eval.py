@@ -1,17 +1,12 @@
 """Evaluation: metrics (Wilson CI against a hand-computed case, failure table), run_episodes'
-quotas, and scripts/evaluate.py end to end (results.json, failure table, mp4) in subprocesses,
-because Isaac Lab holds one simulation per process."""
+quotas, first_episodes' latch, and scripts/evaluate.py end to end (results.json, failure table, mp4) in
+subprocesses, because Isaac Lab holds one simulation per process."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import read_mp4_frames
 
 from openarm_vla.eval.metrics import failure_table, format_failure_table, summarize, wilson_interval
 
@@ -51,6 +46,7 @@ class FakeEnv:
     """Env 0 finishes every 2 steps, env 1 every 3 (auto-reset), failure code 3 (timeout)."""
 
     num_envs = 2
+    device = "cpu"
 
     def __init__(self):
         self.t = torch.zeros(2, dtype=torch.long)
@@ -70,19 +66,23 @@ class FakeEnv:
         return {"x": torch.zeros(2)}, None, None, None, {"episodes": eps}
 
 
+class ResetRecorder:
+    resets: list
+
+    def __init__(self):
+        self.resets = []
+
+    def __call__(self, obs):
+        return torch.zeros(2, 8)
+
+    def reset(self, env_ids=None):
+        self.resets.append(None if env_ids is None else env_ids.tolist())
+
+
 def test_run_episodes_quota_and_resets():
-    from openarm_vla.eval.rollout import run_episodes
+    from openarm_vla.rollout import run_episodes
 
-    class P:
-        resets = []
-
-        def __call__(self, obs):
-            return torch.zeros(2, 8)
-
-        def reset(self, env_ids):
-            self.resets.append(None if env_ids is None else env_ids.tolist())
-
-    pol = P()
+    pol = ResetRecorder()
     recs = run_episodes(FakeEnv(), pol, 5, progress=False)
     # quota 3 for env 0, 2 for env 1: the faster env 0 does not crowd out env 1
     assert [r["env_id"] for r in recs].count(0) == 3 and [r["env_id"] for r in recs].count(1) == 2
@@ -90,32 +90,46 @@ def test_run_episodes_quota_and_resets():
     assert pol.resets[0] is None and [0] in pol.resets and [1] in pol.resets
 
 
-def _run_eval(tmp_path, policy, extra=()):
+def test_first_episodes_latches_the_first_finish():
+    """Env 0 finishes at step 2 (then again at 4, 6: auto-resets that must not count), env 1 at step 3."""
+    from openarm_vla.rollout import first_episodes
+
+    env, pol, seen = FakeEnv(), ResetRecorder(), []
+    out = first_episodes(env, pol, env.reset()[0], on_step=lambda step, active: seen.append(active.tolist()))
+    assert out.finish_step.tolist() == [2, 3] and out.success.tolist() == [True, False] and out.steps == 3
+    assert [r["steps"] for r in out.records] == [2, 3]
+    assert seen == [[True, True], [True, True], [False, True]]  # env 0 no longer counts at step 3
+    # only env 1 asked for, and a step cap: env 1 is cut at 2 steps (unfinished: finish_step = the cap)
+    out = first_episodes(env, pol, env.reset()[0], env_ids=torch.tensor([1]), max_steps=2)
+    assert out.finish_step.tolist() == [0, 2] and out.records == [None, None] and not out.success.any()
+
+
+def _run_eval(run_script, tmp_path, policy, extra=()):
     out = tmp_path / policy.replace(":", "_").replace("/", "_")
-    env = dict(os.environ, OMP_NUM_THREADS="1", OMNI_KIT_ACCEPT_EULA="YES")
-    cmd = [sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--policy", policy, "--output", str(out), *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600), out
+    return run_script("evaluate.py", "--policy", policy, "--output", str(out), *extra), out
 
 
-def test_evaluate_missing_checkpoint(tmp_path):
-    r, _ = _run_eval(tmp_path, str(tmp_path / "nope"))
-    assert r.returncode == 2 and "checkpoint directory not found" in r.stderr
+def test_evaluate_missing_checkpoint(tmp_path, script_main, capsys):
+    assert script_main("evaluate.py", "--policy", str(tmp_path / "nope"), "--output", str(tmp_path / "o")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "checkpoint directory not found" in err[0]
 
 
-def test_evaluate_wrong_action_dim(tmp_path):
+def test_evaluate_wrong_action_dim(tmp_path, script_main, capsys):
     from openarm_vla.vla import ByteTokenizer, OpenVLAForActionPrediction, get_preset, save_checkpoint
 
     ck = tmp_path / "ck7"
     save_checkpoint(OpenVLAForActionPrediction(get_preset("tiny", action_dim=7)), ck, ByteTokenizer())
-    r, _ = _run_eval(tmp_path, str(ck))
-    assert r.returncode == 2 and "action_dim 7" in r.stderr and "needs 8" in r.stderr
+    assert script_main("evaluate.py", "--policy", str(ck), "--output", str(tmp_path / "o")) == 2
+    err = capsys.readouterr().err
+    assert "action_dim 7" in err and "needs 8" in err
 
 
 @pytest.mark.sim
 @pytest.mark.parametrize("policy", ["random", "preset:tiny"])
-def test_evaluate_script(tmp_path, policy):
+def test_evaluate_script(tmp_path, policy, run_script):
     n_eps = 3
-    r, out = _run_eval(tmp_path, policy, ["--num_episodes", str(n_eps), "--num_envs", "2", "--image_size", "64",
+    r, out = _run_eval(run_script, tmp_path, policy, ["--num_episodes", str(n_eps), "--num_envs", "2", "--image_size", "64",
                                           "--max_steps", "15", "--video", "1", "--device", "cpu", "--no_progress"])
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     res = json.loads((out / "results.json").read_text())
@@ -131,6 +145,4 @@ def test_evaluate_script(tmp_path, policy):
     assert "| outcome | episodes | share |" in r.stdout
     video = out / "videos" / "episode_0.mp4"
     assert video.is_file() and video.stat().st_size > 0
-    from openarm_vla.eval.video import read_mp4_frames
-
     assert read_mp4_frames(video) > 0

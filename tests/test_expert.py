@@ -5,36 +5,19 @@ The scripts run in subprocesses because Isaac Lab holds one simulation per proce
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import hand_pose
 
-ROOT = Path(__file__).resolve().parents[1]
-
-from openarm_vla.data.scripted_expert import ScriptedExpert, yaw_from_quat_xyzw
+from openarm_vla.policies.scripted_expert import ScriptedExpert, ScriptedPolicy, yaw_from_quat_xyzw
+from openarm_vla.robots import openarm_spec as spec
 from openarm_vla.robots.kinematics import fk_jacobian, ik_dls
 from openarm_vla.robots import kinematics as K
-from openarm_vla.robots import openarm_spec as spec
-from openarm_vla.robots.openarm import HOME_JOINT_POS
 
-Q_HOME = torch.tensor([[HOME_JOINT_POS[f"openarm_joint{i}"] for i in range(1, 8)]], dtype=torch.float64)
-
-
-def _script_env():
-    pkg = str(ROOT / "exts" / "openarm_vla")
-    pp = os.environ.get("PYTHONPATH", "")
-    return dict(os.environ, OMP_NUM_THREADS="1", OMNI_KIT_ACCEPT_EULA="YES",
-                PYTHONPATH=pkg + (os.pathsep + pp if pp else ""))
-
-
-def _run(script: str, *args: str, timeout: int = 600):
-    cmd = [sys.executable, str(ROOT / "scripts" / script), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=_script_env(), cwd=ROOT, timeout=timeout)
+Q_HOME = torch.tensor([[spec.HOME_JOINT_POS[f"openarm_joint{i}"] for i in range(1, 8)]], dtype=torch.float64)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -47,13 +30,13 @@ def test_fk_jacobian_matches_kinematics():
     lo, hi = torch.tensor(spec.ARM_LOWER, dtype=torch.float64), torch.tensor(spec.ARM_UPPER, dtype=torch.float64)
     q = lo + torch.rand(5, 7, dtype=torch.float64) * (hi - lo)
     p, R, J = fk_jacobian(q)
-    p_ref, R_ref = K.hand_pose(q, spec.JAW_CENTER_OFFSET)
+    p_ref, R_ref = hand_pose(q, spec.JAW_CENTER_OFFSET)
     assert torch.allclose(p, p_ref, atol=1e-12) and torch.allclose(R, R_ref, atol=1e-12)
     eps = 1e-6
     for i in range(7):  # finite differences: dp = J_v dq, dR R^T = [J_w dq]x
         dq = torch.zeros(7, dtype=torch.float64)
         dq[i] = eps
-        p2, R2 = K.hand_pose(q + dq, spec.JAW_CENTER_OFFSET)
+        p2, R2 = hand_pose(q + dq, spec.JAW_CENTER_OFFSET)
         assert torch.allclose((p2 - p_ref) / eps, J[:, :3, i], atol=1e-5)
         W = ((R2 - R_ref) / eps) @ R_ref.transpose(1, 2)
         w = torch.stack([W[:, 2, 1], W[:, 0, 2], W[:, 1, 0]], dim=1)
@@ -91,10 +74,11 @@ def test_yaw_from_quat_and_expert_action_shape():
     assert ex.phase_names == ["approach", "approach"]
 
 
-def test_generate_demos_ppo_checkpoint_missing(tmp_path):
+def test_generate_demos_ppo_checkpoint_missing(tmp_path, script_main, capsys):
     out = tmp_path / "d.hdf5"
-    r = _run("generate_demos.py", "--expert", f"ppo:{tmp_path / 'nope.pt'}", "--output", str(out), timeout=120)
-    assert r.returncode == 2 and "not found" in r.stderr, r.stderr[-2000:]
+    assert script_main("generate_demos.py", "--expert", f"ppo:{tmp_path / 'nope.pt'}", "--output", str(out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not found" in err[0], err
     assert not out.exists()
 
 
@@ -105,20 +89,13 @@ def test_generate_demos_ppo_checkpoint_missing(tmp_path):
 
 @pytest.mark.sim
 def test_expert_succeeds(env_factory):
-    """>= 4 of 5 episodes succeed; 4 envs with group_size 1 hold 3 different box variants."""
-    from openarm_vla.eval.rollout import run_episodes
+    """>= 4 of 5 episodes succeed (4 envs in groups of 2: two box variants)."""
+    from openarm_vla.rollout import run_episodes
 
-    env = env_factory("OpenArm-BoxGrasp", num_envs=4, image_size=32, group_size=1)
-    expert = ScriptedExpert(env.num_envs, env.device, verbose=False)
-
-    class Policy:
-        def __call__(self, obs):
-            return expert.act(obs["privileged"])
-
-        def reset(self, env_ids=None):
-            expert.reset(env_ids)
-
-    records = run_episodes(env, Policy(), num_episodes=5, progress=False, max_env_steps=900)
+    env = env_factory()
+    policy = ScriptedPolicy(env.num_envs, env.device, verbose=False)
+    expert = policy.expert
+    records = run_episodes(env, policy, num_episodes=5, progress=False, max_env_steps=900)
     assert expert.fk_error is not None and expert.fk_error < 1e-3  # analytic FK == simulator jaw centre
     successes = sum(r["success"] for r in records)
     assert successes >= 4, records
@@ -126,15 +103,15 @@ def test_expert_succeeds(env_factory):
 
 
 @pytest.mark.sim
-def test_generate_and_replay_demos(tmp_path):
+def test_generate_and_replay_demos(tmp_path, run_script):
     from openarm_vla.data import load_dataset_statistics, read_episode, validate_file
 
     out = tmp_path / "demos.hdf5"
-    r = _run("generate_demos.py", "--num_demos", "2", "--num_envs", "2", "--image_size", "32", "--device", "cpu",
+    r = run_script("generate_demos.py", "--num_demos", "2", "--num_envs", "2", "--image_size", "32", "--device", "cpu",
              "--seed", "1", "--output", str(out), "--no_progress")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "expert scripted:" in r.stdout and "finished episodes succeeded" in r.stdout
-    assert not Path(str(out) + ".tmp").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset_statistics.json", "demos.hdf5"]  # no temp file
 
     info = validate_file(out)
     assert info["num_demos"] == 2
@@ -166,7 +143,7 @@ def test_generate_and_replay_demos(tmp_path):
     assert stats["num_trajectories"] == 2
 
     video, results = tmp_path / "replay.mp4", tmp_path / "replay.json"
-    r = _run("replay_demos.py", str(out), "--device", "cpu", "--video", str(video), "--results", str(results), "--strict")
+    r = run_script("replay_demos.py", str(out), "--device", "cpu", "--video", str(video), "--results", str(results), "--strict")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     summary = json.loads(results.read_text())["summary"]
     assert summary["replayed"] == 2 and summary["reproduced"] == 2 and summary["replay_successes"] == 2

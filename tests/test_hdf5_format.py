@@ -16,6 +16,7 @@ from openarm_vla.data.hdf5_format import (
     read_episode,
     validate_file,
 )
+from openarm_vla.utils.io import temp_path
 
 H = W = 16
 
@@ -49,7 +50,7 @@ def two_demo_file(tmp_path):
 
 def test_round_trip_layout_and_dtypes(two_demo_file):
     path, eps = two_demo_file
-    assert path.exists() and not path.with_name(path.name + ".tmp").exists()
+    assert path.exists() and sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temp file left
     with h5py.File(path, "r") as f:
         assert int(f.attrs["format_version"]) == 1
         data = f["data"]
@@ -140,7 +141,7 @@ def test_torch_inputs_accepted(tmp_path):
 
 def test_temp_name_until_close_and_exception_leaves_nothing(tmp_path):
     path = tmp_path / "d.hdf5"
-    tmp = tmp_path / "d.hdf5.tmp"
+    tmp = temp_path(path)
     with pytest.raises(RuntimeError, match="boom"):
         with DemoWriter(path, instruction="x") as w:
             w.write_episode(**make_episode(2))
@@ -171,7 +172,7 @@ def test_bad_episode_rejected_without_partial_group(tmp_path):
         with pytest.raises(ValueError, match="no instruction"):
             with DemoWriter(tmp_path / "other.hdf5") as w2:
                 w2.write_episode(obs={}, actions=np.zeros((1, 8)))
-        assert not (tmp_path / "other.hdf5").exists() and not (tmp_path / "other.hdf5.tmp").exists()
+        assert not (tmp_path / "other.hdf5").exists() and not temp_path(tmp_path / "other.hdf5").exists()
         w.write_episode(**make_episode(3))
     assert list_demos(path) == ["demo_0"]
     assert validate_file(path)["total"] == 3

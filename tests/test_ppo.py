@@ -1,5 +1,6 @@
 """PPO state teacher: scripts/train.py --algo ppo end to end on the CPU (2 envs, 2 iterations of 8 steps),
-the policy file it writes, and PPOExpert / PPOTeacher on real State-task observations."""
+the policy file it writes, PPOActor / PPOTeacherPolicy on real State-task observations, and Isaac Lab's own
+``isaaclab train --rl_library rsl_rl`` on our task."""
 
 from __future__ import annotations
 
@@ -13,50 +14,39 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
 N, ITERS, STEPS = 2, 2, 8
-
-
-def _run_train(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMNI_KIT_ACCEPT_EULA": "YES"}
-    return subprocess.run([sys.executable, "scripts/train.py", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def ppo_run(tmp_path_factory) -> Path:
+    from conftest import ROOT
+
     out = tmp_path_factory.mktemp("ppo") / "run"
     # 0.1 s episodes (5 steps): episodes finish inside 2 x 8 steps, so the curve's episode stats are exercised
-    proc = _run_train("--algo", "ppo", "--device", "cpu", f"env.num_envs={N}", f"train.max_iterations={ITERS}",
-                      f"train.num_steps_per_env={STEPS}", "env.episode_length_s=0.1", "train.log_git=false",
-                      f"output={out}")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMNI_KIT_ACCEPT_EULA": "YES"}
+    proc = subprocess.run([sys.executable, "scripts/train.py", "--algo", "ppo", "--device", "cpu", "--num_envs", str(N),
+                           "--max_iterations", str(ITERS), f"agent.num_steps_per_env={STEPS}", "env.episode_length_s=0.1",
+                           "agent.log_git=false", "--output", str(out)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return out
 
 
-def test_unimplemented_algos_exit_with_one_line():
-    for algo in ("sft", "grpo"):
-        proc = _run_train("--algo", algo, timeout=60)
-        assert proc.returncode == 2
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and "not implemented yet" in lines[0], proc.stderr
-
-
-def test_bad_override_is_one_clear_line():
-    proc = _run_train("--algo", "ppo", "train.init_action=sideways", timeout=60)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].endswith("train.init_action='sideways': expected one of home, zero")
+def test_bad_override_is_one_clear_line(script_main, capsys, tmp_path):
+    assert script_main("train.py", "--algo", "ppo", "agent.init_action=sideways", "--output", str(tmp_path)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("agent.init_action='sideways': expected one of home, zero")
+    assert script_main("train.py", "--algo", "ppo", "agent.learning_rat=1", "--output", str(tmp_path)) == 2
+    assert "agent has no 'learning_rat'" in capsys.readouterr().err
 
 
 def test_home_action_holds_the_home_pose():
+    from openarm_vla.action_space import action_to_joint_targets, home_action
     from openarm_vla.robots import openarm_spec as spec
-    from openarm_vla.robots.openarm import HOME_JOINT_POS
-    from openarm_vla.tasks.box_grasp.mdp.actions import action_to_joint_targets
-    from openarm_vla.train.ppo import home_action
 
     a = home_action()
     q = action_to_joint_targets(a[None], torch.tensor(spec.ARM_LOWER), torch.tensor(spec.ARM_UPPER))[0]
-    assert torch.allclose(q[:7], torch.tensor([HOME_JOINT_POS[n] for n in spec.ARM_JOINTS]), atol=1e-5)
+    assert torch.allclose(q[:7], torch.tensor([spec.HOME_JOINT_POS[n] for n in spec.ARM_JOINTS]), atol=1e-5)
     assert torch.allclose(q[7:], torch.full((2,), spec.GRIPPER_OPEN))  # gripper open
 
 
@@ -67,8 +57,8 @@ def test_train_writes_checkpoints_curve_and_policy(ppo_run):
     assert (out / "ppo_policy.pt").is_file()
     assert list(out.glob("events.out.tfevents.*")), "no TensorBoard events"
     assert (out / "train_curve.png").stat().st_size > 1000
-    assert (out / "config.yaml").is_file() and (out / "agent.yaml").is_file()
-    assert not list(out.glob("*.tmp.*"))
+    assert (out / "config.yaml").is_file()
+    assert not list(out.glob(".*tmp*"))
 
     curve = json.loads((out / "train_curve.json").read_text())
     assert [r["iteration"] for r in curve] == list(range(ITERS))
@@ -87,7 +77,8 @@ def test_train_writes_checkpoints_curve_and_policy(ppo_run):
 
 @pytest.mark.sim
 def test_ppo_expert_rebuilds_the_actor_without_the_runner(ppo_run):
-    from openarm_vla.train.ppo import PPOError, PPOExpert
+    from openarm_vla.policies.ppo_teacher import PPOActor as PPOExpert
+    from openarm_vla.policies.ppo_teacher import PPOError
 
     expert = PPOExpert(ppo_run / "ppo_policy.pt")
     assert (expert.obs_dim, expert.action_dim, expert.task) == (34, 8, "OpenArm-BoxGrasp-State")
@@ -112,8 +103,9 @@ def test_ppo_expert_rebuilds_the_actor_without_the_runner(ppo_run):
 
 @pytest.mark.sim
 def test_ppo_expert_acts_on_the_state_env(ppo_run, env_factory):
+    from openarm_vla.policies.ppo_teacher import PPOActor as PPOExpert
+    from openarm_vla.policies.ppo_teacher import PPOTeacherPolicy as PPOTeacher
     from openarm_vla.tasks.box_grasp import mdp
-    from openarm_vla.train.ppo import PPOExpert, PPOTeacher
 
     env = env_factory("OpenArm-BoxGrasp-State", num_envs=N, group_size=1)
     obs, _ = env.reset(seed=1)
@@ -129,3 +121,15 @@ def test_ppo_expert_acts_on_the_state_env(ppo_run, env_factory):
     teacher = PPOTeacher(expert, env)
     assert torch.allclose(teacher.state_obs(priv), obs["policy"], atol=1e-6)
     assert torch.allclose(teacher.act(priv), expert.act(obs), atol=1e-6)
+
+
+@pytest.mark.sim
+def test_isaaclab_own_trainer_runs_our_task(tmp_path):
+    """``isaaclab train --rl_library rsl_rl`` (Isaac Lab's unified entrypoint) serializes our configs and trains."""
+    exe = Path(sys.executable).with_name("isaaclab")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMNI_KIT_ACCEPT_EULA": "YES"}
+    proc = subprocess.run([str(exe), "train", "--rl_library", "rsl_rl", "--task", "OpenArm-BoxGrasp-State", "--num_envs", "2",
+                           "--max_iterations", "2", "--device", "cpu"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.glob("logs/rsl_rl/openarm_box_grasp_ppo/*/model_*.pt")) == ["model_0.pt", "model_1.pt"]

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import hand_pose
+
+from openarm_vla.action_space import action_to_joint_targets
 from openarm_vla.robots import openarm_spec as spec
-from openarm_vla.robots.kinematics import hand_pose
-from openarm_vla.robots.openarm import HOME_JOINT_POS
-from openarm_vla.tasks.box_grasp.mdp.actions import action_to_joint_targets
 from openarm_vla.teleop import EEDeltaController, ee_delta_to_action, rpy_to_matrix
 from openarm_vla.teleop.keyboard import TeleopKeyboard
 
 ROOT = Path(__file__).resolve().parents[1]
-HOME = torch.tensor([[HOME_JOINT_POS[j] for j in spec.ARM_JOINTS]])
+HOME = torch.tensor([[spec.HOME_JOINT_POS[j] for j in spec.ARM_JOINTS]])
 LO, HI = torch.tensor(spec.ARM_LOWER), torch.tensor(spec.ARM_UPPER)
 
 

@@ -5,17 +5,9 @@ un-normalization and input validation."""
 import pytest
 import torch
 
-from openarm_vla.vla import (
-    ByteTokenizer,
-    OpenVLAForActionPrediction,
-    VLAPolicy,
-    action_stats,
-    get_preset,
-    unnormalize,
-)
-
-
-
+from openarm_vla.action_space import action_stats, normalize, unnormalize
+from openarm_vla.vla import ByteTokenizer, OpenVLAForActionPrediction, VLAPolicy, get_preset
+from openarm_vla.vla.batch import collate_chunks
 
 N = 3
 
@@ -28,7 +20,8 @@ def model():
 
 def _obs(n=N, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return {"rgb": torch.randint(0, 256, (n, 36, 36, 3), dtype=torch.uint8, generator=g), "joint_pos": torch.zeros(n, 9)}
+    return {"rgb": torch.randint(0, 256, (n, 36, 36, 3), dtype=torch.uint8, generator=g),
+            "proprio": torch.rand(n, 8, generator=g) * 2 - 1}
 
 
 class CountingModel(torch.nn.Module):
@@ -56,12 +49,15 @@ def test_chunk_queues_resets_and_partial_forward(model):
     assert [o["chunk_step"].tolist() for o in outs] == [[0, 0, 0], [1, 1, 1], [2, 2, 2]]
     assert outs[0]["new_chunk"].all() and not outs[1]["new_chunk"].any()
     first = outs[0]
-    assert first["actions"].shape == (N, 8) and first["token_idx"].shape == (N, 8, 8)
-    assert first["logprobs"].shape == (N, 8, 8) and first["logprobs"].dtype == torch.float32
+    tokens = first["chunks"]["token_idx"]  # only freshly drawn chunks are returned: all N at the first call
+    assert first["actions"].shape == (N, 8) and tokens.shape == (N, 8, 8)
+    assert first["chunks"]["logprobs"].shape == (N, 8, 8) and first["chunks"]["logprobs"].dtype == torch.float32
+    assert first["chunks"]["rgb"].dtype == torch.uint8 and first["chunks"]["rgb"].shape == (N, 36, 36, 3)
+    assert all(o["chunks"]["env_ids"].numel() == 0 and "token_idx" not in o["chunks"] for o in outs[1:])
     # every step replays the next action of the same chunk
     for o in outs:
-        assert torch.equal(o["token_idx"], first["token_idx"])
-        expected = policy.action_tokenizer.slice_to_actions(o["token_idx"][torch.arange(N), o["chunk_step"]])
+        assert torch.equal(policy.queued_token_idx, tokens)
+        expected = policy.action_tokenizer.slice_to_actions(tokens[torch.arange(N), o["chunk_step"]])
         assert torch.equal(o["actions"], expected)
         assert o["actions"].abs().max() < 1.0
 
@@ -70,8 +66,8 @@ def test_chunk_queues_resets_and_partial_forward(model):
     assert counting.batches == [N, 1]  # only the reset env is forwarded
     assert out["new_chunk"].tolist() == [False, True, False]
     assert out["chunk_step"].tolist() == [3, 0, 3]
-    assert out["chunk_inputs"]["env_ids"].tolist() == [1] and out["chunk_inputs"]["pixel_values"].shape[0] == 1
-    assert torch.equal(out["token_idx"][[0, 2]], first["token_idx"][[0, 2]])
+    assert out["chunks"]["env_ids"].tolist() == [1] and out["chunks"]["rgb"].shape[0] == 1
+    assert torch.equal(policy.queued_token_idx[[0, 2]], tokens[[0, 2]])
 
     for _ in range(4):  # envs 0 and 2 exhaust their chunk (steps 4..7)
         out = policy.act(obs, instr, temperature=1.6)
@@ -84,6 +80,12 @@ def test_chunk_queues_resets_and_partial_forward(model):
     out = policy.act(obs, instr, temperature=1.6)
     assert out["new_chunk"].all() and counting.batches[-1] == N
 
+    # inactive envs (finished GRPO members) are never forwarded, even with an empty queue
+    policy.reset()
+    out = policy.act(obs, instr, temperature=1.6, active=torch.tensor([True, False, True]))
+    assert counting.batches[-1] == 2 and out["new_chunk"].tolist() == [True, False, True]
+    assert out["chunks"]["env_ids"].tolist() == [0, 2]
+
 
 def test_greedy_is_deterministic_argmax(model):
     policy = VLAPolicy(model, ByteTokenizer(), num_envs=N)
@@ -91,11 +93,11 @@ def test_greedy_is_deterministic_argmax(model):
     a = policy.act(obs, "pick up the box")
     policy.reset()
     b = policy.act(obs, "pick up the box", temperature=0.0)
-    assert torch.equal(a["token_idx"], b["token_idx"]) and torch.equal(a["actions"], b["actions"])
-    ci = a["chunk_inputs"]
+    assert torch.equal(a["chunks"]["token_idx"], b["chunks"]["token_idx"]) and torch.equal(a["actions"], b["actions"])
+    ci = a["chunks"]
     with torch.no_grad():
-        logits = model(ci["pixel_values"], ci["input_ids"], ci["attention_mask"])
-    assert torch.equal(a["token_idx"], logits.argmax(-1))
+        logits = model(**policy.model_inputs(ci))
+    assert torch.equal(a["chunks"]["token_idx"], logits.argmax(-1))
 
 
 def test_sampling_is_seedable_and_temperature_raises_entropy(model):
@@ -104,8 +106,8 @@ def test_sampling_is_seedable_and_temperature_raises_entropy(model):
     a = policy.act(obs, "lift", temperature=1.6, generator=torch.Generator().manual_seed(3))
     policy.reset()
     b = policy.act(obs, "lift", temperature=1.6, generator=torch.Generator().manual_seed(3))
-    assert torch.equal(a["token_idx"], b["token_idx"])
-    batch = {**{k: v for k, v in a["chunk_inputs"].items() if k != "env_ids"}, "token_idx": a["token_idx"]}
+    assert torch.equal(a["chunks"]["token_idx"], b["chunks"]["token_idx"])
+    batch = {k: v for k, v in a["chunks"].items() if k != "env_ids"}
     with torch.no_grad():
         h = [policy.logprobs(batch, temperature=t)["entropy"].mean().item() for t in (0.5, 1.0, 1.6)]
     assert h[0] < h[1] < h[2]
@@ -120,16 +122,9 @@ def test_rollout_logprobs_match_recomputed_fp32_and_report_bf16_gap(model):
     second = policy.act(_obs(seed=2), instr, temperature=1.6, generator=torch.Generator().manual_seed(1))
 
     # training batch: chunks from both calls, a different batch composition and padding length
-    c1, c2 = first["chunk_inputs"], second["chunk_inputs"]
-    L = max(c1["input_ids"].shape[1], c2["input_ids"].shape[1])
-    pad = lambda t, v: torch.nn.functional.pad(t, (L - t.shape[1], 0), value=v)  # noqa: E731
-    batch = {
-        "pixel_values": torch.cat([c2["pixel_values"], c1["pixel_values"]]),
-        "input_ids": torch.cat([pad(c2["input_ids"], 515), pad(c1["input_ids"], 515)]),
-        "attention_mask": torch.cat([pad(c2["attention_mask"], 0), pad(c1["attention_mask"], 0)]),
-        "token_idx": torch.cat([second["token_idx"][c2["env_ids"]], first["token_idx"]]),
-    }
-    rollout = torch.cat([second["logprobs"][c2["env_ids"]], first["logprobs"]])
+    c1, c2 = first["chunks"], second["chunks"]
+    batch = collate_chunks([c2, c1], pad_token_id=515)
+    rollout = torch.cat([c2["logprobs"], c1["logprobs"]])
     with torch.no_grad():
         fp32 = policy.logprobs(batch, temperature=1.6, dtype="float32")["logprobs"]
         bf16 = policy.logprobs(batch, temperature=1.6, dtype="bfloat16")["logprobs"]
@@ -138,7 +133,7 @@ def test_rollout_logprobs_match_recomputed_fp32_and_report_bf16_gap(model):
     print(f"bf16 vs fp32 rollout log-prob max gap (tiny, T=1.6): {gap:.5f}")
     assert torch.isfinite(bf16).all() and gap < 0.5
 
-    # the update needs gradients through the recomputed log-probs
+    # the update needs gradients through the recomputed log-probs (pixel_values are recomputed from uint8)
     lp = policy.logprobs(batch, temperature=1.6)["logprobs"]
     lp.sum().backward()
     assert model.projector.fc3.weight.grad is not None
@@ -157,6 +152,10 @@ def test_unnormalize_hand_computed_and_policy_option(model):
     shifted = VLAPolicy(model, ByteTokenizer(), num_envs=N, norm_stats=nested, unnorm_key="box",
                         unnormalize_actions=True).act(_obs(), "lift")
     assert torch.allclose(shifted["actions"], plain["actions"] + 1.0)
+    # normalize: 2 (a - q01) / (q99 - q01) - 1, clipped, only where mask; it inverts unnormalize inside the bounds
+    got = normalize(torch.tensor([[1.0, 0.5], [-2.0, 3.0], [7.0, 0.2]]), stats)
+    assert torch.allclose(got, torch.tensor([[0.0, 0.5], [-1.0, 3.0], [1.0, 0.2]]), atol=1e-6)
+    assert torch.allclose(normalize(unnormalize(a, stats), stats), a)
 
 
 def test_input_errors(model):
@@ -170,7 +169,8 @@ def test_input_errors(model):
         policy.act({"rgb": _obs()["rgb"].float()}, "lift")
     with pytest.raises(KeyError, match="obs needs key 'rgb'"):
         policy.act({"image": _obs()["rgb"]}, "lift")
-    with pytest.raises(ValueError, match=r"obs\['joint_pos'\] must have 3 rows"):
-        policy.act({"rgb": _obs()["rgb"], "joint_pos": torch.zeros(2, 9)}, "lift")
+    proprio_model = OpenVLAForActionPrediction(get_preset("tiny", use_proprio=True)).eval()
+    with pytest.raises(ValueError, match=r"obs\['proprio'\] must be \[3, 8\]; got \(2, 9\)"):
+        VLAPolicy(proprio_model, tok, num_envs=N).act({"rgb": _obs()["rgb"], "proprio": torch.zeros(2, 9)}, "lift")
     with pytest.raises(ValueError, match="got 2 instructions for 3 envs"):
         policy.act(_obs(), ["a", "b"])

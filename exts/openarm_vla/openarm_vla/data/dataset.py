@@ -203,6 +203,38 @@ class DemoDataset(Dataset):
         self.__dict__.update(state)
         self._pid = os.getpid()
 
+    # -- the whole dataset in memory ----------------------------------------------------------------
+    def load_arrays(self) -> dict[str, Any]:
+        """Every step of every demo at once (for training from memory, e.g. on the GPU):
+
+        ``image`` uint8 [M, H, W, C], ``proprio`` float32 [M, P] (absent without ``proprio_key``), ``actions``
+        float32 [M, A] (normalized if enabled), ``episode_end`` int64 [M] (index of the last step of the row's
+        episode: chunks are rows t..t+K-1 clamped to it), ``instruction`` [M] index into ``instructions``.
+        """
+        images, props, acts, ends, instr = [], [], [], [], []
+        instructions = sorted(set(self._demo_instr))
+        for d in range(self.num_demos):
+            fi, name, n = int(self._demo_file[d]), self._demo_name[d], int(self._demo_len[d])
+            path = self.paths[fi]
+            try:
+                grp = self._file(fi)["data"][name]
+                images.append(np.asarray(grp["obs"][self.image_key][:n]))
+                acts.append(np.asarray(grp["actions"][:n], dtype=np.float32))
+                if self.proprio_key is not None:
+                    props.append(np.asarray(grp["obs"][self.proprio_key][:n], dtype=np.float32))
+            except (KeyError, OSError) as e:
+                raise DemoFileError(f"{path}: data/{name}: cannot read ({one_line(e)})") from None
+            ends.append(np.full(n, int(self._ends[d]) - 1, dtype=np.int64))
+            instr.append(np.full(n, instructions.index(self._demo_instr[d]), dtype=np.int64))
+        actions = torch.from_numpy(np.concatenate(acts))
+        if self.normalize:
+            actions = normalize(actions, self.stats["action"])
+        out = {"image": np.concatenate(images), "actions": actions.numpy(), "episode_end": np.concatenate(ends),
+               "instruction": np.concatenate(instr), "instructions": instructions}
+        if props:
+            out["proprio"] = np.concatenate(props)
+        return out
+
     # -- items -------------------------------------------------------------------------------------
     def __getitem__(self, index: int) -> dict[str, Any]:
         d, t = self.locate(int(index))

@@ -1,5 +1,7 @@
 """rsl-rl PPO runner config of the state-based teacher (OpenArm-BoxGrasp-State)."""
 
+import torch
+
 from isaaclab.utils import configclass
 
 from isaaclab_rl.rsl_rl import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg
@@ -7,6 +9,9 @@ from isaaclab_rl.rsl_rl import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPp
 
 @configclass
 class BoxGraspPPORunnerCfg(RslRlOnPolicyRunnerCfg):
+    device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    """rsl-rl's default is cuda:0, which ``isaaclab train --device cpu`` keeps: on a machine without CUDA the
+    runner would fail, so the default follows the machine (``agent.device=...`` overrides it)."""
     num_steps_per_env = 24
     max_iterations = 1500
     save_interval = 100

@@ -23,17 +23,6 @@ class AugmentCfg:
 
 
 @configclass
-class LoraCfg:
-    """LoRA adapters through ``peft`` (the 7B preset); off means a full fine-tune."""
-
-    enabled: bool = False
-    rank: int = 32
-    alpha: int = 16
-    dropout: float = 0.0
-    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-@configclass
 class BoxGraspSFTCfg:
     """Cross-entropy on the action tokens of HDF5 demos (OFT parallel decoding, all chunk x 8 tokens at once)."""
 
@@ -67,7 +56,6 @@ class BoxGraspSFTCfg:
     """Autocast dtype on CUDA (float32 on the CPU)."""
     gradient_checkpointing: bool = False
     augment: AugmentCfg = AugmentCfg()
-    lora: LoraCfg = LoraCfg()
     data_workers: int = 0
     """0: the whole dataset is decoded once into (GPU) memory, batches are gathered there; > 0: a DataLoader
     with this many worker processes reads the HDF5 files lazily (datasets larger than memory)."""
@@ -77,7 +65,7 @@ class BoxGraspSFTCfg:
     eval_episodes: int = 256
     """Held-out initial states per evaluation (one episode each)."""
     eval_num_envs: int = 256
-    """Envs of the evaluation env (the bank is evaluated in passes of this many)."""
+    """Envs of the evaluation env (``--num_envs`` overrides; the bank is evaluated in passes of this many)."""
     eval_seed: int = 10_000
     """Seed of the held-out bank (disjoint from the demos' and GRPO's seeds)."""
     eval_videos: int = 2

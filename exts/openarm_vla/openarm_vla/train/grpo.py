@@ -1,0 +1,335 @@
+"""GRPO of the VLA from the binary success reward, in B x G GPU-vectorized envs: one readable loop.
+
+Per iteration (SimpleVLA-RL's recipe, shared/reference/grpo-anchors.md spec (a)):
+
+1. Rollout rounds. Every group of G consecutive envs is reset to one shared initial state (fresh states each
+   round) and acts by sampling the 256-way action tokens at temperature T; each env's first episode counts
+   (a ``finished`` latch: Isaac Lab auto-resets inside ``step()``), the round ends when every env has
+   finished, and finished envs are no longer forwarded. Only what the update needs is stored, on the device:
+   the uint8 frame, proprio and prompt ids of each new chunk, its token ids and rollout log-probs, its start
+   step, and each trajectory's finish step and reward.
+2. Dynamic sampling: groups whose success rate lies strictly inside (keep_low, keep_high) are kept; rounds
+   repeat until B groups are kept, at most ``max_rounds``; with fewer than ``min_groups`` the update is
+   skipped (logged), surplus groups are dropped.
+3. Advantages (r - mean_g) / (std_g + 1e-6) on every action token before the finish step.
+4. Old log-probs recomputed under the rollout weights (or the rollout's reused), then one epoch of
+   mini-batches of ``batch_size`` trajectories: token-level clipped objective (0.2 / 0.28), seq-mean-token-mean
+   or token-mean aggregation, no KL, no critic, AdamW at a constant LR, gradient clipping.
+5. Greedy validation on a fixed bank of held-out starts before training, every ``eval_every`` iterations
+   and at the end; checkpoints every ``save_every``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from openarm_vla.policies.vla import VLAEnvPolicy
+from openarm_vla.rollout import first_episodes
+from openarm_vla.tasks.box_grasp.scene_state import reset_groups
+from openarm_vla.vla.sampling import entropy, logprobs_of
+
+from .losses import action_token_mask, clipped_token_loss, group_advantages, keep_groups, token_weights
+from .runtime import (
+    RunLogger,
+    TrainError,
+    check_finite,
+    checkpoint_dirs,
+    cuda_oom_as_error,
+    decay_param_groups,
+    export_final,
+    load_init_checkpoint,
+    load_trainer_state,
+    peak_memory_gb,
+    plot_run,
+    rng_state,
+    save_training_checkpoint,
+    seed_everything,
+    set_rng_state,
+    write_run_config,
+)
+
+_CHUNK_KEYS = ("rgb", "input_ids", "attention_mask", "proprio", "token_idx", "logprobs")
+
+
+class ChunkStore:
+    """``first_episodes`` callback: keeps the chunks the policy drew this round (only envs still in their first
+    episode draw any), with the env step their first action ran at."""
+
+    def __init__(self, policy: VLAEnvPolicy):
+        self.policy, self.parts = policy, []
+
+    def __call__(self, step, active) -> None:
+        c = self.policy.last["chunks"]
+        if c["env_ids"].numel() == 0:
+            return
+        part = {k: c[k] for k in _CHUNK_KEYS if k in c}
+        part["token_idx"] = part["token_idx"].to(torch.uint8)  # 256 bins fit a byte
+        part["env"] = c["env_ids"]
+        part["start"] = torch.full_like(c["env_ids"], step.t - 1)
+        self.parts.append(part)
+
+    def gather(self) -> dict:
+        return {k: torch.cat([p[k] for p in self.parts]) for k in self.parts[0]} if self.parts else {}
+
+
+def collect_round(env, policy: VLAEnvPolicy, group_size: int, max_steps: int | None) -> tuple[dict, object]:
+    """One rollout round of all envs: (chunks keyed by env, the FirstEpisodes outcome)."""
+    obs = reset_groups(env, group_size)
+    store = ChunkStore(policy)
+    out = first_episodes(env, policy, obs, on_step=store, max_steps=max_steps)
+    return store.gather(), out
+
+
+def select_trajectories(chunks: dict, out, keep_env: torch.Tensor, traj_offset: int) -> tuple[dict, dict]:
+    """The chunks and per-trajectory data of the kept envs, renumbered from ``traj_offset``."""
+    envs = keep_env.nonzero().squeeze(1)
+    new_id = torch.full((keep_env.numel(),), -1, dtype=torch.long, device=keep_env.device)
+    new_id[envs] = torch.arange(envs.numel(), device=keep_env.device) + traj_offset
+    rows = keep_env[chunks["env"]].nonzero().squeeze(1)
+    kept = {k: v[rows] for k, v in chunks.items() if k != "env"}
+    kept["traj"] = new_id[chunks["env"][rows]]
+    traj = {"reward": out.success[envs].float(), "finish": out.finish_step[envs]}
+    return kept, traj
+
+
+def _schedule(num_traj: int, traj: torch.Tensor, batch_size: int, micro: int, generator) -> list[list[torch.Tensor]]:
+    """Mini-batches of ``batch_size`` shuffled trajectories, each a list of micro-batches of chunk indices."""
+    order = torch.randperm(num_traj, generator=generator, device="cpu").to(traj.device)
+    out = []
+    for s in range(0, num_traj, batch_size):
+        member = torch.zeros(num_traj, dtype=torch.bool, device=traj.device)
+        member[order[s:s + batch_size]] = True
+        idx = member[traj].nonzero().squeeze(1)
+        out.append([idx[m:m + micro] for m in range(0, idx.numel(), micro)])
+    return out
+
+
+def _forward_logprobs(vla, data: dict, idx: torch.Tensor, temperature: float, dtype: str):
+    batch = {k: data[k][idx] for k in ("rgb", "input_ids", "attention_mask", "proprio") if k in data}
+    logits = vla.model(**vla.model_inputs(batch), dtype=dtype)
+    tokens = data["token_idx"][idx].long()
+    return logprobs_of(logits, tokens, temperature), entropy(logits, temperature)
+
+
+def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = False, num_envs: int | None = None) -> dict:
+    """Run GRPO; returns the final validation metrics and paths."""
+    from openarm_vla.eval.bank import EvalBank
+    from openarm_vla.tasks.factory import make_env
+    from openarm_vla.vla import OpenVLAForActionPrediction, VLAPolicy, get_preset, make_text_tokenizer
+
+    from .validation import validate
+
+    run_dir = Path(output)
+    G = agent.group_size
+    if num_envs is not None:
+        if num_envs % G:
+            raise TrainError(f"--num_envs {num_envs} is not a multiple of agent.group_size {G} (groups never split)")
+        agent.num_groups = num_envs // G
+    B = agent.num_groups
+    min_groups = agent.min_groups if agent.min_groups is not None else max(1, B // 4)
+    if agent.aggregation not in ("seq-mean-token-mean", "token-mean"):
+        raise TrainError(f"agent.aggregation={agent.aggregation!r}: expected seq-mean-token-mean or token-mean")
+    if resume and not checkpoint_dirs(run_dir):
+        raise TrainError(f"--resume: no checkpoint in {run_dir / 'checkpoints'} to continue from")
+    seed_everything(agent.seed)
+    cuda = str(device).startswith("cuda")
+    dtype = agent.dtype if cuda else "float32"
+
+    # ------------------------------------------------------------------ the policy to improve
+    if agent.init:
+        ck = load_init_checkpoint(agent.init, device)
+        model, tok, norm_stats = ck.model, ck.tokenizer, ck.norm_stats
+    else:  # from scratch: smoke tests and throughput only (GRPO needs groups that sometimes succeed)
+        try:
+            cfg = get_preset(agent.preset)
+        except ValueError as e:
+            raise TrainError(f"agent.preset={agent.preset}: {e}") from None
+        model, tok, norm_stats = OpenVLAForActionPrediction(cfg).to(device), make_text_tokenizer(cfg.tokenizer), {}
+    cfg = model.config
+    if agent.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    opt = torch.optim.AdamW(decay_param_groups(model, agent.weight_decay), lr=agent.lr, betas=tuple(agent.betas), fused=cuda)
+    gen = torch.Generator(device=device).manual_seed(agent.seed + 1)  # action sampling
+    shuffle = torch.Generator().manual_seed(agent.seed + 2)  # mini-batch order
+    counters = {"env_steps": 0, "trajectories": 0, "updates": 0, "skipped": 0}
+    start = 0
+    env_cfg.scene.num_envs = B * G
+    env = make_env(task, cfg=env_cfg, device=device, group_size=G, seed=agent.seed)
+    if agent.eval_episodes > env.num_envs:
+        env.close()
+        raise TrainError(f"agent.eval_episodes {agent.eval_episodes} > num_envs {env.num_envs}: the validation bank "
+                         "runs in one pass (lower agent.eval_episodes or raise --num_envs)")
+    bank = EvalBank.build(env, agent.eval_episodes, agent.eval_seed)
+    if resume:  # after the env is built: its construction draws from the RNGs restored here
+        last = checkpoint_dirs(run_dir)[-1]
+        state = load_trainer_state(last)
+        model.load_state_dict(load_init_checkpoint(str(last), device).model.state_dict())
+        opt.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"], gen)
+        shuffle.set_state(state["shuffle"])
+        counters, start = state["counters"], state["iteration"]
+        print(f"[grpo] resuming {run_dir} from {last.name} (iteration {start})", flush=True)
+    write_run_config(run_dir, task, env_cfg, agent, {"algo": "grpo", "device": str(device), "model": cfg.to_dict()})
+    log = RunLogger(run_dir, {"agent": agent, "model": cfg.to_dict()}, agent.logger, agent.wandb_project,
+                    resume_from=start if resume else None)
+    vla = VLAPolicy(model, tok, env.num_envs, norm_stats=norm_stats, unnormalize_actions=bool(norm_stats), dtype=dtype)
+    sampler = VLAEnvPolicy(vla, env.cfg.instruction, temperature=agent.temperature)
+    sampler.generator = gen
+    fps = round(1 / env.step_dt)
+    last_eval: dict = {}
+    try:
+        def evaluate(iteration: int) -> dict:
+            metrics, _, clips = validate(env, vla, bank, videos=agent.eval_videos)
+            log.videos(iteration, clips, fps)
+            print(f"[grpo] iteration {iteration}: held-out success {metrics['eval/success']:.3f} "
+                  f"[{metrics['eval/ci_low']:.3f}, {metrics['eval/ci_high']:.3f}] over {metrics['eval/episodes']}", flush=True)
+            return metrics
+
+        with cuda_oom_as_error("--num_envs (agent.num_groups) or agent.micro_batch_size"):
+            if start == 0:
+                last_eval = evaluate(0)
+                log.log(0, last_eval)
+            from tqdm import tqdm
+
+            bar = tqdm(range(start, agent.max_iterations), desc="grpo", unit="it", dynamic_ncols=True, initial=start,
+                       total=agent.max_iterations)
+            for it in bar:
+                metrics = iteration_step(env, vla, sampler, model, opt, agent, B, G, min_groups, dtype, shuffle, counters, it + 1, run_dir)
+                done = it + 1
+                if agent.eval_every and done % agent.eval_every == 0 and done < agent.max_iterations:
+                    last_eval = evaluate(done)
+                    metrics.update(last_eval)
+                log.log(done, metrics)
+                bar.set_postfix(success=f"{metrics['rollout/success_rate']:.2f}", kept=metrics["rollout/kept_groups"],
+                                eval=f"{last_eval.get('eval/success', float('nan')):.2f}")
+                if (agent.save_every and done % agent.save_every == 0) or done == agent.max_iterations:
+                    save_training_checkpoint(run_dir, done, model, tok, norm_stats, {
+                        "optimizer": opt.state_dict(), "rng": rng_state(gen), "shuffle": shuffle.get_state(),
+                        "counters": dict(counters), "config": {"agent": agent.to_dict(), "model": cfg.to_dict()}},
+                        agent.keep_last)
+            bar.close()
+            final = export_final(run_dir, model, tok, norm_stats)
+            last_eval = evaluate(agent.max_iterations)
+            log.log(agent.max_iterations, {**last_eval, "rollout/env_steps_total": counters["env_steps"]})
+    finally:
+        records = log.records()
+        log.close()
+        env.close()
+    plot_run(run_dir, records, f"GRPO {cfg.name}: {B} groups x {G}", "policy/loss",
+             ["eval/success", "rollout/success_rate"])
+    print(f"[grpo] done: {agent.max_iterations} iterations, {counters['env_steps']} env-steps; final {final}; "
+          f"held-out success {last_eval['eval/success']:.3f}", flush=True)
+    return {"final": str(final), "env_steps": counters["env_steps"], **last_eval}
+
+
+def iteration_step(env, vla, sampler, model, opt, agent, B: int, G: int, min_groups: int, dtype: str,
+                   shuffle: torch.Generator, counters: dict, iteration: int, run_dir) -> dict:
+    """One GRPO iteration (rollout rounds, filter, update); returns its metrics."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() and str(env.device).startswith("cuda") else (lambda: None)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    # ------------------------------------------------------------------ 1-2. rollout rounds with dynamic sampling
+    t0 = time.perf_counter()
+    vla.model.eval()
+    parts, trajs, kept_groups, rounds, steps, successes, seen, finish_sum = [], [], 0, 0, 0, 0, 0, 0
+    while kept_groups < B and rounds < agent.max_rounds:
+        chunks, out = collect_round(env, sampler, G, agent.max_rollout_steps)
+        rounds += 1
+        steps += out.steps * env.num_envs
+        successes += int(out.success.sum())
+        seen += env.num_envs
+        finish_sum += int(out.finish_step.sum())
+        keep = keep_groups(out.success.float(), G, agent.keep_low, agent.keep_high)
+        keep[keep.cumsum(0) > B - kept_groups] = False  # surplus groups are dropped
+        if keep.any() and chunks:
+            kept, traj = select_trajectories(chunks, out, keep.repeat_interleave(G), kept_groups * G)
+            parts.append(kept)
+            trajs.append(traj)
+            kept_groups += int(keep.sum())
+    sync()
+    rollout_s = time.perf_counter() - t0
+    counters["env_steps"] += steps
+    counters["trajectories"] += seen
+    metrics = {"rollout/success_rate": successes / max(seen, 1), "rollout/kept_groups": kept_groups,
+               "rollout/rounds": rounds, "rollout/mean_finish_step": finish_sum / max(seen, 1),
+               "rollout/env_steps_total": counters["env_steps"], "perf/rollout_s": rollout_s,
+               "perf/env_steps_per_s": steps / max(rollout_s, 1e-9)}
+    if kept_groups < min_groups:
+        counters["skipped"] += 1
+        print(f"[grpo] iteration {iteration}: {kept_groups} of {B} groups had mixed outcomes after {rounds} round(s) "
+              f"(need {min_groups}): update skipped", flush=True)
+        return {**metrics, "policy/skipped": 1, "perf/peak_mem_gb": peak_memory_gb()}
+
+    # ------------------------------------------------------------------ 3. advantages and token masks
+    data = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    reward = torch.cat([t["reward"] for t in trajs])
+    finish = torch.cat([t["finish"] for t in trajs])
+    adv_traj = group_advantages(reward, G)
+    n_traj = reward.numel()
+    cfg = vla.config
+    mask = action_token_mask(data["start"], finish[data["traj"]], cfg.chunk, cfg.action_dim)
+    adv = adv_traj[data["traj"]]
+    schedule = _schedule(n_traj, data["traj"], agent.batch_size, agent.micro_batch_size, shuffle)
+
+    # ------------------------------------------------------------------ 4. old log-probs, then one epoch of mini-batches
+    t1 = time.perf_counter()
+    if agent.recompute_old_logprobs:
+        old = torch.empty(mask.shape, dtype=torch.float32, device=mask.device)
+        with torch.no_grad():
+            for mb in schedule:
+                for idx in mb:
+                    old[idx] = _forward_logprobs(vla, data, idx, agent.temperature, dtype)[0]
+    else:
+        old = data["logprobs"]
+    sync()
+    logprob_s = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    model.train()
+    loss_total, ent_sum, tok_sum, grad_norms = 0.0, 0.0, 0.0, []
+    stat_sums = {"clip_frac_low": 0.0, "clip_frac_high": 0.0, "approx_kl": 0.0}
+    first_ratio_dev = None
+    for mb in schedule:
+        idx_all = torch.cat(mb)
+        local = torch.unique(data["traj"][idx_all], return_inverse=True)[1]
+        weights_all = token_weights(mask[idx_all], local, agent.aggregation)
+        offset, mb_loss = 0, 0.0
+        for idx in mb:
+            w = weights_all[offset:offset + idx.numel()]
+            offset += idx.numel()
+            logp, ent = _forward_logprobs(vla, data, idx, agent.temperature, dtype)
+            loss, st = clipped_token_loss(logp, old[idx], adv[idx], w, agent.clip_low, agent.clip_high)
+            check_finite(loss, iteration, run_dir)
+            loss.backward()
+            valid = mask[idx]
+            n_valid = float(valid.sum())
+            mb_loss += loss.item()
+            ent_sum += float((ent.detach() * valid).sum())
+            tok_sum += n_valid
+            for k in stat_sums:
+                stat_sums[k] += st[k] * n_valid
+            if first_ratio_dev is None:
+                first_ratio_dev = st["ratio_dev"]
+        grad_norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), agent.grad_clip).item())
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        loss_total += mb_loss
+    sync()
+    update_s = time.perf_counter() - t2
+    counters["updates"] += 1
+    vla.model.eval()
+    metrics.update({
+        "policy/loss": loss_total / len(schedule), "policy/entropy": ent_sum / max(tok_sum, 1),
+        "policy/approx_kl": stat_sums["approx_kl"] / max(tok_sum, 1),
+        "policy/clip_frac_low": stat_sums["clip_frac_low"] / max(tok_sum, 1),
+        "policy/clip_frac_high": stat_sums["clip_frac_high"] / max(tok_sum, 1),
+        "policy/grad_norm": sum(grad_norms) / len(grad_norms), "policy/ratio_dev_first_minibatch": first_ratio_dev,
+        "policy/optimizer_steps": len(schedule), "policy/trajectories": n_traj, "policy/chunks": int(mask.shape[0]),
+        "adv/mean": float(adv_traj.mean()), "adv/std": float(adv_traj.std()) if n_traj > 1 else 0.0,
+        "perf/logprob_s": logprob_s, "perf/update_s": update_s,
+        "perf/update_env_steps_per_s": float(finish.sum()) / max(update_s, 1e-9),
+        "perf/iteration_s": rollout_s + logprob_s + update_s, "perf/peak_mem_gb": peak_memory_gb(),
+    })
+    return metrics

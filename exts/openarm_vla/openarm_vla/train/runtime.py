@@ -1,0 +1,250 @@
+"""What SFT and GRPO share around their loops: the run directory, checkpoints that survive ``kill -9``,
+every RNG, the metrics logger (JSONL + TensorBoard + optional W&B), the curve PNG and one-line errors.
+
+Run directory::
+
+    DIR/config.yaml                 the resolved task, env and agent configs
+    DIR/metrics.jsonl               one JSON object per iteration / logging step (``iteration`` + metrics)
+    DIR/tb/                         TensorBoard events (W&B under DIR/wandb/ with agent.logger=wandb)
+    DIR/checkpoints/iter_<K>/       model export (our checkpoint format) + trainer_state.pt: optimizer, LR
+                                    scheduler, python / numpy / torch / CUDA RNG states, the sampling
+                                    generator, iteration and counters, the config; written under a hidden
+                                    temporary name and renamed, the last ``keep_last`` kept
+    DIR/final/                      the final policy (``scripts/evaluate.py --policy DIR/final``)
+    DIR/curve.png                   success and loss against iterations
+    DIR/videos/                     evaluation episodes (mp4)
+
+A run killed at any moment leaves complete checkpoints only (the rename is the commit); ``--resume`` loads
+the newest, drops the metrics lines of later iterations and continues, so it ends at the same iteration
+count, and on the CPU its next iteration reproduces the uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from openarm_vla.utils.io import atomic_path
+from openarm_vla.utils.plots import plot_curves
+from openarm_vla.utils.run_files import MetricsFile, plain, write_config
+
+STATE_FILE = "trainer_state.pt"
+_ITER_DIR = re.compile(r"iter_(\d+)")
+
+
+class TrainError(ValueError):
+    """A bad training request or a stopped run, with a one-line message naming what and where."""
+
+
+# ------------------------------------------------------------------------------------------------ RNG
+
+
+def rng_state(generator: torch.Generator | None = None) -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if generator is not None:
+        state["generator"] = generator.get_state()
+    return state
+
+
+def set_rng_state(state: dict, generator: torch.Generator | None = None) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if generator is not None and "generator" in state:
+        generator.set_state(state["generator"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_dirs(run_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary leftovers of a killed write are hidden names)."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _ITER_DIR.fullmatch(p.name)) and (p / STATE_FILE).is_file()]
+    return [p for _, p in sorted(found)]
+
+
+def save_training_checkpoint(run_dir: str | os.PathLike, iteration: int, model, tokenizer, norm_stats: dict,
+                             state: dict, keep_last: int = 3) -> Path:
+    """Write ``checkpoints/iter_<iteration>/`` atomically (model export + ``trainer_state.pt``); keep the last K."""
+    from openarm_vla.vla.checkpoint import save_checkpoint
+
+    final = Path(run_dir) / "checkpoints" / f"iter_{iteration:06d}"
+    with atomic_path(final) as tmp:
+        save_checkpoint(_unwrapped(model), tmp, tokenizer, norm_stats)
+        torch.save({**state, "iteration": iteration}, tmp / STATE_FILE)
+    for old in checkpoint_dirs(run_dir)[:-max(keep_last, 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_trainer_state(ckpt_dir: Path) -> dict:
+    try:
+        return torch.load(ckpt_dir / STATE_FILE, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - an unreadable state is a bad checkpoint, whatever the reason
+        raise TrainError(f"{ckpt_dir / STATE_FILE}: unreadable trainer state ({type(e).__name__}: {e})") from None
+
+
+def _unwrapped(model):
+    return getattr(model, "module", model)
+
+
+def export_final(run_dir: str | os.PathLike, model, tokenizer, norm_stats: dict) -> Path:
+    from openarm_vla.vla.checkpoint import save_checkpoint
+
+    return save_checkpoint(_unwrapped(model), Path(run_dir) / "final", tokenizer, norm_stats)
+
+
+# ------------------------------------------------------------------------------------------- models
+
+
+def load_init_checkpoint(path: str, device, preset: str | None = None, what: str = "--init"):
+    """A checkpoint to start from, checked before use: it exists, its action dim is the env's, and its preset is
+    the one asked for (``preset`` None: any). One line names the mismatch."""
+    from openarm_vla.action_space import ACTION_DIM
+    from openarm_vla.vla.checkpoint import CheckpointError, load_checkpoint
+
+    d = Path(path)
+    if not (d / "config.json").is_file():
+        raise TrainError(f"{what} {d}: not a checkpoint directory (no config.json)")
+    try:
+        ck = load_checkpoint(d, device=device)
+    except CheckpointError as e:
+        raise TrainError(f"{what} {d}: {e}") from None
+    if ck.config.action_dim != ACTION_DIM:
+        raise TrainError(f"{what} {d}: action_dim {ck.config.action_dim}, but the env needs {ACTION_DIM}")
+    if preset is not None and ck.config.name != preset:
+        raise TrainError(f"{what} {d}: a '{ck.config.name}' model, but agent.preset is '{preset}' "
+                         f"(pass --preset {ck.config.name} or another checkpoint)")
+    return ck
+
+
+def decay_param_groups(model, weight_decay: float) -> list[dict]:
+    """AdamW groups as nanoGPT's: weight decay on matrices (dim >= 2), none on biases, norms, embeddings' scales."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@contextmanager
+def cuda_oom_as_error(what_to_lower: str):
+    """Turn a CUDA out-of-memory error into one line saying what to lower."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError:
+        free, total = torch.cuda.mem_get_info() if torch.cuda.is_available() else (0, 0)
+        raise TrainError(f"out of GPU memory ({(total - free) / 2**30:.1f} of {total / 2**30:.1f} GiB in use); "
+                         f"lower {what_to_lower}") from None
+
+
+def check_finite(loss: torch.Tensor, iteration: int, run_dir) -> None:
+    if not torch.isfinite(loss).all():
+        last = checkpoint_dirs(run_dir)
+        keep = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was written yet"
+        raise TrainError(f"non-finite loss ({loss.item()}) at iteration {iteration}; stopped, {keep} "
+                         "(lower agent.lr or check the data)")
+
+
+def peak_memory_gb() -> float | None:
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+
+
+# ------------------------------------------------------------------------------------------- logging
+
+
+class RunLogger:
+    """metrics.jsonl (always), TensorBoard (always), W&B (``logger='wandb'``; offline unless WANDB_API_KEY)."""
+
+    def __init__(self, run_dir: str | os.PathLike, config: dict, logger: str = "tensorboard", project: str = "openarm_vla",
+                 resume_from: int | None = None):
+        from torch.utils.tensorboard import SummaryWriter
+
+        if logger not in ("tensorboard", "wandb"):
+            raise TrainError(f"agent.logger={logger!r}: expected tensorboard or wandb")
+        self.run_dir = Path(run_dir)
+        self.metrics = MetricsFile(self.run_dir / "metrics.jsonl", resume_from=resume_from)
+        self.tb = SummaryWriter(log_dir=str(self.run_dir / "tb"), purge_step=None if resume_from is None else resume_from + 1)
+        self.wandb = None
+        if logger == "wandb":
+            try:
+                import wandb
+            except ImportError:
+                raise TrainError("agent.logger=wandb needs the wandb package (pip install wandb)") from None
+            mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
+            self.wandb = wandb.init(project=project, dir=str(self.run_dir), mode=mode, config=plain(config),
+                                    name=self.run_dir.name, resume="allow", id=_wandb_id(self.run_dir))
+
+    def log(self, iteration: int, metrics: dict) -> dict:
+        record = {"iteration": int(iteration), **{k: v for k, v in metrics.items() if v is not None}}
+        self.metrics.write(record)
+        for k, v in record.items():
+            if k != "iteration" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                self.tb.add_scalar(k, v, iteration)
+        if self.wandb is not None:
+            self.wandb.log({k: v for k, v in record.items() if k != "iteration"}, step=int(iteration))
+        return record
+
+    def videos(self, iteration: int, clips: list[dict], fps: int) -> list[str]:
+        """Evaluation clips: mp4 files under DIR/videos, a frame strip per clip in TensorBoard, the mp4 in W&B."""
+        from openarm_vla.eval.video import write_mp4
+
+        paths = []
+        for clip in clips:
+            tag = f"iter{iteration:06d}_env{clip['env_id']}_{'success' if clip['success'] else clip['failure']}"
+            path = write_mp4(self.run_dir / "videos" / f"{tag}.mp4", clip["frames"], fps=fps)
+            paths.append(str(path))
+            frames = clip["frames"][:: max(1, len(clip["frames"]) // 8)][:8]
+            self.tb.add_image(f"eval_video/{tag.split('_', 1)[1]}", np.concatenate(list(frames), axis=1), iteration,
+                              dataformats="HWC")
+            if self.wandb is not None:
+                import wandb
+
+                self.wandb.log({f"eval_video/{tag.split('_', 1)[1]}": wandb.Video(str(path), format="mp4")}, step=int(iteration))
+        return paths
+
+    def records(self) -> list[dict]:
+        return self.metrics.records()
+
+    def close(self) -> None:
+        self.metrics.close()
+        self.tb.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def _wandb_id(run_dir: Path) -> str:
+    """A W&B run id stable across resumes of the same run directory."""
+    import hashlib
+
+    return hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:12]
+
+
+def write_run_config(run_dir: str | os.PathLike, task: str, env_cfg, agent_cfg, extra: dict | None = None) -> None:
+    write_config(Path(run_dir) / "config.yaml", {"task": task, **(extra or {}), "agent": agent_cfg, "env": env_cfg})
+
+
+def plot_run(run_dir: str | os.PathLike, records: list[dict], title: str, loss_key: str, success_keys: list[str],
+             x: str = "iteration") -> Path:
+    """DIR/curve.png: success (held-out with its CI band, and training success) and the loss against ``x``."""
+    panels = [(success_keys, "success rate", (-0.02, 1.02), ("eval/ci_low", "eval/ci_high")), (loss_key, "loss", None)]
+    return plot_curves(records, Path(run_dir) / "curve.png", panels, x=x, title=title)

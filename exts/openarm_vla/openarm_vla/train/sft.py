@@ -1,0 +1,245 @@
+"""SFT of the VLA on demonstrations: cross-entropy on the action tokens, one readable loop (nanoGPT style).
+
+Every step of every demo is an item: the front image (and, with proprio, the joint state) at step t, the
+instruction, and the next ``chunk`` actions (padded past the episode end with its last action), normalized
+with the datasets' q01/q99 (OpenVLA bounds_q99, so the 256 bins span the actions the demos use) and binned
+into the 256-way slice. OFT parallel decoding predicts all chunk x 8 tokens in one forward. AdamW (decay on
+matrices), linear warm-up then cosine or constant LR, gradient accumulation, bf16 autocast on CUDA, gradient
+clipping, GPU image augmentation, gradient checkpointing. Greedy evaluation in the env on a bank
+of held-out initial states every ``eval_every`` steps and at the end. The checkpoint carries the statistics,
+so ``scripts/evaluate.py --policy DIR/final`` un-normalizes the actions it predicts.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from openarm_vla.action_space import DEFAULT_STATS_KEY, joint_state_to_action, normalize
+from openarm_vla.vla.action_tokenizer import ActionTokenizer
+
+from .augment import augment_images
+from .losses import sft_token_loss
+from .runtime import (
+    RunLogger,
+    TrainError,
+    check_finite,
+    checkpoint_dirs,
+    cuda_oom_as_error,
+    decay_param_groups,
+    export_final,
+    load_init_checkpoint,
+    load_trainer_state,
+    peak_memory_gb,
+    plot_run,
+    rng_state,
+    save_training_checkpoint,
+    seed_everything,
+    set_rng_state,
+    write_run_config,
+)
+
+
+class DemoTensors:
+    """All demo steps on one device; :meth:`batch` gathers a training batch by index (no loader processes)."""
+
+    def __init__(self, arrays: dict, chunk: int, device):
+        self.device, self.chunk = torch.device(device), chunk
+        self.image = torch.from_numpy(arrays["image"]).to(self.device)
+        self.actions = torch.from_numpy(arrays["actions"]).to(self.device)
+        self.end = torch.from_numpy(arrays["episode_end"]).to(self.device)
+        self.proprio = torch.from_numpy(arrays["proprio"]).to(self.device) if "proprio" in arrays else None
+        self.instruction = arrays["instruction"]
+        self.instructions = arrays["instructions"]
+
+    def __len__(self) -> int:
+        return self.image.shape[0]
+
+    def batch(self, idx: torch.Tensor) -> dict:
+        rows = idx[:, None] + torch.arange(self.chunk, device=self.device)[None]  # [B, chunk]
+        rows = torch.minimum(rows, self.end[idx][:, None])  # past the episode end: its last action
+        out = {"rgb": self.image[idx], "actions": self.actions[rows], "idx": idx}
+        if self.proprio is not None:
+            out["proprio"] = joint_state_to_action(self.proprio[idx])
+        return out
+
+
+def _lr_lambda(agent):
+    def f(step: int) -> float:
+        if step < agent.warmup_iterations:
+            return (step + 1) / agent.warmup_iterations
+        if agent.lr_schedule == "constant":
+            return 1.0
+        t = (step - agent.warmup_iterations) / max(1, agent.max_iterations - agent.warmup_iterations)
+        lo = agent.min_lr / agent.lr
+        return lo + (1.0 - lo) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+    return f
+
+
+def _build_model(agent, device):
+    from openarm_vla.vla import OpenVLAForActionPrediction, get_preset, make_text_tokenizer
+
+    if agent.init:
+        ck = load_init_checkpoint(agent.init, device)
+        model, tok = ck.model, ck.tokenizer
+        if agent.proprio is not None and agent.proprio != model.config.use_proprio:
+            raise TrainError(f"--init {agent.init}: the checkpoint has use_proprio={model.config.use_proprio}, "
+                             f"agent.proprio={agent.proprio}")
+    else:
+        overrides = {} if agent.proprio is None else {"use_proprio": agent.proprio}
+        try:
+            cfg = get_preset(agent.preset, **overrides)
+            tok = make_text_tokenizer(cfg.tokenizer)
+        except ValueError as e:
+            raise TrainError(f"agent.preset={agent.preset}: {e}") from None
+        model = OpenVLAForActionPrediction(cfg).to(device)
+    if agent.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model, tok
+
+
+def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = False, num_envs: int | None = None) -> dict:
+    """Run SFT; returns the final evaluation metrics and paths."""
+    from openarm_vla.data.dataset import DemoDataset
+    from openarm_vla.data.hdf5_format import DemoFileError
+    from openarm_vla.data.statistics import compute_dataset_statistics
+    from openarm_vla.vla import VLAPolicy
+
+    run_dir = Path(output)
+    if not agent.datasets:
+        raise TrainError("--algo sft needs demonstrations: --dataset FILE.hdf5 [...] (scripts/generate_demos.py writes them)")
+    if resume and not checkpoint_dirs(run_dir):
+        raise TrainError(f"--resume: no checkpoint in {run_dir / 'checkpoints'} to continue from")
+    seed_everything(agent.seed)
+    cuda = str(device).startswith("cuda")
+    dtype = agent.dtype if cuda else "float32"
+
+    # ------------------------------------------------------------------ data
+    try:
+        stats = compute_dataset_statistics(agent.datasets, success_only=agent.success_only)
+        model, tok = _build_model(agent, device)
+        cfg = getattr(model, "config")
+        ds = DemoDataset(agent.datasets, chunk_size=cfg.chunk, success_only=agent.success_only,
+                         proprio_key="joint_pos" if cfg.use_proprio else None, action_dim=cfg.action_dim)
+        t0 = time.time()
+        arrays = ds.load_arrays()
+    except DemoFileError as e:
+        raise TrainError(str(e)) from None
+    arrays["actions"] = normalize(torch.from_numpy(arrays["actions"]), stats["action"]).numpy()
+    data = DemoTensors(arrays, cfg.chunk, device)
+    print(f"[sft] {ds.num_demos} demos, {len(data)} steps from {len(agent.datasets)} file(s) in memory "
+          f"({data.image.numel() / 2**20:.0f} MiB of images, {time.time() - t0:.1f} s)", flush=True)
+    norm_stats = {DEFAULT_STATS_KEY: stats}
+    action_tok = ActionTokenizer(tok.vocab_size, cfg.n_bins)
+    vla = VLAPolicy(model, tok, num_envs=1, dtype=dtype)  # training inputs (prompts, preprocessing) only
+
+    # ------------------------------------------------------------------ optimizer, schedule, resume
+    opt = torch.optim.AdamW(decay_param_groups(model, agent.weight_decay), lr=agent.lr, betas=tuple(agent.betas),
+                            fused=cuda)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(agent))
+    gen = torch.Generator(device=device).manual_seed(agent.seed)
+    start = 0
+    if resume:
+        last = checkpoint_dirs(run_dir)[-1]
+        state = load_trainer_state(last)
+        model.load_state_dict(load_init_checkpoint(str(last), device).model.state_dict())
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"], gen)
+        start = state["iteration"]
+        print(f"[sft] resuming {run_dir} from {last.name} (step {start})", flush=True)
+    write_run_config(run_dir, task, env_cfg, agent, {"algo": "sft", "device": str(device), "model": cfg.to_dict()})
+    log = RunLogger(run_dir, {"agent": agent, "model": cfg.to_dict()}, agent.logger, agent.wandb_project,
+                    resume_from=start if resume else None)
+
+    micro = agent.micro_batch_size or agent.batch_size
+    if agent.batch_size % micro:
+        raise TrainError(f"agent.batch_size {agent.batch_size} is not a multiple of agent.micro_batch_size {micro}")
+    accum = agent.batch_size // micro
+    env, bank, eval_vla, fps = None, None, None, 50
+
+    def evaluate(step: int) -> dict:
+        nonlocal env, bank, eval_vla, fps
+        from openarm_vla.eval.bank import EvalBank
+        from openarm_vla.tasks.factory import make_env
+
+        from .validation import validate
+
+        if env is None:  # the evaluation env is built at the first evaluation and kept (one simulation per process)
+            env = make_env(task, cfg=env_cfg, num_envs=num_envs or agent.eval_num_envs, device=device, seed=agent.eval_seed)
+            bank, fps = EvalBank.build(env, agent.eval_episodes, agent.eval_seed), round(1 / env.step_dt)
+            eval_vla = VLAPolicy(model, tok, env.num_envs, norm_stats=norm_stats, unnormalize_actions=True, dtype=dtype)
+        metrics, _, clips = validate(env, eval_vla, bank, videos=agent.eval_videos)
+        log.videos(step, clips, fps)
+        print(f"[sft] step {step}: held-out success {metrics['eval/success']:.3f} "
+              f"[{metrics['eval/ci_low']:.3f}, {metrics['eval/ci_high']:.3f}] over {metrics['eval/episodes']}", flush=True)
+        return metrics
+
+    # ------------------------------------------------------------------ the loop
+    from tqdm import tqdm
+
+    model.train()
+    bar = tqdm(range(start, agent.max_iterations), desc="sft", unit="step", dynamic_ncols=True, initial=start,
+               total=agent.max_iterations)
+    t_last, last_eval = time.time(), {}
+    try:
+        with cuda_oom_as_error("agent.micro_batch_size (gradient accumulation keeps agent.batch_size) or agent.eval_num_envs"):
+            for step in bar:
+                idx = torch.randint(0, len(data), (agent.batch_size,), device=device, generator=gen)
+                batch = data.batch(idx)
+                if agent.augment.enabled:
+                    a = agent.augment
+                    batch["rgb"] = augment_images(batch["rgb"], tuple(a.crop_scale), a.brightness, a.contrast, a.saturation, gen)
+                targets = action_tok.actions_to_slice(batch["actions"])
+                ids, mask = vla.prompt_ids([data.instructions[i] for i in data.instruction[idx.cpu().numpy()]])
+                loss_sum, acc_sum = 0.0, 0.0
+                for k in range(accum):
+                    sl = slice(k * micro, (k + 1) * micro)
+                    inputs = vla.model_inputs({k: v[sl] for k, v in (("rgb", batch["rgb"]), ("input_ids", ids),
+                                               ("attention_mask", mask), ("proprio", batch.get("proprio"))) if v is not None})
+                    logits = model(**inputs, dtype=dtype)
+                    loss, acc = sft_token_loss(logits, targets[sl])
+                    check_finite(loss, step, run_dir)
+                    (loss / accum).backward()
+                    loss_sum += loss.item() / accum
+                    acc_sum += acc.item() / accum
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), agent.grad_clip).item()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                sched.step()
+                done = step + 1
+                bar.set_postfix(loss=f"{loss_sum:.3f}", acc=f"{acc_sum:.2f}",
+                                success=f"{last_eval.get('eval/success', float('nan')):.2f}")
+                metrics = {}
+                if done % agent.log_every == 0 or done == agent.max_iterations:
+                    dt = time.time() - t_last
+                    t_last = time.time()
+                    metrics = {"sft/loss": loss_sum, "sft/token_acc": acc_sum, "sft/lr": sched.get_last_lr()[0],
+                               "sft/grad_norm": grad_norm, "perf/samples_per_s": agent.batch_size * agent.log_every / dt,
+                               "perf/peak_mem_gb": peak_memory_gb()}
+                if agent.eval_every and done % agent.eval_every == 0 and done < agent.max_iterations:
+                    last_eval = evaluate(done)
+                    metrics.update(last_eval)
+                if metrics:
+                    log.log(done, metrics)
+                if (agent.save_every and done % agent.save_every == 0) or done == agent.max_iterations:
+                    save_training_checkpoint(run_dir, done, model, tok, norm_stats, {
+                        "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(gen),
+                        "config": {"agent": agent.to_dict(), "model": cfg.to_dict()}}, agent.keep_last)
+            bar.close()
+            final = export_final(run_dir, model, tok, norm_stats)
+            last_eval = evaluate(agent.max_iterations)
+            log.log(agent.max_iterations, last_eval)
+    finally:
+        bar.close()
+        records = log.records()
+        log.close()
+        if env is not None:
+            env.close()
+    plot_run(run_dir, records, f"SFT {cfg.name} on {ds.num_demos} demos", "sft/loss", ["eval/success"])
+    print(f"[sft] done: {agent.max_iterations} steps; final {final}; held-out success {last_eval['eval/success']:.3f}", flush=True)
+    return {"final": str(final), **last_eval}

@@ -1,0 +1,31 @@
+"""Test-only helpers: an independent forward kinematics (to check the analytic Jacobian against), mp4 reading."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from openarm_vla.robots import openarm_spec as spec
+from openarm_vla.robots.kinematics import _ARM, _axis_angle_matrix
+
+
+def hand_pose(q: torch.Tensor, offset: tuple[float, float, float] = spec.TCP_OFFSET) -> tuple[torch.Tensor, torch.Tensor]:
+    """Position [N, 3] and rotation [N, 3, 3] of ``offset`` in the hand frame, in the base frame (7 joints [N, 7])."""
+    n = q.shape[0]
+    R = torch.eye(3, dtype=q.dtype, device=q.device).expand(n, 3, 3)
+    p = torch.zeros(n, 3, dtype=q.dtype, device=q.device)
+    for idx, joint in enumerate(_ARM):
+        p = p + R @ torch.tensor(joint.origin, dtype=q.dtype, device=q.device)
+        R = R @ _axis_angle_matrix(joint.axis, q[:, idx])
+    p = p + R @ torch.tensor(spec.HAND_IN_LINK7, dtype=q.dtype, device=q.device)
+    p = p + R @ torch.tensor(offset, dtype=q.dtype, device=q.device)
+    return p, R
+
+
+def read_mp4_frames(path: str | os.PathLike) -> int:
+    """Number of frames decodable from an mp4."""
+    import imageio.v2 as imageio
+
+    with imageio.get_reader(str(path), format="FFMPEG") as r:
+        return sum(1 for _ in r)

@@ -1,0 +1,112 @@
+"""The pure math of SFT and GRPO against hand-computed tensors (no simulator)."""
+
+import math
+
+import pytest
+import torch
+
+from openarm_vla.train.losses import (
+    action_token_mask,
+    clipped_token_loss,
+    group_advantages,
+    keep_groups,
+    sft_token_loss,
+    token_weights,
+)
+
+
+def test_group_advantages_hand_computed_and_zero_variance():
+    # group 0: rewards 1, 0, 0, 1 -> mean 0.5, unbiased std sqrt(4 * 0.25 / 3) = 0.57735
+    # group 1: all 0 -> zero variance -> advantage 0 (not NaN)
+    adv = group_advantages(torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]), group_size=4)
+    s = math.sqrt(1.0 / 3.0)
+    assert torch.allclose(adv[:4], torch.tensor([0.5, -0.5, -0.5, 0.5]) / (s + 1e-6))
+    assert adv[4:].tolist() == [0.0, 0.0, 0.0, 0.0]
+    # 1 success of 8: mean 1/8, std sqrt(1/8 * 7/8 * 8/7) = sqrt(1/8)
+    a = group_advantages(torch.tensor([1.0] + [0.0] * 7), group_size=8)
+    assert a[0].item() == pytest.approx((7 / 8) / (math.sqrt(1 / 8) + 1e-6), rel=1e-6)
+    assert a[1].item() == pytest.approx((-1 / 8) / (math.sqrt(1 / 8) + 1e-6), rel=1e-6)
+
+
+def test_keep_groups_band():
+    r = torch.tensor([0, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 1], dtype=torch.float)  # rates 0, .25, 1, .75
+    assert keep_groups(r, 4).tolist() == [False, True, False, True]
+    assert keep_groups(r, 4, low=0.3, high=1.0).tolist() == [False, False, False, True]
+    assert keep_groups(r, 4, low=-1.0, high=2.0).all()
+
+
+def test_action_token_mask_from_finish_steps():
+    # chunk of 4 actions, 2 dims; a chunk that started at step 8 of a trajectory finished after 10 steps
+    # keeps actions 8, 9 (c = 0, 1) and masks 10, 11; a chunk of a later-finishing trajectory is all valid
+    m = action_token_mask(torch.tensor([8, 0, 4]), torch.tensor([10, 100, 4]), chunk=4, action_dim=2)
+    assert m.shape == (3, 4, 2)
+    assert m[0, :, 0].tolist() == [True, True, False, False] and m[0].all(dim=1).tolist() == [True, True, False, False]
+    assert m[1].all() and not m[2].any()
+
+
+def test_token_weights_both_aggregations():
+    # trajectory 0: 3 valid tokens (two chunks), trajectory 1: 1 valid token
+    mask = torch.tensor([[[1, 1]], [[1, 0]], [[0, 1]]], dtype=torch.bool)  # [M=3, C=1, D=2]
+    traj = torch.tensor([0, 0, 1])
+    w = token_weights(mask, traj, "seq-mean-token-mean")
+    # (1/N) * (1/|K_i|): N = 2 -> traj 0 tokens weigh 1/6, traj 1's token 1/2
+    assert torch.allclose(w, torch.tensor([[[1 / 6, 1 / 6]], [[1 / 6, 0.0]], [[0.0, 1 / 2]]]))
+    assert w.sum().item() == pytest.approx(1.0)
+    w = token_weights(mask, traj, "token-mean")
+    assert torch.allclose(w, mask.float() / 4)
+    with pytest.raises(ValueError, match="aggregation 'sum'"):
+        token_weights(mask, traj, "sum")
+
+
+def test_clipped_loss_asymmetric_clip_hand_computed():
+    # four tokens: rho = 1.5 (A>0: clipped to 1.28), 0.5 (A<0: clipped to 0.8), 1.1 (A>0, inside),
+    # 0.7 (A>0: unclipped min keeps 0.7); equal weights 1/4
+    rho = torch.tensor([1.5, 0.5, 1.1, 0.7])
+    old = torch.zeros(4)
+    logp = torch.log(rho).requires_grad_()
+    adv = torch.tensor([2.0, -1.0, 1.0, 1.0])
+    w = torch.full((4,), 0.25)
+    loss, st = clipped_token_loss(logp, old, adv, w, clip_low=0.2, clip_high=0.28)
+    # per token -min(rho A, clip(rho) A): -min(3, 2.56) = -2.56; -min(-0.5, -0.8) = 0.8; -1.1; -min(0.7, 0.8) = -0.7
+    assert loss.item() == pytest.approx(0.25 * (-2.56 + 0.8 - 1.1 - 0.7), rel=1e-6)
+    assert st["clip_frac_high"] == pytest.approx(0.25) and st["clip_frac_low"] == pytest.approx(0.25)
+    k3 = [(r - 1) - math.log(r) for r in (1.5, 0.5, 1.1, 0.7)]
+    assert st["approx_kl"] == pytest.approx(sum(k3) / 4, rel=1e-5)
+    assert st["ratio_dev"] == pytest.approx((0.5 + 0.5 + 0.1 + 0.3) / 4, rel=1e-5)
+    loss.backward()
+    # clipped tokens pass no gradient; d(-rho A)/dlogp = -rho A for the others, times the weight
+    assert torch.allclose(logp.grad, torch.tensor([0.0, 0.0, -0.25 * 1.1, -0.25 * 0.7]))
+
+
+def test_clipped_loss_zero_advantage_group_has_no_gradient():
+    logp = torch.randn(2, 3, 2, requires_grad=True)
+    loss, st = clipped_token_loss(logp, logp.detach() + 0.1, torch.zeros(2), torch.full((2, 3, 2), 1 / 12))
+    loss.backward()
+    assert loss.item() == 0.0 and logp.grad.abs().max() == 0.0
+
+
+def test_micro_batches_give_the_mini_batch_gradient():
+    """The weighted sum over micro-batches equals the whole mini-batch's loss, for either aggregation."""
+    torch.manual_seed(0)
+    M, C, D = 6, 2, 3
+    logp = torch.randn(M, C, D, requires_grad=True)
+    old = logp.detach() + 0.05 * torch.randn(M, C, D)
+    traj = torch.tensor([0, 0, 1, 2, 2, 2])
+    adv = torch.tensor([1.0, 1.0, -0.5, 0.3, 0.3, 0.3])
+    mask = action_token_mask(torch.tensor([0, 2, 0, 0, 2, 4]), torch.tensor([3, 3, 2, 5, 5, 5]), C, D)
+    for agg in ("seq-mean-token-mean", "token-mean"):
+        w = token_weights(mask, traj, agg)
+        full, _ = clipped_token_loss(logp, old, adv, w)
+        parts = sum(clipped_token_loss(logp[s], old[s], adv[s], w[s])[0] for s in (slice(0, 2), slice(2, 5), slice(5, 6)))
+        assert parts.item() == pytest.approx(full.item(), rel=1e-6)
+
+
+def test_sft_token_loss_hand_computed():
+    # one chunk of 2 actions x 1 dim over 3 bins; uniform logits -> CE = log 3, argmax = bin 0
+    logits = torch.zeros(1, 2, 1, 3)
+    logits[0, 1, 0, 2] = math.log(2.0)  # p = [1/4, 1/4, 1/2] -> CE of target 2 = log 2
+    loss, acc = sft_token_loss(logits, torch.tensor([[[0], [2]]]))
+    assert loss.item() == pytest.approx((math.log(3.0) + math.log(2.0)) / 2, rel=1e-6)
+    assert acc.item() == pytest.approx(1.0)
+    loss, acc = sft_token_loss(logits, torch.tensor([[[1], [2]]]), mask=torch.tensor([[True, False]]))
+    assert loss.item() == pytest.approx(math.log(3.0), rel=1e-6) and acc.item() == 0.0
