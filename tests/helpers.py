@@ -29,3 +29,35 @@ def read_mp4_frames(path: str | os.PathLike) -> int:
 
     with imageio.get_reader(str(path), format="FFMPEG") as r:
         return sum(1 for _ in r)
+
+
+def force_success(env_ids=(0,), at_step: int = 5) -> None:
+    """Patch the task's success detector so that ``env_ids`` succeed at step ``at_step`` of every episode.
+
+    GRPO's dynamic sampling keeps only groups with mixed outcomes, which an untrained tiny model never
+    produces; with env 0 of the group (0, 1) forced, the group is mixed and the whole update path runs on the
+    real env (success ends the episode, the record says success, the reward term pays 1)."""
+    from openarm_vla.tasks.box_grasp.mdp.success import GraspMonitor
+
+    original = GraspMonitor.__call__
+
+    def patched(self, env, *args, **kwargs):
+        out = original(self, env, *args, **kwargs)
+        ids = torch.tensor(env_ids, device=out.device)
+        hit = ids[env.episode_length_buf[ids] >= at_step]
+        self.success[hit] = True
+        return self.success
+
+    GraspMonitor.__call__ = patched
+
+
+def run_train_forced(argv: list[str], env_ids=(0,), at_step: int = 5) -> None:
+    """``scripts/train.py`` in this process with :func:`force_success` applied (for subprocess tests)."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    force_success(env_ids, at_step)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+    sys.argv = [str(script), *argv]
+    runpy.run_path(str(script), run_name="__main__")

@@ -174,3 +174,26 @@ def test_input_errors(model):
         VLAPolicy(proprio_model, tok, num_envs=N).act({"rgb": _obs()["rgb"], "proprio": torch.zeros(2, 9)}, "lift")
     with pytest.raises(ValueError, match="got 2 instructions for 3 envs"):
         policy.act(_obs(), ["a", "b"])
+
+
+def test_delta_frame_decodes_relative_to_the_joint_state():
+    from openarm_vla.action_space import from_token_frame, to_token_frame
+
+    a = torch.tensor([[[0.5, -0.2, 0.0, 0.1, 0.9, -0.9, 0.3, 0.2], [0.6, -0.1, 0.0, 0.1, 0.9, -0.9, 0.3, 1.0]]])
+    j = torch.tensor([[0.4, -0.2, 0.1, 0.0, 0.8, -1.0, 0.3, -1.0]])
+    v = to_token_frame(a, j, "delta")
+    assert torch.allclose(v[0, :, :7], a[0, :, :7] - j[:, :7]) and torch.equal(v[..., 7], a[..., 7])  # gripper absolute
+    assert torch.allclose(from_token_frame(v, j, "delta"), a) and torch.equal(to_token_frame(a, j, "absolute"), a)
+    # the policy adds the joint state at the chunk's start back to every action of the chunk
+    torch.manual_seed(0)
+    model = OpenVLAForActionPrediction(get_preset("tiny", use_proprio=True, action_frame="delta")).eval()
+    policy = VLAPolicy(model, ByteTokenizer(), num_envs=N)
+    obs = _obs()
+    first = policy.act(obs, "lift")
+    values = policy.action_tokenizer.slice_to_actions(first["chunks"]["token_idx"])
+    expected = from_token_frame(values, obs["proprio"], "delta")
+    assert torch.allclose(first["actions"], expected[:, 0])
+    obs2 = {**obs, "proprio": obs["proprio"] + 0.1}  # the chunk was fixed when drawn: later joint states do not move it
+    assert torch.allclose(policy.act(obs2, "lift")["actions"], expected[:, 1])
+    with pytest.raises(ValueError, match=r"takes proprio: obs\['proprio'\] must be \[3, 8\]; got nothing"):
+        VLAPolicy(model, ByteTokenizer(), num_envs=N).act({"rgb": obs["rgb"]}, "lift")

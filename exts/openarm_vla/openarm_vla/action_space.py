@@ -122,3 +122,30 @@ def unnormalize(actions: torch.Tensor, stats: dict) -> torch.Tensor:
     """Inverse of :func:`normalize` (on the unclipped range): ``0.5 (a + 1) (q99 - q01) + q01`` where mask, else a."""
     q01, q99, mask = _bounds(stats, actions)
     return torch.where(mask, 0.5 * (actions + 1.0) * (q99 - q01) + q01, actions)
+
+
+# ------------------------------------------------------------------------------------------------
+# the frame action tokens are expressed in (VLAConfig.action_frame)
+# ------------------------------------------------------------------------------------------------
+
+ARM_DIMS = 7
+"""Action dims 0-6 are arm joints (offset in the "delta" frame); dim 7 (gripper) is always absolute."""
+
+
+def to_token_frame(actions: torch.Tensor, joint_action: torch.Tensor, frame: str) -> torch.Tensor:
+    """Absolute actions [B, C, 8] -> what the tokens encode: themselves ("absolute") or, for the arm dims, the
+    offset from ``joint_action`` [B, 8] (the joint state at the chunk's start in action units, "delta")."""
+    if frame == "absolute":
+        return actions
+    out = actions.clone()
+    out[..., :ARM_DIMS] -= joint_action[:, None, :ARM_DIMS]
+    return out
+
+
+def from_token_frame(values: torch.Tensor, joint_action: torch.Tensor, frame: str) -> torch.Tensor:
+    """Inverse of :func:`to_token_frame`: decoded token values [B, C, 8] -> absolute actions, clipped to [-1, 1]."""
+    if frame == "absolute":
+        return values
+    out = values.clone()
+    out[..., :ARM_DIMS] += joint_action[:, None, :ARM_DIMS]
+    return out.clamp(-1.0, 1.0)

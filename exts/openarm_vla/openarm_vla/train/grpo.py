@@ -127,7 +127,10 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
     if num_envs is not None:
         if num_envs % G:
             raise TrainError(f"--num_envs {num_envs} is not a multiple of agent.group_size {G} (groups never split)")
-        agent.num_groups = num_envs // G
+        agent.num_groups = max(1, round(num_envs // G / agent.oversample))
+        rollout_groups = num_envs // G
+    else:
+        rollout_groups = max(agent.num_groups, round(agent.oversample * agent.num_groups))
     B = agent.num_groups
     min_groups = agent.min_groups if agent.min_groups is not None else max(1, B // 4)
     if agent.aggregation not in ("seq-mean-token-mean", "token-mean"):
@@ -140,11 +143,11 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
 
     # ------------------------------------------------------------------ the policy to improve
     if agent.init:
-        ck = load_init_checkpoint(agent.init, device)
+        ck = load_init_checkpoint(agent.init, device, preset=agent.preset)
         model, tok, norm_stats = ck.model, ck.tokenizer, ck.norm_stats
     else:  # from scratch: smoke tests and throughput only (GRPO needs groups that sometimes succeed)
         try:
-            cfg = get_preset(agent.preset)
+            cfg = get_preset(agent.preset or "small")
         except ValueError as e:
             raise TrainError(f"agent.preset={agent.preset}: {e}") from None
         model, tok, norm_stats = OpenVLAForActionPrediction(cfg).to(device), make_text_tokenizer(cfg.tokenizer), {}
@@ -156,13 +159,13 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
     shuffle = torch.Generator().manual_seed(agent.seed + 2)  # mini-batch order
     counters = {"env_steps": 0, "trajectories": 0, "updates": 0, "skipped": 0}
     start = 0
-    env_cfg.scene.num_envs = B * G
+    env_cfg.scene.num_envs = rollout_groups * G
     env = make_env(task, cfg=env_cfg, device=device, group_size=G, seed=agent.seed)
     if agent.eval_episodes > env.num_envs:
         env.close()
         raise TrainError(f"agent.eval_episodes {agent.eval_episodes} > num_envs {env.num_envs}: the validation bank "
                          "runs in one pass (lower agent.eval_episodes or raise --num_envs)")
-    bank = EvalBank.build(env, agent.eval_episodes, agent.eval_seed)
+    bank = EvalBank.build(env, agent.eval_episodes, agent.eval_seed) if agent.eval_episodes > 0 else None
     if resume:  # after the env is built: its construction draws from the RNGs restored here
         last = checkpoint_dirs(run_dir)[-1]
         state = load_trainer_state(last)
@@ -182,14 +185,16 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
     last_eval: dict = {}
     try:
         def evaluate(iteration: int) -> dict:
+            if bank is None:
+                return {}
             metrics, _, clips = validate(env, vla, bank, videos=agent.eval_videos)
             log.videos(iteration, clips, fps)
-            print(f"[grpo] iteration {iteration}: held-out success {metrics['eval/success']:.3f} "
+            print(f"\n[grpo] iteration {iteration}: held-out success {metrics['eval/success']:.3f} "
                   f"[{metrics['eval/ci_low']:.3f}, {metrics['eval/ci_high']:.3f}] over {metrics['eval/episodes']}", flush=True)
             return metrics
 
         with cuda_oom_as_error("--num_envs (agent.num_groups) or agent.micro_batch_size"):
-            if start == 0:
+            if start == 0 and bank is not None:
                 last_eval = evaluate(0)
                 log.log(0, last_eval)
             from tqdm import tqdm
@@ -218,10 +223,11 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
         records = log.records()
         log.close()
         env.close()
-    plot_run(run_dir, records, f"GRPO {cfg.name}: {B} groups x {G}", "policy/loss",
+    plot_run(run_dir, records, f"GRPO {cfg.name}: {B} groups x {G} ({rollout_groups} per round)", "policy/loss",
              ["eval/success", "rollout/success_rate"])
-    print(f"[grpo] done: {agent.max_iterations} iterations, {counters['env_steps']} env-steps; final {final}; "
-          f"held-out success {last_eval['eval/success']:.3f}", flush=True)
+    held_out = f"held-out success {last_eval['eval/success']:.3f}" if last_eval else "no validation (agent.eval_episodes=0)"
+    print(f"[grpo] done: {agent.max_iterations} iterations, {counters['env_steps']} env-steps; final {final}; {held_out}",
+          flush=True)
     return {"final": str(final), "env_steps": counters["env_steps"], **last_eval}
 
 

@@ -1,9 +1,10 @@
 """SFT of the VLA on demonstrations: cross-entropy on the action tokens, one readable loop (nanoGPT style).
 
 Every step of every demo is an item: the front image (and, with proprio, the joint state) at step t, the
-instruction, and the next ``chunk`` actions (padded past the episode end with its last action), normalized
-with the datasets' q01/q99 (OpenVLA bounds_q99, so the 256 bins span the actions the demos use) and binned
-into the 256-way slice. OFT parallel decoding predicts all chunk x 8 tokens in one forward. AdamW (decay on
+instruction, and the next ``chunk`` actions (padded past the episode end with its last action), expressed
+in the model's action frame (absolute, or offsets from the joint state at t: ``action_frame="delta"``),
+normalized with their q01/q99 over the demos (OpenVLA bounds_q99, so the 256 bins span what the demos use)
+and binned into the 256-way slice. OFT parallel decoding predicts all chunk x 8 tokens in one forward. AdamW (decay on
 matrices), linear warm-up then cosine or constant LR, gradient accumulation, bf16 autocast on CUDA, gradient
 clipping, GPU image augmentation, gradient checkpointing. Greedy evaluation in the env on a bank
 of held-out initial states every ``eval_every`` steps and at the end. The checkpoint carries the statistics,
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from openarm_vla.action_space import DEFAULT_STATS_KEY, joint_state_to_action, normalize
+from openarm_vla.action_space import DEFAULT_STATS_KEY, joint_state_to_action, normalize, to_token_frame
 from openarm_vla.vla.action_tokenizer import ActionTokenizer
 
 from .augment import augment_images
@@ -45,10 +46,11 @@ from .runtime import (
 
 
 class DemoTensors:
-    """All demo steps on one device; :meth:`batch` gathers a training batch by index (no loader processes)."""
+    """All demo steps on one device; :meth:`batch` gathers a training batch by index (no loader processes):
+    the frame, the joint state in action units, and the chunk in the model's action frame (not normalized)."""
 
-    def __init__(self, arrays: dict, chunk: int, device):
-        self.device, self.chunk = torch.device(device), chunk
+    def __init__(self, arrays: dict, chunk: int, frame: str, device):
+        self.device, self.chunk, self.frame = torch.device(device), chunk, frame
         self.image = torch.from_numpy(arrays["image"]).to(self.device)
         self.actions = torch.from_numpy(arrays["actions"]).to(self.device)
         self.end = torch.from_numpy(arrays["episode_end"]).to(self.device)
@@ -62,10 +64,21 @@ class DemoTensors:
     def batch(self, idx: torch.Tensor) -> dict:
         rows = idx[:, None] + torch.arange(self.chunk, device=self.device)[None]  # [B, chunk]
         rows = torch.minimum(rows, self.end[idx][:, None])  # past the episode end: its last action
-        out = {"rgb": self.image[idx], "actions": self.actions[rows], "idx": idx}
-        if self.proprio is not None:
-            out["proprio"] = joint_state_to_action(self.proprio[idx])
+        out = {"rgb": self.image[idx], "idx": idx}
+        joint = joint_state_to_action(self.proprio[idx]) if self.proprio is not None else None
+        out["actions"] = to_token_frame(self.actions[rows], joint, self.frame)
+        if joint is not None:
+            out["proprio"] = joint
         return out
+
+    def token_frame_stats(self) -> dict:
+        """q01/q99 (and mean/std/min/max) of every chunk entry in the token frame: the normalization bounds."""
+        from openarm_vla.data.statistics import compute_action_stats
+
+        values = torch.cat([self.batch(torch.arange(s, min(s + 4096, len(self)), device=self.device))["actions"].flatten(0, 1)
+                            for s in range(0, len(self), 4096)])
+        stats = compute_action_stats([values.cpu()])
+        return {k: v for k, v in stats.items() if k not in ("num_transitions", "num_trajectories")}
 
 
 def _lr_lambda(agent):
@@ -84,15 +97,16 @@ def _build_model(agent, device):
     from openarm_vla.vla import OpenVLAForActionPrediction, get_preset, make_text_tokenizer
 
     if agent.init:
-        ck = load_init_checkpoint(agent.init, device)
+        ck = load_init_checkpoint(agent.init, device, preset=agent.preset)
         model, tok = ck.model, ck.tokenizer
-        if agent.proprio is not None and agent.proprio != model.config.use_proprio:
-            raise TrainError(f"--init {agent.init}: the checkpoint has use_proprio={model.config.use_proprio}, "
-                             f"agent.proprio={agent.proprio}")
+        for knob, field in (("proprio", "use_proprio"), ("action_frame", "action_frame")):
+            if getattr(agent, knob) is not None and getattr(agent, knob) != getattr(model.config, field):
+                raise TrainError(f"--init {agent.init}: the checkpoint has {field}={getattr(model.config, field)}, "
+                                 f"agent.{knob}={getattr(agent, knob)}")
     else:
-        overrides = {} if agent.proprio is None else {"use_proprio": agent.proprio}
+        overrides = {k: v for k, v in (("use_proprio", agent.proprio), ("action_frame", agent.action_frame)) if v is not None}
         try:
-            cfg = get_preset(agent.preset, **overrides)
+            cfg = get_preset(agent.preset or "small", **overrides)
             tok = make_text_tokenizer(cfg.tokenizer)
         except ValueError as e:
             raise TrainError(f"agent.preset={agent.preset}: {e}") from None
@@ -105,7 +119,7 @@ def _build_model(agent, device):
 def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = False, num_envs: int | None = None) -> dict:
     """Run SFT; returns the final evaluation metrics and paths."""
     from openarm_vla.data.dataset import DemoDataset
-    from openarm_vla.data.hdf5_format import DemoFileError
+    from openarm_vla.data.hdf5_format import DemoFileError, validate_file
     from openarm_vla.data.statistics import compute_dataset_statistics
     from openarm_vla.vla import VLAPolicy
 
@@ -120,19 +134,24 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
 
     # ------------------------------------------------------------------ data
     try:
-        stats = compute_dataset_statistics(agent.datasets, success_only=agent.success_only)
+        for path in agent.datasets:  # metadata only: a bad file is named before anything is built
+            validate_file(path, required_obs=("front_rgb",), action_dim=8, allow_empty=False)
         model, tok = _build_model(agent, device)
-        cfg = getattr(model, "config")
+        cfg = model.config
+        needs_joint = cfg.use_proprio or cfg.action_frame == "delta"
+        stats = compute_dataset_statistics(agent.datasets, proprio_key="joint_pos" if needs_joint else None,
+                                           success_only=agent.success_only)
         ds = DemoDataset(agent.datasets, chunk_size=cfg.chunk, success_only=agent.success_only,
-                         proprio_key="joint_pos" if cfg.use_proprio else None, action_dim=cfg.action_dim)
+                         proprio_key="joint_pos" if needs_joint else None, action_dim=cfg.action_dim)
         t0 = time.time()
         arrays = ds.load_arrays()
     except DemoFileError as e:
         raise TrainError(str(e)) from None
-    arrays["actions"] = normalize(torch.from_numpy(arrays["actions"]), stats["action"]).numpy()
-    data = DemoTensors(arrays, cfg.chunk, device)
+    data = DemoTensors(arrays, cfg.chunk, cfg.action_frame, device)
+    stats["action"] = {**data.token_frame_stats(), "mask": [True] * cfg.action_dim, "frame": cfg.action_frame}
     print(f"[sft] {ds.num_demos} demos, {len(data)} steps from {len(agent.datasets)} file(s) in memory "
-          f"({data.image.numel() / 2**20:.0f} MiB of images, {time.time() - t0:.1f} s)", flush=True)
+          f"({data.image.numel() / 2**20:.0f} MiB of images, {time.time() - t0:.1f} s); action frame {cfg.action_frame}",
+          flush=True)
     norm_stats = {DEFAULT_STATS_KEY: stats}
     action_tok = ActionTokenizer(tok.vocab_size, cfg.n_bins)
     vla = VLAPolicy(model, tok, num_envs=1, dtype=dtype)  # training inputs (prompts, preprocessing) only
@@ -164,6 +183,8 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
 
     def evaluate(step: int) -> dict:
         nonlocal env, bank, eval_vla, fps
+        if agent.eval_episodes <= 0:
+            return {}
         from openarm_vla.eval.bank import EvalBank
         from openarm_vla.tasks.factory import make_env
 
@@ -175,7 +196,7 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
             eval_vla = VLAPolicy(model, tok, env.num_envs, norm_stats=norm_stats, unnormalize_actions=True, dtype=dtype)
         metrics, _, clips = validate(env, eval_vla, bank, videos=agent.eval_videos)
         log.videos(step, clips, fps)
-        print(f"[sft] step {step}: held-out success {metrics['eval/success']:.3f} "
+        print(f"\n[sft] step {step}: held-out success {metrics['eval/success']:.3f} "
               f"[{metrics['eval/ci_low']:.3f}, {metrics['eval/ci_high']:.3f}] over {metrics['eval/episodes']}", flush=True)
         return metrics
 
@@ -194,7 +215,7 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
                 if agent.augment.enabled:
                     a = agent.augment
                     batch["rgb"] = augment_images(batch["rgb"], tuple(a.crop_scale), a.brightness, a.contrast, a.saturation, gen)
-                targets = action_tok.actions_to_slice(batch["actions"])
+                targets = action_tok.actions_to_slice(normalize(batch["actions"], stats["action"]))
                 ids, mask = vla.prompt_ids([data.instructions[i] for i in data.instruction[idx.cpu().numpy()]])
                 loss_sum, acc_sum = 0.0, 0.0
                 for k in range(accum):
@@ -233,7 +254,8 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
             bar.close()
             final = export_final(run_dir, model, tok, norm_stats)
             last_eval = evaluate(agent.max_iterations)
-            log.log(agent.max_iterations, last_eval)
+            if last_eval:
+                log.log(agent.max_iterations, last_eval)
     finally:
         bar.close()
         records = log.records()
@@ -241,5 +263,6 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
         if env is not None:
             env.close()
     plot_run(run_dir, records, f"SFT {cfg.name} on {ds.num_demos} demos", "sft/loss", ["eval/success"])
-    print(f"[sft] done: {agent.max_iterations} steps; final {final}; held-out success {last_eval['eval/success']:.3f}", flush=True)
+    held_out = f"held-out success {last_eval['eval/success']:.3f}" if last_eval else "no evaluation (agent.eval_episodes=0)"
+    print(f"[sft] done: {agent.max_iterations} steps; final {final}; {held_out}", flush=True)
     return {"final": str(final), **last_eval}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from openarm_vla.action_space import action_stats, unnormalize
+from openarm_vla.action_space import action_stats, from_token_frame, unnormalize
 
 from .model import OpenVLAForActionPrediction
 from .preprocess import ImagePreprocessor
@@ -38,7 +38,9 @@ class VLAPolicy:
                      slice indices and log softmax(logits / T) of them), and the model inputs they were
                      drawn from: rgb uint8 [M, H, W, 3], input_ids / attention_mask [M, L], proprio [M, P]
                      (if the model takes it) -- what the GRPO update needs to recompute log-probs.
-    obs: {"rgb": uint8 [N, H, W, 3], "proprio": [N, P] (models with a proprio token)}.
+    obs: {"rgb": uint8 [N, H, W, 3], "proprio": [N, 8] the joint state in action units (models with a proprio
+    token, or whose tokens encode motion relative to it: ``action_frame="delta"``)}. A chunk is decoded once,
+    when drawn: bin centres, un-normalized with the statistics (q01/q99), made absolute, then replayed.
     temperature None or 0 = greedy (evaluation), e.g. 1.6 = SimpleVLA-RL rollouts.
     active: [N] bool or None; inactive envs draw no chunk (their returned action is a stale one).
     """
@@ -108,6 +110,10 @@ class VLAPolicy:
         idx, logp = sample_actions(logits, temperature, generator)
         return {"token_idx": idx, "logprobs": logp, "actions": self.action_tokenizer.slice_to_actions(idx)}
 
+    @property
+    def needs_proprio(self) -> bool:
+        return self.config.use_proprio or self.config.action_frame == "delta"
+
     def _check_obs(self, obs: dict) -> torch.Tensor:
         if "rgb" not in obs:
             raise KeyError(f"obs needs key 'rgb' (uint8 [N, H, W, 3]); got keys {sorted(obs)}")
@@ -115,7 +121,7 @@ class VLAPolicy:
         if rgb.dim() != 4 or rgb.shape[0] != self.num_envs or rgb.shape[-1] != 3 or rgb.dtype != torch.uint8:
             raise ValueError(f"obs['rgb'] must be uint8 [{self.num_envs}, H, W, 3]; got {rgb.dtype} {tuple(rgb.shape)}")
         prop = obs.get("proprio")
-        if self.config.use_proprio and (prop is None or tuple(prop.shape) != (self.num_envs, self.config.proprio_dim)):
+        if self.needs_proprio and (prop is None or tuple(prop.shape) != (self.num_envs, self.config.proprio_dim)):
             got = "nothing" if prop is None else tuple(prop.shape)
             raise ValueError(f"model {self.config.name} takes proprio: obs['proprio'] must be "
                              f"[{self.num_envs}, {self.config.proprio_dim}]; got {got}")
@@ -138,18 +144,18 @@ class VLAPolicy:
             frames = rgb[src]
             ids, mask = self.prompt_ids([instructions[i] for i in env_ids.tolist()])
             batch = {"rgb": frames, "input_ids": ids, "attention_mask": mask}
-            if self.config.use_proprio:
+            if self.needs_proprio:
                 batch["proprio"] = obs["proprio"][src].to(self.device, torch.float32)
             out = self.predict_chunk(**self.model_inputs(batch), temperature=temperature, generator=generator)
-            self.queued_token_idx[env_ids], self._actions[env_ids] = out["token_idx"], out["actions"]
+            values = out["actions"] if self.stats is None else unnormalize(out["actions"], self.stats)
+            self.queued_token_idx[env_ids] = out["token_idx"]
+            self._actions[env_ids] = from_token_frame(values, batch.get("proprio"), self.config.action_frame)
             self._step[env_ids] = 0
             chunks.update(batch, token_idx=out["token_idx"], logprobs=out["logprobs"])
 
         chunk_step = self._step.clamp(max=self.chunk - 1)
         actions = self._actions[torch.arange(self.num_envs, device=self.device), chunk_step]
         self._step += 1
-        if self.stats is not None:
-            actions = unnormalize(actions, self.stats)
         return {"actions": actions, "chunk_step": chunk_step, "new_chunk": new_chunk, "chunks": chunks}
 
     def logprobs(self, batch: dict, temperature: float | None = None, dtype: str | None = None) -> dict:

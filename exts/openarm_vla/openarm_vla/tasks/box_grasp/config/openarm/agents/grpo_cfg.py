@@ -1,7 +1,8 @@
 """GRPO of the VLA from the binary success reward (``scripts/train.py --algo grpo``): SimpleVLA-RL's recipe.
 
 Override any field from the command line as ``agent.<field>=value`` (Isaac Lab's Hydra layer), or from a
-YAML recipe under ``configs/``. ``num_envs = num_groups x group_size``; consecutive env ids form a group.
+YAML recipe under ``configs/``. ``num_envs = oversample x num_groups x group_size`` (1 x 64 x 8 by default);
+consecutive env ids form a group.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ class BoxGraspGRPOCfg:
     """Group-relative policy optimization with dynamic sampling, asymmetric clipping, no KL, no critic."""
 
     seed: int = 0
-    preset: str = "small"
-    """VLA preset (only used without ``init``: a from-scratch model, for smoke tests)."""
+    preset: str | None = None
+    """VLA preset: without ``init`` a from-scratch model ("small" if None; smoke tests and throughput); with
+    ``init`` it must match the checkpoint's (None: any)."""
     init: str | None = None
     """The SFT checkpoint directory to start from (``--init``)."""
 
     num_groups: int = 64
-    """B: groups per round; each round runs B x G envs."""
+    """B: groups an update is made of (dynamic sampling fills it with mixed-outcome groups)."""
+    oversample: float = 1.0
+    """Each round runs round(oversample x B) groups (spec (a) 6: 1.5-3 fills B in fewer rounds; SimpleVLA-RL: 1)."""
     group_size: int = 8
     """G: members per group, all reset to the group's one initial state."""
     temperature: float = 1.6
@@ -58,7 +62,7 @@ class BoxGraspGRPOCfg:
     eval_every: int = 4
     """Greedy validation before training and every this many iterations (0 = only before and after)."""
     eval_episodes: int = 256
-    """Held-out initial states of the validation bank (one episode each)."""
+    """Held-out initial states of the validation bank (one episode each, at most num_envs); 0 = no validation."""
     eval_seed: int = 10_000
     """Seed of the held-out bank (disjoint from the training seeds)."""
     eval_videos: int = 2

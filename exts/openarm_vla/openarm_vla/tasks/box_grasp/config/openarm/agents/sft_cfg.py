@@ -27,12 +27,16 @@ class BoxGraspSFTCfg:
     """Cross-entropy on the action tokens of HDF5 demos (OFT parallel decoding, all chunk x 8 tokens at once)."""
 
     seed: int = 0
-    preset: str = "small"
-    """VLA preset built from scratch (tiny | small | openvla-oft-7b), unless ``init`` names a checkpoint."""
+    preset: str | None = None
+    """VLA preset (tiny | small | openvla-oft-7b) built from scratch, "small" if None; with ``init`` it must
+    match the checkpoint's (None: any)."""
     init: str | None = None
     """Checkpoint directory to start from (ours or the published OpenVLA-OFT layout)."""
     proprio: bool | None = None
     """OFT's proprio token (the 8 joint values, projected to one extra input token); None = the preset's default."""
+    action_frame: str | None = None
+    """What the action tokens encode: absolute | delta (arm joints as offsets from the joint state at the
+    chunk's start); None = the preset's default (small: delta)."""
     datasets: list[str] = []
     """HDF5 demo files (``--dataset``)."""
     success_only: bool = True
@@ -63,7 +67,7 @@ class BoxGraspSFTCfg:
     eval_every: int = 1000
     """Greedy evaluation in the env every this many steps (0 = only at the end)."""
     eval_episodes: int = 256
-    """Held-out initial states per evaluation (one episode each)."""
+    """Held-out initial states per evaluation (one episode each); 0 = no evaluation (no env is built)."""
     eval_num_envs: int = 256
     """Envs of the evaluation env (``--num_envs`` overrides; the bank is evaluated in passes of this many)."""
     eval_seed: int = 10_000

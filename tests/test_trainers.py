@@ -1,0 +1,212 @@
+"""SFT and GRPO on the real env with the tiny preset (CPU): SFT's loss falls on generated demos, GRPO runs two
+iterations with dynamic sampling exercised, both resume after SIGKILL and reproduce the uninterrupted run, the
+metrics file has the documented keys, bad input gets one line."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, VISION
+
+TINY_ENV = ["env.scene.front_camera.width=32", "env.scene.front_camera.height=32", "env.episode_length_s=1.0"]
+GRPO_KEYS = {"rollout/success_rate", "rollout/kept_groups", "rollout/rounds", "rollout/mean_finish_step", "policy/loss",
+             "policy/entropy", "policy/approx_kl", "policy/clip_frac_low", "policy/clip_frac_high", "policy/grad_norm",
+             "perf/rollout_s", "perf/update_s", "perf/env_steps_per_s"}
+EVAL_KEYS = {"eval/success", "eval/ci_low", "eval/ci_high"}
+
+
+def _records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _popen(args: list[str], log: Path, forced: bool = False) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMNI_KIT_ACCEPT_EULA": "YES",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "exts" / "openarm_vla"), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-c", f"import helpers; helpers.run_train_forced({args!r}, env_ids=(0,), at_step=5)"] if forced \
+        else [sys.executable, "scripts/train.py", *args]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+
+
+def _run(args, log: Path, forced=False, timeout=900) -> None:
+    proc = _popen(args, log, forced)
+    assert proc.wait(timeout=timeout) == 0, log.read_text()[-4000:]
+
+
+def _kill_after(args, log: Path, marker: Path, forced=False, timeout=900) -> None:
+    """Start a run and SIGKILL it once ``marker`` exists (mid-run: the next iteration is under way)."""
+    proc = _popen(args, log, forced)
+    deadline = time.time() + timeout
+    while not marker.exists():
+        assert proc.poll() is None, "the run ended before it could be killed:\n" + log.read_text()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory) -> Path:
+    """Four scripted-expert demos recorded from the shared vision env (in-process, through DemoRecorder)."""
+    from conftest import make_env
+
+    from openarm_vla.data.hdf5_format import DemoWriter
+    from openarm_vla.data.recorder import DemoRecorder
+    from openarm_vla.data.statistics import write_dataset_statistics
+    from openarm_vla.policies import make_policy
+    from openarm_vla.rollout import step_loop
+
+    path = tmp_path_factory.mktemp("demos") / "demos.hdf5"
+    env = make_env(**VISION)
+    with DemoWriter(path, instruction=env.cfg.instruction) as w:
+        rec = DemoRecorder(env, w, num_demos=4, max_episodes=12)
+        obs, _ = env.reset()
+        rec.begin(obs)
+        step_loop(env, make_policy("expert", env), obs, rec)
+    assert rec.written == 4
+    write_dataset_statistics(path)
+    return path
+
+
+SFT_ARGS = ["--algo", "sft", "--preset", "tiny", "--device", "cpu", "agent.batch_size=64", "agent.lr=2e-3",
+            "agent.warmup_iterations=5", "agent.min_lr=2e-3", "agent.log_every=5", "agent.eval_episodes=0",
+            "agent.augment.enabled=false", "agent.proprio=true", "agent.action_frame=delta", *TINY_ENV]
+
+
+@pytest.mark.sim
+def test_sft_loss_falls_and_resumes_after_sigkill(demos, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    args = [*SFT_ARGS, "--dataset", str(demos), "--max_iterations", "40", "agent.save_every=10"]
+    _run([*args, "--output", str(a)], tmp_path / "a.log")
+    recs = _records(a)
+    assert [r["iteration"] for r in recs] == list(range(5, 45, 5))
+    assert {"sft/loss", "sft/token_acc", "sft/lr", "sft/grad_norm", "perf/samples_per_s"} <= set(recs[0])
+    # a random model predicts ~uniform bins, log(256) = 5.55 nats; 40 steps learn at least the per-dim marginals
+    losses = [r["sft/loss"] for r in recs]
+    assert sum(losses[-2:]) / 2 < min(math.log(256) - 0.5, sum(losses[:2]) / 2 - 0.2), losses
+    assert (a / "curve.png").stat().st_size > 1000 and list((a / "tb").glob("events.out.tfevents.*"))
+    assert sorted(p.name for p in (a / "checkpoints").iterdir()) == ["iter_000020", "iter_000030", "iter_000040"]
+    from openarm_vla.policies.vla import checkpoint_vla
+
+    vla = checkpoint_vla(a / "final", num_envs=2, device="cpu")  # what evaluate.py --policy DIR/final loads
+    assert vla.stats is not None and len(vla.stats["q01"]) == 8  # actions are un-normalized with the demos' bounds
+
+    _kill_after([*args, "--output", str(b)], tmp_path / "b.log", b / "checkpoints" / "iter_000020")
+    assert not (b / "final").exists()
+    _run([*args, "--output", str(b), "--resume"], tmp_path / "b2.log")
+    rb = _records(b)
+    assert [r["iteration"] for r in rb] == list(range(5, 45, 5))  # each step once: later lines were dropped on resume
+    for ra_, rb_ in zip(recs, rb):
+        assert rb_["sft/loss"] == pytest.approx(ra_["sft/loss"], rel=1e-6, abs=1e-7), (ra_["iteration"], ra_, rb_)
+
+
+GRPO_ARGS = ["--algo", "grpo", "--num_envs", "4", "--device", "cpu", "agent.group_size=2", "agent.eval_episodes=4",
+             "agent.max_rollout_steps=24", "agent.max_rounds=2", "agent.batch_size=2", "agent.micro_batch_size=6",
+             "agent.lr=1e-4", "agent.save_every=1", "agent.eval_videos=1", *TINY_ENV]
+
+
+@pytest.mark.sim
+def test_grpo_dynamic_sampling_metrics_and_resume_after_sigkill(demos, tmp_path):
+    # an SFT checkpoint to start from (a few steps; GRPO's start point, not a good policy)
+    sft = tmp_path / "sft"
+    _run([*SFT_ARGS, "--dataset", str(demos), "--max_iterations", "5", "--output", str(sft)], tmp_path / "sft.log")
+    a, b = tmp_path / "a", tmp_path / "b"
+    args = [*GRPO_ARGS, "--init", str(sft / "final"), "--max_iterations", "2"]
+    _run([*args, "--output", str(a)], tmp_path / "a.log", forced=True)
+    recs = _records(a)
+    assert [r["iteration"] for r in recs] == [0, 1, 2, 2]  # validation before, two iterations, final validation
+    assert EVAL_KEYS <= set(recs[0]) and EVAL_KEYS <= set(recs[-1])
+    for r in recs[1:3]:
+        assert GRPO_KEYS <= set(r), sorted(GRPO_KEYS - set(r))
+        # env 0 of group (0, 1) succeeds at step 5, group (2, 3) never: each round keeps one of its two groups, so
+        # dynamic sampling rolls out a second round to fill B = 2
+        assert r["rollout/kept_groups"] == 2 and r["rollout/rounds"] == 2
+        assert r["rollout/success_rate"] == pytest.approx(2 / 8)
+        assert r["policy/trajectories"] == 4 and r["policy/grad_norm"] > 0 and r["adv/std"] > 0
+        assert r["policy/ratio_dev_first_minibatch"] < 1e-5  # recomputed old log-probs == the first forward's
+    assert (a / "curve.png").stat().st_size > 1000 and list((a / "videos").glob("*.mp4"))
+    assert (a / "final" / "config.json").is_file()
+
+    _kill_after([*args, "--output", str(b)], tmp_path / "b.log", b / "checkpoints" / "iter_000001", forced=True)
+    _run([*args, "--output", str(b), "--resume"], tmp_path / "b2.log", forced=True)
+    rb = _records(b)
+    assert [r["iteration"] for r in rb] == [0, 1, 2, 2]  # ends at the same iteration count, no line twice
+    for key in sorted(GRPO_KEYS | {"policy/entropy", "adv/mean"}):
+        if key.startswith("perf/"):
+            continue
+        assert rb[2][key] == pytest.approx(recs[2][key], rel=1e-5, abs=1e-6), key  # the resumed next iteration
+
+
+@pytest.fixture
+def synthetic_demos(tmp_path) -> Path:
+    """A valid demo file written without a simulator (random frames), for the error paths."""
+    import numpy as np
+
+    from openarm_vla.data.hdf5_format import DemoWriter
+
+    path = tmp_path / "synthetic.hdf5"
+    rng = np.random.default_rng(0)
+    with DemoWriter(path, instruction="pick up the box") as w:
+        for _ in range(2):
+            w.write_episode(obs={"front_rgb": rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8),
+                                 "joint_pos": rng.uniform(-1, 1, (6, 8))}, actions=rng.uniform(-1, 1, (6, 8)), success=True)
+    return path
+
+
+def test_bad_input_gets_one_line(tmp_path, script_main, capsys, synthetic_demos):
+    demos = synthetic_demos
+    def err(*args) -> str:
+        assert script_main("train.py", *args, "--device", "cpu", "--output", str(tmp_path / "o")) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1, lines
+        return lines[0]
+
+    assert "needs demonstrations: --dataset" in err("--algo", "sft")
+    assert "nope.hdf5: file not found" in err("--algo", "sft", "--dataset", str(tmp_path / "nope.hdf5"))
+    bad = tmp_path / "bad.hdf5"
+    bad.write_bytes(b"not hdf5")
+    assert "bad.hdf5: not an HDF5 file or corrupt" in err("--algo", "sft", "--dataset", str(bad))
+    from openarm_vla.data.hdf5_format import DemoWriter
+
+    seven = tmp_path / "seven.hdf5"  # a 7-DoF robot's demos
+    with DemoWriter(seven, instruction="x", action_dim=None) as w:
+        w.write_episode(obs={"front_rgb": torch.zeros(3, 8, 8, 3, dtype=torch.uint8)}, actions=torch.zeros(3, 7), success=True)
+    assert "seven.hdf5: data/demo_0: 'actions' has shape (3, 7), expected [3, 8]" in err("--algo", "sft", "--dataset", str(seven))
+    assert "--num_envs 6 is not a multiple of agent.group_size 4" in err("--algo", "grpo", "--num_envs", "6",
+                                                                        "agent.group_size=4")
+    assert "not a checkpoint directory" in err("--algo", "grpo", "--init", str(tmp_path))
+    from openarm_vla.vla import ByteTokenizer, OpenVLAForActionPrediction, get_preset, save_checkpoint
+
+    ck = tmp_path / "ck7"
+    save_checkpoint(OpenVLAForActionPrediction(get_preset("tiny", action_dim=7)), ck, ByteTokenizer())
+    assert "action_dim 7, but the env needs 8" in err("--algo", "grpo", "--init", str(ck))
+    save_checkpoint(OpenVLAForActionPrediction(get_preset("tiny")), tmp_path / "ck", ByteTokenizer())
+    assert "a 'tiny' model, but agent.preset is 'small'" in err("--algo", "sft", "--init", str(tmp_path / "ck"),
+                                                                 "--preset", "small", "--dataset", str(demos))
+    assert "--resume: no checkpoint in" in err("--algo", "sft", "--dataset", str(demos), "--resume")
+    assert "agent has no 'lrr'" in err("--algo", "grpo", "agent.lrr=1")
+    assert "--dataset does not apply to --algo grpo" in err("--algo", "grpo", "--dataset", str(demos))
+
+
+def test_nan_loss_stops_and_names_the_last_good_checkpoint(tmp_path):
+    from openarm_vla.train.runtime import TrainError, check_finite, save_training_checkpoint
+    from openarm_vla.vla import ByteTokenizer, OpenVLAForActionPrediction, get_preset
+
+    check_finite(torch.tensor(1.0), 3, tmp_path)
+    with pytest.raises(TrainError, match="non-finite loss .* at iteration 3; stopped, no checkpoint was written yet"):
+        check_finite(torch.tensor(float("nan")), 3, tmp_path)
+    model = OpenVLAForActionPrediction(get_preset("tiny"))
+    for it in (1, 2, 3, 4):
+        save_training_checkpoint(tmp_path, it, model, ByteTokenizer(), {}, {"x": it}, keep_last=2)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["iter_000003", "iter_000004"]
+    with pytest.raises(TrainError, match="the last good checkpoint is .*iter_000004"):
+        check_finite(torch.tensor(float("inf")), 5, tmp_path)
