@@ -1,69 +1,54 @@
-"""The main job on the embedded default (configs/quickstart.yaml): env -> expert episodes -> demos -> VLA.
+"""The main job: the whole recipe, scripted demos -> SFT -> GRPO -> held-out evaluation, as resumable stages.
 
-    ./run.sh                       # or: python scripts/quickstart.py [key=value ...]
+    ./run.sh                       # configs/quickstart.yaml: the tiny preset on a CPU, about 10 minutes
+    ./run.sh device=cuda           # configs/h100.yaml: the small preset on one H100 / H200 (the learning proof)
+    ./run.sh h100 [--stage sft] [key=value ...]      # a recipe by name (configs/NAME.yaml) or path, one stage
 
-Each stage is one of the project's CLIs run as its own process (Isaac Lab holds one simulation per
-process); results land under ``output``: results.json files, mp4 videos, a PNG of the camera, the demo
-HDF5 with its statistics. Later stages (SFT, GRPO) join here as they land.
+Stages (``--stage``): demos, sft, select, grpo, report (default: all, skipping what is done and resuming what
+was cut short; see openarm_vla.pipeline). ``key=value`` overrides the recipe (``demos.num_demos=32``,
+``grpo.max_iterations=5``). Outputs land in the recipe's ``output`` (runs/<name>/): results.json, curve.png,
+the SFT and GRPO runs, videos.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
-import time
 from pathlib import Path
-
-from openarm_vla.utils.config import parse_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(stage: str, args: list[str]) -> None:
-    print(f"\n[quickstart] {stage}: {' '.join(args)}", flush=True)
-    t0 = time.time()
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT)
-    if proc.returncode != 0:
-        sys.exit(f"[quickstart] stage '{stage}' failed (exit {proc.returncode}); see the output above")
-    print(f"[quickstart] {stage}: done in {time.time() - t0:.0f} s", flush=True)
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="quickstart", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("recipe", nargs="?", default=None, help="recipe name in configs/ or a YAML path")
+    p.add_argument("--stage", default="all", choices=("all", "demos", "sft", "select", "grpo", "report"))
+    args, rest = p.parse_known_args(argv)
+    if any("=" not in r for r in rest):
+        p.error(f"unrecognized arguments: {' '.join(r for r in rest if '=' not in r)} (overrides look like key=value)")
+    from omegaconf import OmegaConf
 
+    cli = OmegaConf.from_dotlist(rest)
+    name = args.recipe or ("h100" if str(cli.get("device", "")).startswith("cuda") else "quickstart")
+    path = Path(name) if name.endswith((".yaml", ".yml")) else ROOT / "configs" / f"{name}.yaml"
+    if not path.is_file():
+        print(f"[quickstart] error: recipe not found: {path} (have: {', '.join(sorted(q.stem for q in (ROOT / 'configs').glob('*.yaml')))})",
+              file=sys.stderr)
+        return 2
+    base = OmegaConf.load(path)
+    OmegaConf.set_struct(base, True)  # a misspelt override is an error, not a new key
+    try:
+        recipe = OmegaConf.to_container(OmegaConf.merge(base, cli), resolve=True)
+    except Exception as e:  # noqa: BLE001 - omegaconf's key errors: one line
+        print(f"[quickstart] error: {path.name}: {' '.join(str(e).split()[:12])}", file=sys.stderr)
+        return 2
 
-def save_png_from_video(video: Path, png: Path) -> None:
-    import imageio.v3 as iio
+    from openarm_vla.pipeline import Pipeline
 
-    frame = next(iter(iio.imiter(video)))
-    iio.imwrite(png, frame)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    cfg, _ = parse_cli(default_config=ROOT / "configs" / "quickstart.yaml", parser=parser)
-    out = ROOT / cfg.output
-    out.mkdir(parents=True, exist_ok=True)
-    common = ["--task", cfg.task, "--device", str(cfg.device), "--num_envs", str(cfg.env.num_envs),
-              "--image_size", str(cfg.env.image_size)]
-
-    run("scripted expert", ["scripts/evaluate.py", *common, "--policy", "expert", "--num_episodes", str(cfg.expert.episodes),
-                            "--video", str(cfg.expert.videos), "--output", str(out / "expert")])
-    videos = sorted((out / "expert" / "videos").glob("*.mp4"))
-    if videos:
-        save_png_from_video(videos[0], out / "front_camera.png")
-
-    run("demonstrations", ["scripts/generate_demos.py", *common, "--num_demos", str(cfg.demos.num_demos),
-                           "--output", str(out / "demos.hdf5")])
-
-    run("VLA in the env", ["scripts/evaluate.py", *common, "--policy", cfg.vla.policy, "--num_episodes", str(cfg.vla.episodes),
-                           "--max_steps", str(cfg.vla.max_steps), "--output", str(out / "vla")])
-
-    expert = json.loads((out / "expert" / "results.json").read_text())["summary"]
-    vla = json.loads((out / "vla" / "results.json").read_text())["summary"]
-    print("\n[quickstart] summary")
-    print(f"  scripted expert : success {expert['success_rate']:.0%} over {expert['num_episodes']} episodes")
-    print(f"  {cfg.vla.policy:<15} : success {vla['success_rate']:.0%} over {vla['num_episodes']} episodes (untrained)")
-    print(f"  outputs         : {out} (results.json, videos/*.mp4, front_camera.png, demos.hdf5)")
+    Pipeline(recipe, ROOT).run(args.stage)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,12 +12,9 @@ from openarm_vla.utils.io import atomic_path
 
 
 def write_mp4(path: str | os.PathLike, frames: Sequence, fps: int = 50) -> Path:
-    """Write uint8 frames [H, W, 3] (numpy or torch) to an H.264 mp4. Odd sizes are padded to even
-    (yuv420p needs even dimensions) rather than rescaled, so small camera images stay sharp."""
-    try:
-        import imageio.v2 as imageio
-    except ImportError as e:  # pragma: no cover
-        raise ImportError("writing videos needs imageio and imageio-ffmpeg: pip install imageio imageio-ffmpeg") from e
+    """Write uint8 frames [H, W, 3] (numpy or torch) to an H.264 mp4 (imageio-ffmpeg; OpenCV's MPEG-4 writer
+    where imageio-ffmpeg is not installed). Odd sizes are padded to even (yuv420p needs even dimensions)
+    rather than rescaled, so small camera images stay sharp."""
     if len(frames) == 0:
         raise ValueError(f"{path}: no frames to write")
     arr = [np.asarray(f.cpu() if hasattr(f, "cpu") else f, dtype=np.uint8) for f in frames]
@@ -26,12 +23,32 @@ def write_mp4(path: str | os.PathLike, frames: Sequence, fps: int = 50) -> Path:
     if ph or pw:
         arr = [np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="edge") for a in arr]
     with atomic_path(Path(path)) as tmp:
+        try:
+            import imageio.v2 as imageio
+            import imageio_ffmpeg  # noqa: F401  (the ffmpeg binary)
+        except ImportError:
+            _write_mp4_opencv(tmp, arr, fps)
+            return Path(path)
         # macro_block_size=1: no automatic resize to multiples of 16 (and no warning about it)
         with imageio.get_writer(str(tmp), format="FFMPEG", mode="I", fps=fps, codec="libx264",
                                 pixelformat="yuv420p", macro_block_size=1) as w_:
             for a in arr:
                 w_.append_data(a)
     return Path(path)
+
+
+def _write_mp4_opencv(path: Path, frames: list, fps: int) -> None:
+    try:
+        import cv2
+    except ImportError as e:
+        raise ImportError("writing videos needs imageio-ffmpeg (pip install imageio-ffmpeg) or OpenCV") from e
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    if not writer.isOpened():
+        raise OSError(f"{path}: OpenCV cannot open an MPEG-4 writer")
+    for a in frames:
+        writer.write(np.ascontiguousarray(a[..., ::-1]))  # OpenCV takes BGR
+    writer.release()
 
 
 class EpisodeVideo:

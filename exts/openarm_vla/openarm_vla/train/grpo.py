@@ -216,9 +216,9 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
                         "counters": dict(counters), "config": {"agent": agent.to_dict(), "model": cfg.to_dict()}},
                         agent.keep_last)
             bar.close()
-            final = export_final(run_dir, model, tok, norm_stats)
             last_eval = evaluate(agent.max_iterations)
             log.log(agent.max_iterations, {**last_eval, "rollout/env_steps_total": counters["env_steps"]})
+            final = export_final(run_dir, model, tok, norm_stats)  # last: DIR/final marks a finished run
     finally:
         records = log.records()
         log.close()

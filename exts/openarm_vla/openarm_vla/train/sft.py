@@ -252,10 +252,10 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
                         "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(gen),
                         "config": {"agent": agent.to_dict(), "model": cfg.to_dict()}}, agent.keep_last)
             bar.close()
-            final = export_final(run_dir, model, tok, norm_stats)
             last_eval = evaluate(agent.max_iterations)
             if last_eval:
                 log.log(agent.max_iterations, last_eval)
+            final = export_final(run_dir, model, tok, norm_stats)  # last: DIR/final marks a finished run
     finally:
         bar.close()
         records = log.records()

@@ -22,9 +22,9 @@ def _series(records: Sequence[Mapping], key: str) -> tuple[list, list]:
 
 def plot_curves(records: Sequence[Mapping], path: str | os.PathLike, panels: Sequence[Sequence], x: str = "iteration",
                 title: str | None = None, xlabel: str | None = None) -> Path:
-    """One subplot per panel ``(keys, ylabel, ylim[, (lo_key, hi_key)])``: the records' ``keys`` (a key or a list)
-    against ``x``, skipping records without the key; the optional pair of keys is drawn as a band around the
-    first key (a confidence interval). Written atomically as PNG."""
+    """One subplot per panel ``(keys, ylabel, ylim[, (lo_key, hi_key)[, x_key]])``: the records' ``keys`` (a key
+    or a list) against ``x`` (or the panel's own x key), skipping records without the key; the optional pair of
+    keys is drawn as a band around the first key (a confidence interval). Written atomically as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,18 +36,19 @@ def plot_curves(records: Sequence[Mapping], path: str | os.PathLike, panels: Seq
     for ax, panel in zip(axes.flat, panels):
         keys, label, ylim = panel[0], panel[1], panel[2]
         band = panel[3] if len(panel) > 3 else None
+        px = panel[4] if len(panel) > 4 else x
         for key in [keys] if isinstance(keys, str) else keys:
             rs, ys = _series(records, key)
             if not ys:
                 continue
-            xs = [r[x] for r in rs]
+            xs = [r[px] for r in rs]
             ax.plot(xs, ys, ".-" if len(xs) < 60 else "-", label=key)
             if band is not None and key == (keys if isinstance(keys, str) else keys[0]):
                 lo = [r.get(band[0], y) for r, y in zip(rs, ys)]
                 hi = [r.get(band[1], y) for r, y in zip(rs, ys)]
                 ax.fill_between(xs, lo, hi, alpha=0.2)
         ax.set_ylabel(label)
-        ax.set_xlabel(xlabel or x)
+        ax.set_xlabel(xlabel if xlabel and px == x else px)
         ax.grid(alpha=0.3)
         if ylim:
             ax.set_ylim(*ylim)

@@ -1,0 +1,192 @@
+"""The whole recipe as stages: scripted demos -> SFT -> choose the SFT checkpoint -> GRPO -> report.
+
+Each stage is one of the project's CLIs in its own process (Isaac Lab holds one simulation per process),
+writes under ``OUT/``, and is skipped when its output exists or resumed from its checkpoints when it was cut
+short, so a long pipeline runs as several commands of bounded length (``--stage NAME``). The SFT policy and
+the GRPO policy are evaluated on the same bank of held-out initial states: GRPO validates its starting point
+(the chosen SFT checkpoint) before its first update and its result after the last one, in one process, with
+the bank seed kept apart from the demos' and GRPO's training seeds.
+
+Choosing the SFT checkpoint: GRPO learns only from groups that sometimes succeed, so the recipe takes the
+final SFT policy if its held-out success lies in ``sft_band`` and otherwise the latest evaluated checkpoint
+inside the band (an earlier checkpoint = a shorter SFT); the choice and why go to ``OUT/sft_choice.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from openarm_vla.utils.io import atomic_write_json
+from openarm_vla.utils.plots import plot_curves
+
+STAGES = ("demos", "sft", "select", "grpo", "report")
+
+
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+class Pipeline:
+    def __init__(self, recipe: dict, root: Path):
+        self.r, self.root = recipe, root
+        self.out = (root / recipe["output"]).resolve()
+        self.commands: list[str] = []
+        self.stage_file = self.out / "stages.json"
+
+    # ------------------------------------------------------------------ helpers
+    def _common(self) -> list[str]:
+        return ["--device", str(self.r["device"]), "--seed", str(self.r["seed"])]
+
+    def _run(self, stage: str, args: list[str]) -> None:
+        cmd = [sys.executable, *args]
+        shown = "python " + " ".join(args)
+        self.commands.append(shown)
+        print(f"\n[pipeline] {stage}: {shown}", flush=True)
+        t0 = time.time()
+        proc = subprocess.run(cmd, cwd=self.root)
+        times = json.loads(self.stage_file.read_text()) if self.stage_file.is_file() else {}
+        entry = times.setdefault(stage, {"wall_s": 0.0, "commands": []})
+        entry["wall_s"] += time.time() - t0
+        entry["commands"].append(shown)
+        atomic_write_json(self.stage_file, times)
+        if proc.returncode != 0:
+            sys.exit(f"[pipeline] stage '{stage}' failed (exit {proc.returncode}); see the output above. "
+                     f"Run the pipeline again to resume it.")
+        print(f"[pipeline] {stage}: done in {time.time() - t0:.0f} s", flush=True)
+
+    @staticmethod
+    def _overrides(section: dict) -> list[str]:
+        return [f"agent.{k}={v}" for k, v in (section.get("agent") or {}).items()] + list(section.get("args") or [])
+
+    # ------------------------------------------------------------------ stages
+    def demos(self) -> None:
+        d, path = self.r["demos"], self.out / "demos.hdf5"
+        if path.is_file():
+            print(f"[pipeline] demos: {path} exists, skipped", flush=True)
+            return
+        self._run("demos", ["scripts/generate_demos.py", "--task", self.r["task"], "--num_demos", str(d["num_demos"]),
+                            "--num_envs", str(d["num_envs"]), "--image_size", str(self.r["image_size"]),
+                            "--group_size", str(d.get("group_size", 1)), "--output", str(path), "--no_progress",
+                            "--no_states", *self._common()])
+
+    def sft(self) -> None:
+        s, run = self.r["sft"], self.out / "sft"
+        if (run / "final" / "config.json").is_file():
+            print(f"[pipeline] sft: {run / 'final'} exists, skipped", flush=True)
+            return
+        resume = ["--resume"] if (run / "checkpoints").is_dir() and any((run / "checkpoints").glob("iter_*")) else []
+        self._run("sft", ["scripts/train.py", "--algo", "sft", "--task", self.r["task"], "--preset", s["preset"],
+                          "--dataset", str(self.out / "demos.hdf5"), "--output", str(run), "--max_iterations",
+                          str(s["max_iterations"]), *resume, *self._common(), *self._env_args(),
+                          f"agent.eval_seed={self.r['eval']['seed']}", f"agent.eval_episodes={self.r['eval']['episodes']}",
+                          *self._overrides(s)])
+
+    def select(self) -> Path:
+        """The SFT checkpoint GRPO starts from (see the module docstring)."""
+        run, lo, hi = self.out / "sft", *self.r.get("sft_band", (0.05, 0.70))
+        evals = [r for r in _records(run / "metrics.jsonl") if "eval/success" in r]
+        final = evals[-1] if evals else None
+        ckpts = {int(p.name.split("_")[1]): p for p in (run / "checkpoints").glob("iter_*")} if (run / "checkpoints").is_dir() else {}
+        choice, why = run / "final", "no SFT evaluation was logged; the final SFT policy"
+        if final is not None and lo <= final["eval/success"] <= hi:
+            why = f"the final SFT policy's held-out success {final['eval/success']:.3f} lies in [{lo}, {hi}]"
+        elif final is not None and final["eval/success"] > hi:
+            inside = [r for r in evals[:-1] if lo <= r["eval/success"] <= hi and r["iteration"] in ckpts]
+            if inside:
+                pick = inside[-1]
+                choice = ckpts[pick["iteration"]]
+                why = (f"the final SFT policy's held-out success {final['eval/success']:.3f} is above {hi}: the latest "
+                       f"checkpoint inside [{lo}, {hi}] is step {pick['iteration']} ({pick['eval/success']:.3f}), a shorter SFT")
+            else:
+                why = f"the final SFT policy's held-out success {final['eval/success']:.3f} is above {hi} and no kept checkpoint is inside"
+        elif final is not None:
+            why = f"the final SFT policy's held-out success {final['eval/success']:.3f} is below {lo} (no better checkpoint)"
+        info = {"checkpoint": str(choice), "why": why, "band": [lo, hi],
+                "sft_evaluations": [{k: r[k] for k in ("iteration", "eval/success", "eval/ci_low", "eval/ci_high")} for r in evals]}
+        atomic_write_json(self.out / "sft_choice.json", info)
+        print(f"[pipeline] select: {choice} ({why})", flush=True)
+        return choice
+
+    def grpo(self) -> None:
+        g, run = self.r["grpo"], self.out / "grpo"
+        if (run / "final" / "config.json").is_file():
+            print(f"[pipeline] grpo: {run / 'final'} exists, skipped", flush=True)
+            return
+        choice = json.loads((self.out / "sft_choice.json").read_text())["checkpoint"] if (self.out / "sft_choice.json").is_file() \
+            else str(self.select())
+        resume = ["--resume"] if (run / "checkpoints").is_dir() and any((run / "checkpoints").glob("iter_*")) else []
+        self._run("grpo", ["scripts/train.py", "--algo", "grpo", "--task", self.r["task"], "--init", choice,
+                           "--output", str(run), "--num_envs", str(g["num_envs"]), "--max_iterations", str(g["max_iterations"]),
+                           *resume, *self._common(), *self._env_args(), f"agent.eval_seed={self.r['eval']['seed']}",
+                           f"agent.eval_episodes={self.r['eval']['episodes']}", *self._overrides(g)])
+
+    def _env_args(self) -> list[str]:
+        size = self.r["image_size"]
+        return [f"env.scene.front_camera.width={size}", f"env.scene.front_camera.height={size}", *self.r.get("env_args", [])]
+
+    def report(self) -> dict:
+        """OUT/results.json, OUT/curve.png and the clips of the final validation; prints both success rates."""
+        grpo = _records(self.out / "grpo" / "metrics.jsonl")
+        evals = [r for r in grpo if "eval/success" in r]
+        if not evals:
+            sys.exit(f"[pipeline] report: no GRPO validation in {self.out / 'grpo' / 'metrics.jsonl'} (run the grpo stage)")
+        sft_eval, grpo_eval = evals[0], evals[-1]
+        steps = [r for r in grpo if "policy/loss" in r or "rollout/success_rate" in r]
+        stages = json.loads(self.stage_file.read_text()) if self.stage_file.is_file() else {}
+        stats_file = self.out / "dataset_statistics.json"
+        info = next(iter(json.loads(stats_file.read_text()).values())) if stats_file.is_file() else {}
+
+        def side(r: dict) -> dict:
+            return {"success": r["eval/success"], "ci_low": r["eval/ci_low"], "ci_high": r["eval/ci_high"],
+                    "episodes": r["eval/episodes"]}
+
+        def failures(r: dict) -> dict:
+            return {k.split("/")[-1]: v for k, v in r.items() if k.startswith("eval/failures/")}
+
+        env_steps = max([r.get("rollout/env_steps_total", 0) for r in grpo] or [0])
+        results = {
+            "device": self.r.get("device_name") or _device_name(),
+            "demos": info.get("num_trajectories"),
+            "sft": {**side(sft_eval), "wall_s": round(stages.get("sft", {}).get("wall_s", 0.0), 1),
+                    "checkpoint": json.loads((self.out / "sft_choice.json").read_text()) if (self.out / "sft_choice.json").is_file() else None},
+            "grpo": {**side(grpo_eval), "wall_s": round(stages.get("grpo", {}).get("wall_s", 0.0), 1),
+                     "iterations": max((r["iteration"] for r in steps), default=0), "env_steps": env_steps},
+            "failures": {"sft": failures(sft_eval), "grpo": failures(grpo_eval)},
+            "bank": {"seed": self.r["eval"]["seed"], "episodes": self.r["eval"]["episodes"]},
+            "stages": stages,
+            "commands": [c for st in stages.values() for c in st["commands"]],
+            "recipe": self.r,
+        }
+        atomic_write_json(self.out / "results.json", results)
+        curve = [{**r, "env_steps": r.get("rollout/env_steps_total", 0)} for r in grpo]
+        bands = ("eval/ci_low", "eval/ci_high")
+        plot_curves(curve, self.out / "curve.png", [
+            (["eval/success", "rollout/success_rate"], "success (held-out greedy; training sampled)", (-0.02, 1.02), bands),
+            (["eval/success", "rollout/success_rate"], "success vs env-steps", (-0.02, 1.02), bands, "env_steps"),
+        ], title=f"GRPO from SFT: held-out {sft_eval['eval/success']:.2f} -> {grpo_eval['eval/success']:.2f}")
+        for clip in sorted((self.out / "grpo" / "videos").glob("*.mp4")):
+            if clip.name.startswith(f"iter{grpo_eval['iteration']:06d}_"):
+                shutil.copy2(clip, self.out / ("grpo_success.mp4" if "success" in clip.name else "grpo_failure.mp4"))
+        s, g = results["sft"], results["grpo"]
+        print(f"\n[pipeline] held-out greedy success on {s['episodes']} starts (bank seed {self.r['eval']['seed']}):\n"
+              f"  SFT  : {100 * s['success']:.1f}% (95% CI {100 * s['ci_low']:.1f}-{100 * s['ci_high']:.1f}%)\n"
+              f"  GRPO : {100 * g['success']:.1f}% (95% CI {100 * g['ci_low']:.1f}-{100 * g['ci_high']:.1f}%) after "
+              f"{g['iterations']} iterations, {g['env_steps']:,} env-steps\n"
+              f"  outputs: {self.out} (results.json, curve.png, sft/, grpo/, videos)", flush=True)
+        return results
+
+    def run(self, stage: str = "all") -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        for name in STAGES if stage == "all" else (stage,):
+            getattr(self, name)()
+
+
+def _device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
