@@ -110,3 +110,18 @@ def test_sft_token_loss_hand_computed():
     assert acc.item() == pytest.approx(1.0)
     loss, acc = sft_token_loss(logits, torch.tensor([[[1], [2]]]), mask=torch.tensor([[True, False]]))
     assert loss.item() == pytest.approx(math.log(3.0), rel=1e-6) and acc.item() == 0.0
+
+
+def test_augmentation_is_identity_without_jitter_and_keeps_layout():
+    from openarm_vla.train.augment import augment_images
+
+    g = torch.Generator().manual_seed(0)
+    rgb = torch.randint(0, 256, (3, 16, 16, 3), dtype=torch.uint8, generator=g)
+    same = augment_images(rgb, crop_scale=(1.0, 1.0), brightness=0.0, contrast=0.0, saturation=0.0, generator=g)
+    assert torch.equal(same, rgb)
+    out = augment_images(rgb, crop_scale=(0.5, 0.5), brightness=0.3, contrast=0.3, saturation=0.3, generator=g)
+    assert out.shape == rgb.shape and out.dtype == torch.uint8 and not torch.equal(out, rgb)
+    # a half-area crop (side 0.707) magnifies: a constant image stays constant, brightness scales it
+    flat = torch.full((2, 8, 8, 3), 100, dtype=torch.uint8)
+    b = augment_images(flat, crop_scale=(0.5, 0.5), brightness=0.5, contrast=0.0, saturation=0.0, generator=g)
+    assert all(len(torch.unique(b[i])) == 1 for i in range(2)) and 50 <= int(b[0, 0, 0, 0]) <= 150

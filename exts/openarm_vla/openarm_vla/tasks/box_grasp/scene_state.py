@@ -47,7 +47,7 @@ def reset_to_states(env, state: dict, env_ids: torch.Tensor | list[int]):
                 dst[k][env_ids] = v.to(dst[k].dtype)
 
     put(full, state)
-    env.reset_to(full, env_ids, is_relative=True)
+    env.reset_to(select_states(full, env_ids), env_ids, is_relative=True)  # Isaac Lab takes the rows of env_ids
     box = env.scene["box"]
     if mass is not None:
         box.set_masses_index(masses=mass.to(torch.float32).reshape(len(env_ids), -1), env_ids=env_ids)

@@ -14,8 +14,10 @@ class AugmentCfg:
     """Image augmentation of SFT batches (on the GPU, per sample)."""
 
     enabled: bool = True
-    crop_scale: tuple[float, float] = (0.85, 1.0)
-    """Random resized crop: area fraction of the crop, then resized back to the image size."""
+    crop_scale: tuple[float, float] = (1.0, 1.0)
+    """Random resized crop: area fraction of the crop, then resized back to the image size. Off by default:
+    with a fixed camera the box's image position tells where to reach, a random crop shifts it, and
+    OpenVLA-OFT's crop comes with a center crop at test time that our policy runner does not apply."""
     brightness: float = 0.2
     contrast: float = 0.2
     saturation: float = 0.2
