@@ -29,6 +29,7 @@ import torch
 from openarm_vla.policies.vla import VLAEnvPolicy
 from openarm_vla.rollout import first_episodes
 from openarm_vla.tasks.box_grasp.scene_state import reset_groups
+from openarm_vla.vla.batch import collate_chunks
 from openarm_vla.vla.sampling import entropy, logprobs_of
 
 from .losses import action_token_mask, clipped_token_loss, group_advantages, keep_groups, token_weights
@@ -41,13 +42,12 @@ from .runtime import (
     decay_param_groups,
     export_final,
     load_init_checkpoint,
-    load_trainer_state,
     peak_memory_gb,
     plot_run,
+    restore_training,
     rng_state,
     save_training_checkpoint,
     seed_everything,
-    set_rng_state,
     write_run_config,
 )
 
@@ -72,7 +72,7 @@ class ChunkStore:
         self.parts.append(part)
 
     def gather(self) -> dict:
-        return {k: torch.cat([p[k] for p in self.parts]) for k in self.parts[0]} if self.parts else {}
+        return collate_chunks(self.parts, self.policy.vla.tokenizer.pad_token_id) if self.parts else {}
 
 
 def collect_round(env, policy: VLAEnvPolicy, group_size: int, max_steps: int | None) -> tuple[dict, object]:
@@ -167,14 +167,9 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
                          "runs in one pass (lower agent.eval_episodes or raise --num_envs)")
     bank = EvalBank.build(env, agent.eval_episodes, agent.eval_seed) if agent.eval_episodes > 0 else None
     if resume:  # after the env is built: its construction draws from the RNGs restored here
-        last = checkpoint_dirs(run_dir)[-1]
-        state = load_trainer_state(last)
-        model.load_state_dict(load_init_checkpoint(str(last), device).model.state_dict())
-        opt.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"], gen)
+        state = restore_training(run_dir, model, opt, device, gen)
         shuffle.set_state(state["shuffle"])
         counters, start = state["counters"], state["iteration"]
-        print(f"[grpo] resuming {run_dir} from {last.name} (iteration {start})", flush=True)
     write_run_config(run_dir, task, env_cfg, agent, {"algo": "grpo", "device": str(device), "model": cfg.to_dict()})
     log = RunLogger(run_dir, {"agent": agent, "model": cfg.to_dict()}, agent.logger, agent.wandb_project,
                     resume_from=start if resume else None)
@@ -270,7 +265,7 @@ def iteration_step(env, vla, sampler, model, opt, agent, B: int, G: int, min_gro
         return {**metrics, "policy/skipped": 1, "perf/peak_mem_gb": peak_memory_gb()}
 
     # ------------------------------------------------------------------ 3. advantages and token masks
-    data = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    data = collate_chunks(parts, vla.tokenizer.pad_token_id)
     reward = torch.cat([t["reward"] for t in trajs])
     finish = torch.cat([t["finish"] for t in trajs])
     adv_traj = group_advantages(reward, G)

@@ -104,6 +104,20 @@ def load_trainer_state(ckpt_dir: Path) -> dict:
         raise TrainError(f"{ckpt_dir / STATE_FILE}: unreadable trainer state ({type(e).__name__}: {e})") from None
 
 
+def restore_training(run_dir, model, optimizer, device, generator=None, scheduler=None) -> dict:
+    """``--resume``: load the newest checkpoint of ``run_dir`` into the model, optimizer (and scheduler), set
+    every RNG; returns the trainer state (``iteration``, counters, ...)."""
+    last = checkpoint_dirs(run_dir)[-1]
+    state = load_trainer_state(last)
+    _unwrapped(model).load_state_dict(load_init_checkpoint(str(last), device, what="--resume").model.state_dict())
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"], generator)
+    print(f"[resume] {run_dir} from {last.name} (iteration {state['iteration']})", flush=True)
+    return state
+
+
 def _unwrapped(model):
     return getattr(model, "module", model)
 

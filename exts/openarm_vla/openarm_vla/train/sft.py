@@ -34,13 +34,12 @@ from .runtime import (
     decay_param_groups,
     export_final,
     load_init_checkpoint,
-    load_trainer_state,
     peak_memory_gb,
     plot_run,
+    restore_training,
     rng_state,
     save_training_checkpoint,
     seed_everything,
-    set_rng_state,
     write_run_config,
 )
 
@@ -163,14 +162,7 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
     gen = torch.Generator(device=device).manual_seed(agent.seed)
     start = 0
     if resume:
-        last = checkpoint_dirs(run_dir)[-1]
-        state = load_trainer_state(last)
-        model.load_state_dict(load_init_checkpoint(str(last), device).model.state_dict())
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"], gen)
-        start = state["iteration"]
-        print(f"[sft] resuming {run_dir} from {last.name} (step {start})", flush=True)
+        start = restore_training(run_dir, model, opt, device, gen, sched)["iteration"]
     write_run_config(run_dir, task, env_cfg, agent, {"algo": "sft", "device": str(device), "model": cfg.to_dict()})
     log = RunLogger(run_dir, {"agent": agent, "model": cfg.to_dict()}, agent.logger, agent.wandb_project,
                     resume_from=start if resume else None)

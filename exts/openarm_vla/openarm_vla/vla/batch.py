@@ -10,17 +10,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-_ROW_KEYS = ("rgb", "pixel_values", "proprio", "token_idx", "logprobs")
-
-
 def collate_chunks(chunks: list[dict], pad_token_id: int) -> dict:
-    """One batch from several chunk records (rows concatenated in order)."""
+    """One batch from several chunk records (rows concatenated in order; keys all records share)."""
     L = max(c["input_ids"].shape[1] for c in chunks)
     out = {
         "input_ids": torch.cat([F.pad(c["input_ids"], (L - c["input_ids"].shape[1], 0), value=pad_token_id) for c in chunks]),
         "attention_mask": torch.cat([F.pad(c["attention_mask"], (L - c["attention_mask"].shape[1], 0), value=0) for c in chunks]),
     }
-    for key in _ROW_KEYS:
-        if all(key in c for c in chunks):
+    for key in chunks[0]:
+        if key not in out and all(key in c for c in chunks):
             out[key] = torch.cat([c[key] for c in chunks])
     return out

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from isaaclab.utils import configclass
 
+from .vla_trainer_cfg import VLATrainerCfg
+
 
 @configclass
-class BoxGraspGRPOCfg:
+class BoxGraspGRPOCfg(VLATrainerCfg):
     """Group-relative policy optimization with dynamic sampling, asymmetric clipping, no KL, no critic."""
 
-    seed: int = 0
-    preset: str | None = None
-    """VLA preset: without ``init`` a from-scratch model ("small" if None; smoke tests and throughput); with
-    ``init`` it must match the checkpoint's (None: any)."""
     init: str | None = None
-    """The SFT checkpoint directory to start from (``--init``)."""
+    """The SFT checkpoint directory to start from (``--init``); without it a from-scratch model of ``preset``
+    (smoke tests and throughput only: GRPO needs groups that sometimes succeed)."""
 
     num_groups: int = 64
     """B: groups an update is made of (dynamic sampling fills it with mixed-outcome groups)."""
@@ -48,27 +47,14 @@ class BoxGraspGRPOCfg:
 
     max_iterations: int = 100
     lr: float = 5e-6
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float = 1.0
+    """Constant (SimpleVLA-RL's, for the 7B model)."""
     batch_size: int = 128
     """Trajectories per optimizer step (mini-batch): 512 kept trajectories make 4 optimizer steps."""
     micro_batch_size: int = 512
     """Chunk samples per forward/backward in the update and the log-prob recompute."""
-    dtype: str = "bfloat16"
-    """Autocast dtype on CUDA (float32 on the CPU)."""
-    gradient_checkpointing: bool = False
 
     eval_every: int = 4
     """Greedy validation before training and every this many iterations (0 = only before and after)."""
     eval_episodes: int = 256
     """Held-out initial states of the validation bank (one episode each, at most num_envs); 0 = no validation."""
-    eval_seed: int = 10_000
-    """Seed of the held-out bank (disjoint from the training seeds)."""
-    eval_videos: int = 2
-
     save_every: int = 5
-    keep_last: int = 3
-    logger: str = "tensorboard"
-    """tensorboard | wandb (TensorBoard is always written; W&B is offline unless WANDB_API_KEY is set)."""
-    wandb_project: str = "openarm_vla"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from isaaclab.utils import configclass
 
+from .vla_trainer_cfg import VLATrainerCfg
+
 
 @configclass
 class AugmentCfg:
@@ -25,15 +27,9 @@ class AugmentCfg:
 
 
 @configclass
-class BoxGraspSFTCfg:
+class BoxGraspSFTCfg(VLATrainerCfg):
     """Cross-entropy on the action tokens of HDF5 demos (OFT parallel decoding, all chunk x 8 tokens at once)."""
 
-    seed: int = 0
-    preset: str | None = None
-    """VLA preset (tiny | small | openvla-oft-7b) built from scratch, "small" if None; with ``init`` it must
-    match the checkpoint's (None: any)."""
-    init: str | None = None
-    """Checkpoint directory to start from (ours or the published OpenVLA-OFT layout)."""
     proprio: bool | None = None
     """OFT's proprio token (the 8 joint values, projected to one extra input token); None = the preset's default."""
     action_frame: str | None = None
@@ -55,30 +51,12 @@ class BoxGraspSFTCfg:
     lr_schedule: str = "cosine"
     """cosine (to ``min_lr``) | constant, after ``warmup_iterations`` of linear warm-up."""
     warmup_iterations: int = 100
-    weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.95)
-    grad_clip: float = 1.0
-    dtype: str = "bfloat16"
-    """Autocast dtype on CUDA (float32 on the CPU)."""
-    gradient_checkpointing: bool = False
     augment: AugmentCfg = AugmentCfg()
-    data_workers: int = 0
-    """0: the whole dataset is decoded once into (GPU) memory, batches are gathered there; > 0: a DataLoader
-    with this many worker processes reads the HDF5 files lazily (datasets larger than memory)."""
 
     eval_every: int = 1000
     """Greedy evaluation in the env every this many steps (0 = only at the end)."""
-    eval_episodes: int = 256
-    """Held-out initial states per evaluation (one episode each); 0 = no evaluation (no env is built)."""
     eval_num_envs: int = 256
     """Envs of the evaluation env (``--num_envs`` overrides; the bank is evaluated in passes of this many)."""
-    eval_seed: int = 10_000
-    """Seed of the held-out bank (disjoint from the demos' and GRPO's seeds)."""
-    eval_videos: int = 2
-
     save_every: int = 500
-    keep_last: int = 3
     log_every: int = 10
-    logger: str = "tensorboard"
-    """tensorboard | wandb (TensorBoard is always written; W&B is offline unless WANDB_API_KEY is set)."""
-    wandb_project: str = "openarm_vla"

@@ -1,0 +1,42 @@
+"""What the SFT and GRPO configs share: the model to start from, the optimizer, greedy evaluation on a
+held-out bank, checkpoints and logging (each trainer overrides the defaults of its recipe)."""
+
+from __future__ import annotations
+
+from isaaclab.utils import configclass
+
+
+@configclass
+class VLATrainerCfg:
+    seed: int = 0
+    preset: str | None = None
+    """VLA preset (tiny | small | openvla-oft-7b): without ``init`` a model built from scratch ("small" if None);
+    with ``init`` it must match the checkpoint's (None: any)."""
+    init: str | None = None
+    """Checkpoint directory to start from (``--init``: ours or the published OpenVLA-OFT layout)."""
+
+    max_iterations: int = 100
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    """AdamW weight decay (matrices only; biases and norms are not decayed)."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 1.0
+    dtype: str = "bfloat16"
+    """Autocast dtype on CUDA (float32 on the CPU)."""
+    gradient_checkpointing: bool = False
+
+    eval_every: int = 0
+    """Greedy evaluation on the held-out bank every this many iterations (0: only at the start / end)."""
+    eval_episodes: int = 256
+    """Held-out initial states per evaluation (one episode each); 0 = no evaluation."""
+    eval_seed: int = 10_000
+    """Seed of the held-out bank (kept apart from the demos' and the training rollouts' seeds)."""
+    eval_videos: int = 2
+    """Evaluation clips logged (one success and one failure where there are both)."""
+
+    save_every: int = 1
+    keep_last: int = 3
+    """Checkpoints kept (the newest)."""
+    logger: str = "tensorboard"
+    """tensorboard | wandb (TensorBoard is always written; W&B is offline unless WANDB_API_KEY is set)."""
+    wandb_project: str = "openarm_vla"
