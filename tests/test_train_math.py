@@ -54,6 +54,10 @@ def test_token_weights_both_aggregations():
     assert w.sum().item() == pytest.approx(1.0)
     w = token_weights(mask, traj, "token-mean")
     assert torch.allclose(w, mask.float() / 4)
+    # with the counts of all ranks (here: 4 trajectories, 10 tokens in the global mini-batch)
+    assert torch.allclose(token_weights(mask, traj, "seq-mean-token-mean", n_traj=4), torch.tensor(
+        [[[1 / 12, 1 / 12]], [[1 / 12, 0.0]], [[0.0, 1 / 4]]]))
+    assert torch.allclose(token_weights(mask, traj, "token-mean", n_tokens=10), mask.float() / 10)
     with pytest.raises(ValueError, match="aggregation 'sum'"):
         token_weights(mask, traj, "sum")
 

@@ -211,3 +211,65 @@ def test_nan_loss_stops_and_names_the_last_good_checkpoint(tmp_path):
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["iter_000003", "iter_000004"]
     with pytest.raises(TrainError, match="the last good checkpoint is .*iter_000004"):
         check_finite(torch.tensor(float("inf")), 5, tmp_path)
+
+
+def _torchrun(args: list[str], log: Path, nproc: int = 2, forced: bool = False, timeout: int = 900) -> None:
+    """``torchrun --nproc_per_node=N scripts/train.py ...`` on the CPU (gloo)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMNI_KIT_ACCEPT_EULA": "YES",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "exts" / "openarm_vla"), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    script = ["scripts/train.py", *args]
+    if forced:  # torchrun runs a file: the forced-success entry point goes in one
+        entry = log.with_suffix(".py")
+        entry.write_text(f"import helpers\nhelpers.run_train_forced({args!r}, env_ids=(0,), at_step=5)\n")
+        script = [str(entry)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--standalone", *script]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, timeout=timeout)
+    assert proc.returncode == 0, log.read_text()[-4000:]
+
+
+@pytest.mark.sim
+def test_torchrun_two_processes_ddp_and_fsdp_sft_grpo_and_resume(demos, tmp_path):
+    """2 processes (gloo): SFT and GRPO under DDP and under FSDP2 give the same numbers (the same seeds, so the
+    same batches and rollouts: FSDP's sharded gradient reduction is the DDP all-reduce, and GRPO's gradient is the
+    sum over ranks in both); rank 0 alone writes; resume needs the world size the run was written with."""
+    sft_ddp, sft_fsdp = tmp_path / "sft_ddp", tmp_path / "sft_fsdp"
+    sft = [*SFT_ARGS, "agent.save_every=5", "--dataset", str(demos), "--max_iterations", "10"]
+    _torchrun([*sft, "agent.parallel=ddp", "--output", str(sft_ddp)], tmp_path / "sft_ddp.log")
+    _torchrun([*sft, "agent.parallel=fsdp", "--output", str(sft_fsdp)], tmp_path / "sft_fsdp.log")
+    ddp, fsdp = _records(sft_ddp), _records(sft_fsdp)
+    assert [r["iteration"] for r in ddp] == [r["iteration"] for r in fsdp] == [5, 10]  # rank 0 alone writes
+    for a, b in zip(ddp, fsdp):
+        assert b["sft/loss"] == pytest.approx(a["sft/loss"], rel=1e-5)
+        assert b["sft/grad_norm"] == pytest.approx(a["sft/grad_norm"], rel=1e-4)
+    assert ddp[0]["perf/samples_per_s"] > 0 and (sft_fsdp / "final" / "config.json").is_file()
+    state = torch.load(sft_fsdp / "checkpoints" / "iter_000010" / "trainer_state.pt", weights_only=False)
+    assert len(state["rng"]) == 2 and state["optimizer"]["state"]  # one RNG state per rank; the whole optimizer
+    # resuming a 2-process run with 1 process is refused with one line
+    r = subprocess.run([sys.executable, "scripts/train.py", *SFT_ARGS, "--dataset", str(demos), "--max_iterations", "15",
+                        "--output", str(sft_fsdp), "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 2 and "written by a run of 2 process(es); resume it with torchrun --nproc_per_node=2" in r.stderr
+    _torchrun([*SFT_ARGS, "agent.parallel=fsdp", "--dataset", str(demos), "--max_iterations", "15", "--output",
+               str(sft_fsdp), "--resume"], tmp_path / "sft_fsdp2.log")
+    assert [r["iteration"] for r in _records(sft_fsdp)] == [5, 10, 15]
+
+    # GRPO: one group per rank (envs 0, 1), env 0 forced to succeed -> one mixed group per rank, 2 in all. One
+    # chunk per micro-batch: the ranks' first mini-batches hold trajectories of different lengths, so under FSDP
+    # the rank with fewer micro-batches pads with zero-weight forwards
+    grpo = [*GRPO_ARGS, "--init", str(sft_fsdp / "final"), "--num_envs", "2", "agent.eval_episodes=2",
+            "agent.max_rounds=1", "agent.micro_batch_size=1"]
+    runs = {}
+    for kind in ("ddp", "fsdp"):
+        runs[kind] = tmp_path / f"grpo_{kind}"
+        _torchrun([*grpo, "--max_iterations", "1", f"agent.parallel={kind}", "--output", str(runs[kind])],
+                  tmp_path / f"grpo_{kind}.log", forced=True)
+    a, b = ([r for r in _records(runs[k]) if "policy/loss" in r][0] for k in ("ddp", "fsdp"))
+    assert a["rollout/kept_groups"] == 2 and a["policy/trajectories"] == 4 and a["policy/grad_norm"] > 0
+    assert a["rollout/success_rate"] == pytest.approx(0.5) and a["policy/optimizer_steps"] == 2
+    for key in ("policy/loss", "policy/grad_norm", "policy/approx_kl", "policy/entropy"):
+        assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-9), key
+    assert _records(runs["fsdp"])[-1]["eval/success"] == _records(runs["ddp"])[-1]["eval/success"]
+    _torchrun([*grpo, "--max_iterations", "2", "agent.parallel=fsdp", "--output", str(runs["fsdp"]), "--resume"],
+              tmp_path / "grpo_fsdp2.log", forced=True)
+    assert [r["iteration"] for r in _records(runs["fsdp"]) if "policy/loss" in r or "policy/skipped" in r] == [1, 2]
+    assert (runs["fsdp"] / "checkpoints" / "iter_000002").is_dir() and (runs["fsdp"] / "final" / "config.json").is_file()

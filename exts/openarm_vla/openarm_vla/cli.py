@@ -76,10 +76,19 @@ def _literal(value) -> str:
     return str(value)
 
 
+def _is_override(arg: str) -> bool:
+    return arg.startswith(OVERRIDE_ROOTS) and "=" in arg
+
+
 def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
     """Parse the flags; return them and the config overrides (recipe first, then the command line)."""
     args, rest = p.parse_known_args(argv)
-    overrides = [a for a in rest if a.startswith(OVERRIDE_ROOTS) and "=" in a]
+    eaten = []  # a list flag (--dataset A B) swallows the overrides that follow it: give them back
+    for key, value in vars(args).items():
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            eaten += [v for v in value if _is_override(v)]
+            setattr(args, key, [v for v in value if not _is_override(v)] or None)
+    overrides = eaten + [a for a in rest if _is_override(a)]
     unknown = [a for a in rest if a not in overrides]
     if unknown:
         p.error(f"unrecognized arguments: {' '.join(unknown)} (config overrides look like env.x=1 / agent.y=2)")

@@ -32,6 +32,8 @@ from openarm_vla.tasks.box_grasp.scene_state import reset_groups
 from openarm_vla.vla.batch import collate_chunks
 from openarm_vla.vla.sampling import entropy, logprobs_of
 
+from . import distributed
+from .lora import enable_lora
 from .losses import action_token_mask, clipped_token_loss, group_advantages, keep_groups, token_weights
 from .runtime import (
     RunLogger,
@@ -95,21 +97,23 @@ def select_trajectories(chunks: dict, out, keep_env: torch.Tensor, traj_offset: 
     return kept, traj
 
 
-def _schedule(num_traj: int, traj: torch.Tensor, batch_size: int, micro: int, generator) -> list[list[torch.Tensor]]:
-    """Mini-batches of ``batch_size`` shuffled trajectories, each a list of micro-batches of chunk indices."""
+def _schedule(num_traj: int, traj: torch.Tensor, num_minibatches: int, micro: int, generator) -> list[list[torch.Tensor]]:
+    """This rank's trajectories shuffled into ``num_minibatches`` near-equal mini-batches (some may be empty on a
+    rank with few), each a list of micro-batches of chunk indices."""
     order = torch.randperm(num_traj, generator=generator, device="cpu").to(traj.device)
     out = []
-    for s in range(0, num_traj, batch_size):
+    for part in torch.tensor_split(order, num_minibatches):
         member = torch.zeros(num_traj, dtype=torch.bool, device=traj.device)
-        member[order[s:s + batch_size]] = True
+        member[part] = True
         idx = member[traj].nonzero().squeeze(1)
         out.append([idx[m:m + micro] for m in range(0, idx.numel(), micro)])
     return out
 
 
-def _forward_logprobs(vla, data: dict, idx: torch.Tensor, temperature: float, dtype: str):
+def _forward_logprobs(vla, data: dict, idx: torch.Tensor, temperature: float, dtype: str, model=None):
+    """Log-probs and entropies of the stored tokens of chunks ``idx`` under ``model`` (default: ``vla.model``)."""
     batch = {k: data[k][idx] for k in ("rgb", "input_ids", "attention_mask", "proprio") if k in data}
-    logits = vla.model(**vla.model_inputs(batch), dtype=dtype)
+    logits = (model if model is not None else vla.model)(**vla.model_inputs(batch), dtype=dtype)
     tokens = data["token_idx"][idx].long()
     return logprobs_of(logits, tokens, temperature), entropy(logits, temperature)
 
@@ -124,20 +128,26 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
 
     run_dir = Path(output)
     G = agent.group_size
-    if num_envs is not None:
-        if num_envs % G:
-            raise TrainError(f"--num_envs {num_envs} is not a multiple of agent.group_size {G} (groups never split)")
-        agent.num_groups = max(1, round(num_envs // G / agent.oversample))
-        rollout_groups = num_envs // G
-    else:
-        rollout_groups = max(agent.num_groups, round(agent.oversample * agent.num_groups))
-    B = agent.num_groups
-    min_groups = agent.min_groups if agent.min_groups is not None else max(1, B // 4)
     if agent.aggregation not in ("seq-mean-token-mean", "token-mean"):
         raise TrainError(f"agent.aggregation={agent.aggregation!r}: expected seq-mean-token-mean or token-mean")
     if resume and not checkpoint_dirs(run_dir):
         raise TrainError(f"--resume: no checkpoint in {run_dir / 'checkpoints'} to continue from")
-    seed_everything(agent.seed)
+    d = distributed.init(device)
+    device = d.device
+    # agent.num_groups counts the whole update (all ranks); --num_envs is one rank's envs
+    if num_envs is not None:
+        if num_envs % G:
+            raise TrainError(f"--num_envs {num_envs} is not a multiple of agent.group_size {G} (groups never split)")
+        B = max(1, round(num_envs // G / agent.oversample))
+        agent.num_groups, rollout_groups = B * d.world, num_envs // G
+    else:
+        if agent.num_groups % d.world:
+            raise TrainError(f"agent.num_groups {agent.num_groups} does not divide over {d.world} processes "
+                             "(a group never spans ranks): make it a multiple of the world size")
+        B = agent.num_groups // d.world
+        rollout_groups = max(B, round(agent.oversample * B))
+    min_groups = agent.min_groups if agent.min_groups is not None else max(1, agent.num_groups // 4)
+    seed_everything(agent.seed)  # the same initial model on every rank
     cuda = str(device).startswith("cuda")
     dtype = agent.dtype if cuda else "float32"
 
@@ -152,52 +162,69 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
             raise TrainError(f"agent.preset={agent.preset}: {e}") from None
         model, tok, norm_stats = OpenVLAForActionPrediction(cfg).to(device), make_text_tokenizer(cfg.tokenizer), {}
     cfg = model.config
+    if agent.lora.enabled:
+        enable_lora(model, agent.lora)
     if agent.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    distributed.broadcast_model(d, model)
+    model, kind = distributed.wrap(d, model, agent.parallel, sum_gradients=True)
+    # under FSDP every rank rolls out an unsharded copy, refreshed from the shards after each update
+    rollout_model = distributed.plain_replica(model, device) if kind == "fsdp" else model
     opt = torch.optim.AdamW(decay_param_groups(model, agent.weight_decay), lr=agent.lr, betas=tuple(agent.betas), fused=cuda)
-    gen = torch.Generator(device=device).manual_seed(agent.seed + 1)  # action sampling
-    shuffle = torch.Generator().manual_seed(agent.seed + 2)  # mini-batch order
+    rank_seed = agent.seed + 7919 * d.rank  # each rank its own starts, samples and mini-batch order
+    gen = torch.Generator(device=device).manual_seed(rank_seed + 1)  # action sampling
+    shuffle = torch.Generator().manual_seed(rank_seed + 2)  # mini-batch order
     counters = {"env_steps": 0, "trajectories": 0, "updates": 0, "skipped": 0}
     start = 0
     env_cfg.scene.num_envs = rollout_groups * G
-    env = make_env(task, cfg=env_cfg, device=device, group_size=G, seed=agent.seed)
+    env = make_env(task, cfg=env_cfg, device=device, group_size=G, seed=rank_seed)
     if agent.eval_episodes > env.num_envs:
         env.close()
         raise TrainError(f"agent.eval_episodes {agent.eval_episodes} > num_envs {env.num_envs}: the validation bank "
                          "runs in one pass (lower agent.eval_episodes or raise --num_envs)")
-    bank = EvalBank.build(env, agent.eval_episodes, agent.eval_seed) if agent.eval_episodes > 0 else None
+    # rank 0 validates on the bank; the other ranks wait for it
+    bank = EvalBank.build(env, agent.eval_episodes, agent.eval_seed) if agent.eval_episodes > 0 and d.main else None
     if resume:  # after the env is built: its construction draws from the RNGs restored here
-        state = restore_training(run_dir, model, opt, device, gen)
-        shuffle.set_state(state["shuffle"])
+        state = restore_training(run_dir, model, opt, device, gen, rank=d.rank, world=d.world, kind=kind)
+        shuffle.set_state(state["shuffle"][d.rank])
         counters, start = state["counters"], state["iteration"]
-    write_run_config(run_dir, task, env_cfg, agent, {"algo": "grpo", "device": str(device), "model": cfg.to_dict()})
+    if d.main:
+        write_run_config(run_dir, task, env_cfg, agent, {"algo": "grpo", "device": str(device), "world_size": d.world,
+                                                          "model": cfg.to_dict()})
     log = RunLogger(run_dir, {"agent": agent, "model": cfg.to_dict()}, agent.logger, agent.wandb_project,
-                    resume_from=start if resume else None)
-    vla = VLAPolicy(model, tok, env.num_envs, norm_stats=norm_stats, unnormalize_actions=bool(norm_stats), dtype=dtype)
+                    resume_from=start if resume else None, enabled=d.main)
+    if kind == "fsdp":
+        distributed.sync_replica(model, rollout_model)
+    vla = VLAPolicy(rollout_model, tok, env.num_envs, norm_stats=norm_stats, unnormalize_actions=bool(norm_stats), dtype=dtype)
     sampler = VLAEnvPolicy(vla, env.cfg.instruction, temperature=agent.temperature)
     sampler.generator = gen
     fps = round(1 / env.step_dt)
     last_eval: dict = {}
     try:
         def evaluate(iteration: int) -> dict:
-            if bank is None:
+            if agent.eval_episodes <= 0:
+                return {}
+            if bank is None:  # not rank 0
+                distributed.barrier(d)
                 return {}
             metrics, _, clips = validate(env, vla, bank, videos=agent.eval_videos)
+            distributed.barrier(d)
             log.videos(iteration, clips, fps)
             print(f"\n[grpo] iteration {iteration}: held-out success {metrics['eval/success']:.3f} "
                   f"[{metrics['eval/ci_low']:.3f}, {metrics['eval/ci_high']:.3f}] over {metrics['eval/episodes']}", flush=True)
             return metrics
 
         with cuda_oom_as_error("--num_envs (agent.num_groups) or agent.micro_batch_size"):
-            if start == 0 and bank is not None:
+            if start == 0 and agent.eval_episodes > 0:
                 last_eval = evaluate(0)
                 log.log(0, last_eval)
             from tqdm import tqdm
 
             bar = tqdm(range(start, agent.max_iterations), desc="grpo", unit="it", dynamic_ncols=True, initial=start,
-                       total=agent.max_iterations)
+                       total=agent.max_iterations, disable=not d.main)
             for it in bar:
-                metrics = iteration_step(env, vla, sampler, model, opt, agent, B, G, min_groups, dtype, shuffle, counters, it + 1, run_dir)
+                metrics = iteration_step(env, vla, sampler, model, opt, agent, B, G, min_groups, dtype, shuffle, counters,
+                                         it + 1, run_dir, d, kind)
                 done = it + 1
                 if agent.eval_every and done % agent.eval_every == 0 and done < agent.max_iterations:
                     last_eval = evaluate(done)
@@ -206,18 +233,28 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
                 bar.set_postfix(success=f"{metrics['rollout/success_rate']:.2f}", kept=metrics["rollout/kept_groups"],
                                 eval=f"{last_eval.get('eval/success', float('nan')):.2f}")
                 if (agent.save_every and done % agent.save_every == 0) or done == agent.max_iterations:
-                    save_training_checkpoint(run_dir, done, model, tok, norm_stats, {
-                        "optimizer": opt.state_dict(), "rng": rng_state(gen), "shuffle": shuffle.get_state(),
-                        "counters": dict(counters), "config": {"agent": agent.to_dict(), "model": cfg.to_dict()}},
-                        agent.keep_last)
+                    rngs = distributed.gather_objects(d, (rng_state(gen), shuffle.get_state()))  # every rank's
+                    optim_sd = distributed.optimizer_state(kind, model, opt)
+                    if d.main:
+                        save_training_checkpoint(run_dir, done, rollout_model, tok, norm_stats, {
+                            "optimizer": optim_sd, "rng": [r for r, _ in rngs], "shuffle": [s for _, s in rngs],
+                            "counters": dict(counters), "config": {"agent": agent.to_dict(), "model": cfg.to_dict()}},
+                            agent.keep_last)
+                    distributed.barrier(d)
             bar.close()
             last_eval = evaluate(agent.max_iterations)
             log.log(agent.max_iterations, {**last_eval, "rollout/env_steps_total": counters["env_steps"]})
-            final = export_final(run_dir, model, tok, norm_stats)  # last: DIR/final marks a finished run
+            final = run_dir / "final"
+            if d.main:
+                export_final(run_dir, rollout_model, tok, norm_stats)  # last: DIR/final marks a finished run
+            distributed.barrier(d)
     finally:
         records = log.records()
         log.close()
         env.close()
+        distributed.close(d)
+    if not d.main:
+        return {"final": str(final)}
     plot_run(run_dir, records, f"GRPO {cfg.name}: {B} groups x {G} ({rollout_groups} per round)", "policy/loss",
              ["eval/success", "rollout/success_rate"])
     held_out = f"held-out success {last_eval['eval/success']:.3f}" if last_eval else "no validation (agent.eval_episodes=0)"
@@ -227,8 +264,16 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
 
 
 def iteration_step(env, vla, sampler, model, opt, agent, B: int, G: int, min_groups: int, dtype: str,
-                   shuffle: torch.Generator, counters: dict, iteration: int, run_dir) -> dict:
-    """One GRPO iteration (rollout rounds, filter, update); returns its metrics."""
+                   shuffle: torch.Generator, counters: dict, iteration: int, run_dir, d=None, kind: str = "single") -> dict:
+    """One GRPO iteration (rollout rounds, filter, update) of this rank; returns the metrics over all ranks.
+
+    ``vla`` rolls out (and recomputes the old log-probs) with the rollout weights; ``model`` is trained (the
+    same module, or under FSDP the sharded one, whose weights are copied into ``vla.model`` afterwards). Ranks
+    roll out and filter their own B groups; the update runs the same number of mini-batches on every rank (the
+    global trajectory count / batch_size), each rank a share of its own trajectories, with loss weights from
+    the global counts and gradients summed over the ranks: the gradient of the global mini-batch. Under FSDP
+    every forward is collective, so ranks with fewer micro-batches pad with zero-weight ones."""
+    d = d or distributed.Dist(device=str(env.device))
     sync = torch.cuda.synchronize if torch.cuda.is_available() and str(env.device).startswith("cuda") else (lambda: None)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -258,33 +303,44 @@ def iteration_step(env, vla, sampler, model, opt, agent, B: int, G: int, min_gro
                "rollout/rounds": rounds, "rollout/mean_finish_step": finish_sum / max(seen, 1),
                "rollout/env_steps_total": counters["env_steps"], "perf/rollout_s": rollout_s,
                "perf/env_steps_per_s": steps / max(rollout_s, 1e-9)}
-    if kept_groups < min_groups:
+    kept_all = int(distributed.all_sum(d, kept_groups))
+    sums = ("rollout/kept_groups", "rollout/env_steps_total", "perf/env_steps_per_s", "policy/trajectories",
+            "policy/chunks", "perf/update_env_steps_per_s")
+    fewest = -distributed.max_over_ranks(d, -kept_groups)
+    if kept_all < min_groups or (kind == "fsdp" and fewest == 0):
         counters["skipped"] += 1
-        print(f"[grpo] iteration {iteration}: {kept_groups} of {B} groups had mixed outcomes after {rounds} round(s) "
-              f"(need {min_groups}): update skipped", flush=True)
-        return {**metrics, "policy/skipped": 1, "perf/peak_mem_gb": peak_memory_gb()}
+        if d.main:
+            why = f"need {min_groups}" if kept_all < min_groups else "a rank kept none, and FSDP needs data on every rank"
+            print(f"[grpo] iteration {iteration}: {kept_all} of {B * d.world} groups had mixed outcomes after {rounds} "
+                  f"round(s) ({why}): update skipped", flush=True)
+        return distributed.mean_metrics(d, {**metrics, "policy/skipped": 1, "perf/peak_mem_gb": peak_memory_gb() or 0.0}, sums)
 
     # ------------------------------------------------------------------ 3. advantages and token masks
-    data = collate_chunks(parts, vla.tokenizer.pad_token_id)
-    reward = torch.cat([t["reward"] for t in trajs])
-    finish = torch.cat([t["finish"] for t in trajs])
-    adv_traj = group_advantages(reward, G)
-    n_traj = reward.numel()
     cfg = vla.config
-    mask = action_token_mask(data["start"], finish[data["traj"]], cfg.chunk, cfg.action_dim)
+    if parts:
+        data = collate_chunks(parts, vla.tokenizer.pad_token_id)
+        reward = torch.cat([t["reward"] for t in trajs])
+        finish = torch.cat([t["finish"] for t in trajs])
+    else:  # this rank kept no group, the others did: it still joins every gradient sum
+        data = {"traj": torch.zeros(0, dtype=torch.long, device=env.device), "start": torch.zeros(0, dtype=torch.long, device=env.device)}
+        reward = finish = torch.zeros(0, device=env.device)
+    adv_traj = group_advantages(reward, G) if reward.numel() else reward
+    n_traj = reward.numel()
+    mask = action_token_mask(data["start"], finish[data["traj"]].long(), cfg.chunk, cfg.action_dim)
     adv = adv_traj[data["traj"]]
-    schedule = _schedule(n_traj, data["traj"], agent.batch_size, agent.micro_batch_size, shuffle)
+    num_mb = max(1, -(-int(distributed.all_sum(d, n_traj)) // agent.batch_size))
+    schedule = _schedule(n_traj, data["traj"], num_mb, agent.micro_batch_size, shuffle)
 
     # ------------------------------------------------------------------ 4. old log-probs, then one epoch of mini-batches
     t1 = time.perf_counter()
-    if agent.recompute_old_logprobs:
+    if agent.recompute_old_logprobs and n_traj:
         old = torch.empty(mask.shape, dtype=torch.float32, device=mask.device)
         with torch.no_grad():
             for mb in schedule:
                 for idx in mb:
                     old[idx] = _forward_logprobs(vla, data, idx, agent.temperature, dtype)[0]
     else:
-        old = data["logprobs"]
+        old = data.get("logprobs")
     sync()
     logprob_s = time.perf_counter() - t1
     t2 = time.perf_counter()
@@ -293,17 +349,25 @@ def iteration_step(env, vla, sampler, model, opt, agent, B: int, G: int, min_gro
     stat_sums = {"clip_frac_low": 0.0, "clip_frac_high": 0.0, "approx_kl": 0.0}
     first_ratio_dev = None
     for mb in schedule:
-        idx_all = torch.cat(mb)
+        idx_all = torch.cat(mb) if mb else torch.zeros(0, dtype=torch.long, device=mask.device)
         local = torch.unique(data["traj"][idx_all], return_inverse=True)[1]
-        weights_all = token_weights(mask[idx_all], local, agent.aggregation)
+        counts = distributed.all_sum(d, [float(local.max() + 1) if local.numel() else 0.0, float(mask[idx_all].sum())])
+        weights_all = token_weights(mask[idx_all], local, agent.aggregation, n_traj=float(counts[0]), n_tokens=float(counts[1]))
+        if kind == "fsdp":  # the same number of forwards everywhere: pad with one chunk at weight 0
+            mb = mb + [idx_all[:0]] * (distributed.max_over_ranks(d, len(mb)) - len(mb))
         offset, mb_loss = 0, 0.0
         for idx in mb:
             w = weights_all[offset:offset + idx.numel()]
             offset += idx.numel()
-            logp, ent = _forward_logprobs(vla, data, idx, agent.temperature, dtype)
+            pad = idx.numel() == 0
+            if pad:
+                idx, w = torch.zeros(1, dtype=torch.long, device=mask.device), torch.zeros_like(mask[:1], dtype=torch.float32)
+            logp, ent = _forward_logprobs(vla, data, idx, agent.temperature, dtype, model)
             loss, st = clipped_token_loss(logp, old[idx], adv[idx], w, agent.clip_low, agent.clip_high)
             check_finite(loss, iteration, run_dir)
             loss.backward()
+            if pad:
+                continue
             valid = mask[idx]
             n_valid = float(valid.sum())
             mb_loss += loss.item()
@@ -313,11 +377,15 @@ def iteration_step(env, vla, sampler, model, opt, agent, B: int, G: int, min_gro
                 stat_sums[k] += st[k] * n_valid
             if first_ratio_dev is None:
                 first_ratio_dev = st["ratio_dev"]
-        grad_norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), agent.grad_clip).item())
+        if kind != "fsdp":  # FSDP summed them in backward (its gradient divide factor is 1)
+            distributed.sum_gradients(d, model)
+        grad_norms.append(distributed.clip_grad_norm(model, agent.grad_clip))
         opt.step()
         opt.zero_grad(set_to_none=True)
-        loss_total += mb_loss
+        loss_total += float(distributed.all_sum(d, mb_loss))
     sync()
+    if kind == "fsdp":
+        distributed.sync_replica(model, vla.model)
     update_s = time.perf_counter() - t2
     counters["updates"] += 1
     vla.model.eval()
@@ -326,11 +394,11 @@ def iteration_step(env, vla, sampler, model, opt, agent, B: int, G: int, min_gro
         "policy/approx_kl": stat_sums["approx_kl"] / max(tok_sum, 1),
         "policy/clip_frac_low": stat_sums["clip_frac_low"] / max(tok_sum, 1),
         "policy/clip_frac_high": stat_sums["clip_frac_high"] / max(tok_sum, 1),
-        "policy/grad_norm": sum(grad_norms) / len(grad_norms), "policy/ratio_dev_first_minibatch": first_ratio_dev,
+        "policy/grad_norm": sum(grad_norms) / len(grad_norms), "policy/ratio_dev_first_minibatch": first_ratio_dev or 0.0,
         "policy/optimizer_steps": len(schedule), "policy/trajectories": n_traj, "policy/chunks": int(mask.shape[0]),
-        "adv/mean": float(adv_traj.mean()), "adv/std": float(adv_traj.std()) if n_traj > 1 else 0.0,
+        "adv/mean": float(adv_traj.mean()) if n_traj else 0.0, "adv/std": float(adv_traj.std()) if n_traj > 1 else 0.0,
         "perf/logprob_s": logprob_s, "perf/update_s": update_s,
         "perf/update_env_steps_per_s": float(finish.sum()) / max(update_s, 1e-9),
-        "perf/iteration_s": rollout_s + logprob_s + update_s, "perf/peak_mem_gb": peak_memory_gb(),
+        "perf/iteration_s": rollout_s + logprob_s + update_s, "perf/peak_mem_gb": peak_memory_gb() or 0.0,
     })
-    return metrics
+    return distributed.mean_metrics(d, metrics, sums)

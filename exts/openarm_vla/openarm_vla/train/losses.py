@@ -45,18 +45,23 @@ def action_token_mask(chunk_start: torch.Tensor, finish_step: torch.Tensor, chun
 
 
 def token_weights(mask: torch.Tensor, traj: torch.Tensor, aggregation: str = "seq-mean-token-mean",
-                  num_traj: int | None = None) -> torch.Tensor:
+                  n_traj: float | None = None, n_tokens: float | None = None) -> torch.Tensor:
     """Per-token loss weights of one mini-batch (all its chunks): summing ``weights * token_loss`` gives
-    the aggregated loss. ``traj`` [M] names each chunk's trajectory (0..num_traj-1 within the mini-batch)."""
+    the aggregated loss. ``traj`` [M] names each chunk's trajectory (0..T-1 within the mini-batch).
+
+    ``n_traj`` / ``n_tokens``: the mini-batch's trajectory / valid-token count over all ranks (default: this
+    one's), so that summing every rank's gradient gives the gradient of the global mini-batch's loss.
+    """
     m = mask.float()
     if aggregation == "token-mean":
-        return m / m.sum().clamp(min=1.0)
+        return m / max(float(n_tokens) if n_tokens is not None else float(m.sum()), 1.0)
     if aggregation != "seq-mean-token-mean":
         raise ValueError(f"aggregation {aggregation!r}: expected one of {AGGREGATIONS}")
-    n = int(num_traj if num_traj is not None else int(traj.max()) + 1)
-    per_traj = torch.zeros(n, device=m.device).index_add_(0, traj, m.flatten(1).sum(1))  # valid tokens of each
-    valid_traj = (per_traj > 0).sum().clamp(min=1)
-    return m / (per_traj[traj].clamp(min=1.0) * valid_traj)[:, None, None]
+    if traj.numel() == 0:
+        return m
+    per_traj = torch.zeros(int(traj.max()) + 1, device=m.device).index_add_(0, traj, m.flatten(1).sum(1))  # valid tokens
+    count = float(n_traj) if n_traj is not None else float((per_traj > 0).sum())
+    return m / (per_traj[traj].clamp(min=1.0) * max(count, 1.0))[:, None, None]
 
 
 def clipped_token_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, weights: torch.Tensor,

@@ -84,14 +84,19 @@ def checkpoint_dirs(run_dir: str | os.PathLike) -> list[Path]:
 
 
 def save_training_checkpoint(run_dir: str | os.PathLike, iteration: int, model, tokenizer, norm_stats: dict,
-                             state: dict, keep_last: int = 3) -> Path:
-    """Write ``checkpoints/iter_<iteration>/`` atomically (model export + ``trainer_state.pt``); keep the last K."""
+                             state: dict, keep_last: int = 3, state_dict: dict | None = None) -> Path:
+    """Write ``checkpoints/iter_<iteration>/`` atomically (model export + ``trainer_state.pt``); keep the last K.
+    ``state_dict``: the whole weights when the model is sharded (FSDP)."""
     from openarm_vla.vla.checkpoint import save_checkpoint
 
+    from .lora import has_lora, merged_state_dict, trainable_state
+
     final = Path(run_dir) / "checkpoints" / f"iter_{iteration:06d}"
+    model = _unwrapped(model)
+    lora = has_lora(model)
     with atomic_path(final) as tmp:
-        save_checkpoint(_unwrapped(model), tmp, tokenizer, norm_stats)
-        torch.save({**state, "iteration": iteration}, tmp / STATE_FILE)
+        save_checkpoint(model, tmp, tokenizer, norm_stats, state_dict=merged_state_dict(model) if lora else state_dict)
+        torch.save({**state, "iteration": iteration, **({"trainable": trainable_state(model)} if lora else {})}, tmp / STATE_FILE)
     for old in checkpoint_dirs(run_dir)[:-max(keep_last, 1)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -104,17 +109,36 @@ def load_trainer_state(ckpt_dir: Path) -> dict:
         raise TrainError(f"{ckpt_dir / STATE_FILE}: unreadable trainer state ({type(e).__name__}: {e})") from None
 
 
-def restore_training(run_dir, model, optimizer, device, generator=None, scheduler=None) -> dict:
-    """``--resume``: load the newest checkpoint of ``run_dir`` into the model, optimizer (and scheduler), set
-    every RNG; returns the trainer state (``iteration``, counters, ...)."""
+def restore_training(run_dir, model, optimizer, device, generator=None, scheduler=None, rank: int = 0,
+                     world: int = 1, kind: str = "single") -> dict:
+    """``--resume``: load the newest checkpoint of ``run_dir`` into the model, optimizer (and scheduler), set this
+    rank's RNGs; returns the trainer state (``iteration``, counters, ...). A checkpoint holds one RNG state per
+    process, so it resumes with the number of processes that wrote it."""
     last = checkpoint_dirs(run_dir)[-1]
     state = load_trainer_state(last)
-    _unwrapped(model).load_state_dict(load_init_checkpoint(str(last), device, what="--resume").model.state_dict())
-    optimizer.load_state_dict(state["optimizer"])
+    if len(state["rng"]) != world:
+        raise TrainError(f"{last}: written by a run of {len(state['rng'])} process(es); resume it with "
+                         f"torchrun --nproc_per_node={len(state['rng'])} (this run has {world})")
+    if "trainable" in state:  # LoRA: the base came from agent.init; the adapters and trainable layers from here
+        missing = _unwrapped(model).load_state_dict(state["trainable"], strict=False).unexpected_keys
+        if missing:
+            raise TrainError(f"{last}: trainable tensors the model lacks: {missing[:3]} (was agent.lora changed?)")
+        optimizer.load_state_dict(state["optimizer"])
+    else:
+        from openarm_vla.vla.checkpoint import read_state_dict
+
+        from .distributed import load_states
+
+        sd, _ = read_state_dict(last, device="cpu")
+        try:
+            load_states(kind, _unwrapped(model), optimizer, sd, state["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise TrainError(f"{last}: does not fit this model or optimizer ({' '.join(str(e).split())[:200]})") from None
     if scheduler is not None:
         scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"], generator)
-    print(f"[resume] {run_dir} from {last.name} (iteration {state['iteration']})", flush=True)
+    set_rng_state(state["rng"][rank], generator)
+    if rank == 0:
+        print(f"[resume] {run_dir} from {last.name} (iteration {state['iteration']})", flush=True)
     return state
 
 
@@ -122,10 +146,16 @@ def _unwrapped(model):
     return getattr(model, "module", model)
 
 
-def export_final(run_dir: str | os.PathLike, model, tokenizer, norm_stats: dict) -> Path:
+def export_final(run_dir: str | os.PathLike, model, tokenizer, norm_stats: dict, state_dict: dict | None = None) -> Path:
+    """DIR/final: the policy as a plain checkpoint (LoRA adapters merged into their weights; ``state_dict``: the
+    whole weights of a sharded model)."""
     from openarm_vla.vla.checkpoint import save_checkpoint
 
-    return save_checkpoint(_unwrapped(model), Path(run_dir) / "final", tokenizer, norm_stats)
+    from .lora import has_lora, merged_state_dict
+
+    model = _unwrapped(model)
+    sd = merged_state_dict(model) if has_lora(model) else state_dict
+    return save_checkpoint(model, Path(run_dir) / "final", tokenizer, norm_stats, state_dict=sd)
 
 
 # ------------------------------------------------------------------------------------------- models
@@ -190,9 +220,12 @@ class RunLogger:
     """metrics.jsonl (always), TensorBoard (always), W&B (``logger='wandb'``; offline unless WANDB_API_KEY)."""
 
     def __init__(self, run_dir: str | os.PathLike, config: dict, logger: str = "tensorboard", project: str = "openarm_vla",
-                 resume_from: int | None = None):
+                 resume_from: int | None = None, enabled: bool = True):
         from torch.utils.tensorboard import SummaryWriter
 
+        self.enabled = enabled  # ranks other than 0 log nothing
+        if not enabled:
+            return
         if logger not in ("tensorboard", "wandb"):
             raise TrainError(f"agent.logger={logger!r}: expected tensorboard or wandb")
         self.run_dir = Path(run_dir)
@@ -210,6 +243,8 @@ class RunLogger:
 
     def log(self, iteration: int, metrics: dict) -> dict:
         record = {"iteration": int(iteration), **{k: v for k, v in metrics.items() if v is not None}}
+        if not self.enabled:
+            return record
         self.metrics.write(record)
         for k, v in record.items():
             if k != "iteration" and isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -222,6 +257,8 @@ class RunLogger:
         """Evaluation clips: mp4 files under DIR/videos, a frame strip per clip in TensorBoard, the mp4 in W&B."""
         from openarm_vla.eval.video import write_mp4
 
+        if not self.enabled:
+            return []
         paths = []
         for clip in clips:
             tag = f"iter{iteration:06d}_env{clip['env_id']}_{'success' if clip['success'] else clip['failure']}"
@@ -237,9 +274,11 @@ class RunLogger:
         return paths
 
     def records(self) -> list[dict]:
-        return self.metrics.records()
+        return self.metrics.records() if self.enabled else []
 
     def close(self) -> None:
+        if not self.enabled:
+            return
         self.metrics.close()
         self.tb.close()
         if self.wandb is not None:

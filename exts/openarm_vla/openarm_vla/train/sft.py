@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext as _nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,9 @@ import torch
 from openarm_vla.action_space import DEFAULT_STATS_KEY, joint_state_to_action, normalize, to_token_frame
 from openarm_vla.vla.action_tokenizer import ActionTokenizer
 
+from . import distributed
 from .augment import augment_images
+from .lora import enable_lora
 from .losses import sft_token_loss
 from .runtime import (
     RunLogger,
@@ -110,6 +113,8 @@ def _build_model(agent, device):
         except ValueError as e:
             raise TrainError(f"agent.preset={agent.preset}: {e}") from None
         model = OpenVLAForActionPrediction(cfg).to(device)
+    if agent.lora.enabled:
+        enable_lora(model, agent.lora)
     if agent.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     return model, tok
@@ -127,7 +132,9 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
         raise TrainError("--algo sft needs demonstrations: --dataset FILE.hdf5 [...] (scripts/generate_demos.py writes them)")
     if resume and not checkpoint_dirs(run_dir):
         raise TrainError(f"--resume: no checkpoint in {run_dir / 'checkpoints'} to continue from")
-    seed_everything(agent.seed)
+    d = distributed.init(device)
+    device = d.device
+    seed_everything(agent.seed)  # the same initial model on every rank
     cuda = str(device).startswith("cuda")
     dtype = agent.dtype if cuda else "float32"
 
@@ -148,24 +155,33 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
         raise TrainError(str(e)) from None
     data = DemoTensors(arrays, cfg.chunk, cfg.action_frame, device)
     stats["action"] = {**data.token_frame_stats(), "mask": [True] * cfg.action_dim, "frame": cfg.action_frame}
-    print(f"[sft] {ds.num_demos} demos, {len(data)} steps from {len(agent.datasets)} file(s) in memory "
-          f"({data.image.numel() / 2**20:.0f} MiB of images, {time.time() - t0:.1f} s); action frame {cfg.action_frame}",
-          flush=True)
+    if d.main:
+        print(f"[sft] {ds.num_demos} demos, {len(data)} steps from {len(agent.datasets)} file(s) in memory "
+              f"({data.image.numel() / 2**20:.0f} MiB of images, {time.time() - t0:.1f} s); action frame {cfg.action_frame}"
+              f"{f'; {d.world} processes' if d.on else ''}", flush=True)
     norm_stats = {DEFAULT_STATS_KEY: stats}
     action_tok = ActionTokenizer(tok.vocab_size, cfg.n_bins)
     vla = VLAPolicy(model, tok, num_envs=1, dtype=dtype)  # training inputs (prompts, preprocessing) only
 
     # ------------------------------------------------------------------ optimizer, schedule, resume
+    distributed.broadcast_model(d, model)
+    model, kind = distributed.wrap(d, model, agent.parallel)
+    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[d.local_rank] if cuda else None) if kind == "ddp" else model
+    # under FSDP rank 0 evaluates and exports an unsharded copy, refreshed from the shards when needed
+    replica = distributed.plain_replica(model, device) if kind == "fsdp" and d.main else None
+    plain = replica if replica is not None else model
     opt = torch.optim.AdamW(decay_param_groups(model, agent.weight_decay), lr=agent.lr, betas=tuple(agent.betas),
                             fused=cuda)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(agent))
-    gen = torch.Generator(device=device).manual_seed(agent.seed)
+    gen = torch.Generator(device=device).manual_seed(agent.seed + 7919 * d.rank)  # each rank its own batches
     start = 0
     if resume:
-        start = restore_training(run_dir, model, opt, device, gen, sched)["iteration"]
-    write_run_config(run_dir, task, env_cfg, agent, {"algo": "sft", "device": str(device), "model": cfg.to_dict()})
+        start = restore_training(run_dir, model, opt, device, gen, sched, d.rank, d.world, kind)["iteration"]
+    if d.main:
+        write_run_config(run_dir, task, env_cfg, agent, {"algo": "sft", "device": str(device), "world_size": d.world,
+                                                          "model": cfg.to_dict()})
     log = RunLogger(run_dir, {"agent": agent, "model": cfg.to_dict()}, agent.logger, agent.wandb_project,
-                    resume_from=start if resume else None)
+                    resume_from=start if resume else None, enabled=d.main)
 
     micro = agent.micro_batch_size or agent.batch_size
     if agent.batch_size % micro:
@@ -174,8 +190,14 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
     env, bank, eval_vla, fps = None, None, None, 50
 
     def evaluate(step: int) -> dict:
+        """Rank 0 evaluates; the other ranks wait for it."""
         nonlocal env, bank, eval_vla, fps
         if agent.eval_episodes <= 0:
+            return {}
+        if kind == "fsdp":
+            distributed.sync_replica(model, replica)
+        if not d.main:
+            distributed.barrier(d)
             return {}
         from openarm_vla.eval.bank import EvalBank
         from openarm_vla.tasks.factory import make_env
@@ -185,11 +207,12 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
         if env is None:  # the evaluation env is built at the first evaluation and kept (one simulation per process)
             env = make_env(task, cfg=env_cfg, num_envs=num_envs or agent.eval_num_envs, device=device, seed=agent.eval_seed)
             bank, fps = EvalBank.build(env, agent.eval_episodes, agent.eval_seed), round(1 / env.step_dt)
-            eval_vla = VLAPolicy(model, tok, env.num_envs, norm_stats=norm_stats, unnormalize_actions=True, dtype=dtype)
+            eval_vla = VLAPolicy(plain, tok, env.num_envs, norm_stats=norm_stats, unnormalize_actions=True, dtype=dtype)
         metrics, _, clips = validate(env, eval_vla, bank, videos=agent.eval_videos)
         log.videos(step, clips, fps)
         print(f"\n[sft] step {step}: held-out success {metrics['eval/success']:.3f} "
               f"[{metrics['eval/ci_low']:.3f}, {metrics['eval/ci_high']:.3f}] over {metrics['eval/episodes']}", flush=True)
+        distributed.barrier(d)
         return metrics
 
     # ------------------------------------------------------------------ the loop
@@ -197,7 +220,7 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
 
     model.train()
     bar = tqdm(range(start, agent.max_iterations), desc="sft", unit="step", dynamic_ncols=True, initial=start,
-               total=agent.max_iterations)
+               total=agent.max_iterations, disable=not d.main)
     t_last, last_eval = time.time(), {}
     try:
         with cuda_oom_as_error("agent.micro_batch_size (gradient accumulation keeps agent.batch_size) or agent.eval_num_envs"):
@@ -214,13 +237,15 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
                     sl = slice(k * micro, (k + 1) * micro)
                     inputs = vla.model_inputs({k: v[sl] for k, v in (("rgb", batch["rgb"]), ("input_ids", ids),
                                                ("attention_mask", mask), ("proprio", batch.get("proprio"))) if v is not None})
-                    logits = model(**inputs, dtype=dtype)
-                    loss, acc = sft_token_loss(logits, targets[sl])
-                    check_finite(loss, step, run_dir)
-                    (loss / accum).backward()
+                    # DDP all-reduces on the last micro-batch only (FSDP reduce-scatters each: its gradients stay sharded)
+                    with (net.no_sync() if kind == "ddp" and k < accum - 1 else _nullcontext()):
+                        logits = net(**inputs, dtype=dtype)
+                        loss, acc = sft_token_loss(logits, targets[sl])
+                        check_finite(loss, step, run_dir)
+                        (loss / accum).backward()
                     loss_sum += loss.item() / accum
                     acc_sum += acc.item() / accum
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), agent.grad_clip).item()
+                grad_norm = distributed.clip_grad_norm(model, agent.grad_clip)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
                 sched.step()
@@ -231,29 +256,44 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
                 if done % agent.log_every == 0 or done == agent.max_iterations:
                     dt = time.time() - t_last
                     t_last = time.time()
-                    metrics = {"sft/loss": loss_sum, "sft/token_acc": acc_sum, "sft/lr": sched.get_last_lr()[0],
-                               "sft/grad_norm": grad_norm, "perf/samples_per_s": agent.batch_size * agent.log_every / dt,
-                               "perf/peak_mem_gb": peak_memory_gb()}
+                    metrics = distributed.mean_metrics(d, {
+                        "sft/loss": loss_sum, "sft/token_acc": acc_sum, "sft/lr": sched.get_last_lr()[0],
+                        "sft/grad_norm": grad_norm, "perf/samples_per_s": agent.batch_size * agent.log_every / dt,
+                        "perf/peak_mem_gb": peak_memory_gb() or 0.0}, sums=("perf/samples_per_s",))
                 if agent.eval_every and done % agent.eval_every == 0 and done < agent.max_iterations:
                     last_eval = evaluate(done)
                     metrics.update(last_eval)
                 if metrics:
                     log.log(done, metrics)
                 if (agent.save_every and done % agent.save_every == 0) or done == agent.max_iterations:
-                    save_training_checkpoint(run_dir, done, model, tok, norm_stats, {
-                        "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(gen),
-                        "config": {"agent": agent.to_dict(), "model": cfg.to_dict()}}, agent.keep_last)
+                    rngs = distributed.gather_objects(d, rng_state(gen))  # every rank's, in rank order
+                    optim_sd = distributed.optimizer_state(kind, model, opt)
+                    if kind == "fsdp":
+                        distributed.sync_replica(model, replica)
+                    if d.main:
+                        save_training_checkpoint(run_dir, done, plain, tok, norm_stats, {
+                            "optimizer": optim_sd, "scheduler": sched.state_dict(), "rng": rngs,
+                            "config": {"agent": agent.to_dict(), "model": cfg.to_dict()}}, agent.keep_last)
+                    distributed.barrier(d)
             bar.close()
             last_eval = evaluate(agent.max_iterations)
             if last_eval:
                 log.log(agent.max_iterations, last_eval)
-            final = export_final(run_dir, model, tok, norm_stats)  # last: DIR/final marks a finished run
+            final = run_dir / "final"
+            if kind == "fsdp":
+                distributed.sync_replica(model, replica)
+            if d.main:
+                export_final(run_dir, plain, tok, norm_stats)  # last: DIR/final marks a finished run
+            distributed.barrier(d)
     finally:
         bar.close()
         records = log.records()
         log.close()
         if env is not None:
             env.close()
+        distributed.close(d)
+    if not d.main:
+        return {"final": str(final)}
     plot_run(run_dir, records, f"SFT {cfg.name} on {ds.num_demos} demos", "sft/loss", ["eval/success"])
     held_out = f"held-out success {last_eval['eval/success']:.3f}" if last_eval else "no evaluation (agent.eval_episodes=0)"
     print(f"[sft] done: {agent.max_iterations} steps; final {final}; {held_out}", flush=True)

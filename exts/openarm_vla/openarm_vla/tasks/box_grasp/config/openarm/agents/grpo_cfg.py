@@ -2,7 +2,9 @@
 
 Override any field from the command line as ``agent.<field>=value`` (Isaac Lab's Hydra layer), or from a
 YAML recipe under ``configs/``. ``num_envs = oversample x num_groups x group_size`` (1 x 64 x 8 by default);
-consecutive env ids form a group.
+consecutive env ids form a group. Under ``torchrun`` with K processes each rank runs ``num_groups / K`` of the
+groups in its own envs (``--num_envs`` is one rank's); ``num_groups``, ``batch_size`` and ``min_groups`` count
+the whole update.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ class BoxGraspGRPOCfg(VLATrainerCfg):
     (smoke tests and throughput only: GRPO needs groups that sometimes succeed)."""
 
     num_groups: int = 64
-    """B: groups an update is made of (dynamic sampling fills it with mixed-outcome groups)."""
+    """B: groups an update is made of, over all ranks (dynamic sampling fills it with mixed-outcome groups)."""
     oversample: float = 1.0
     """Each round runs round(oversample x B) groups (spec (a) 6: 1.5-3 fills B in fewer rounds; SimpleVLA-RL: 1)."""
     group_size: int = 8

@@ -7,6 +7,17 @@ from isaaclab.utils import configclass
 
 
 @configclass
+class LoraCfg:
+    """LoRA adapters (peft) on the language model's linear layers (the 7B preset); off: a full fine-tune."""
+
+    enabled: bool = False
+    rank: int = 32
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@configclass
 class VLATrainerCfg:
     seed: int = 0
     preset: str | None = None
@@ -24,6 +35,9 @@ class VLATrainerCfg:
     dtype: str = "bfloat16"
     """Autocast dtype on CUDA (float32 on the CPU)."""
     gradient_checkpointing: bool = False
+    lora: LoraCfg = LoraCfg()
+    parallel: str = "auto"
+    """Under torchrun: ddp (replicas) | fsdp (FSDP2, fully_shard per decoder layer) | auto (fsdp for the 7B)."""
 
     eval_every: int = 0
     """Greedy evaluation on the held-out bank every this many iterations (0: only at the start / end)."""

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The scale-out measurements (issue 10) on a lent GPU machine with Isaac Lab staged under /root/site:
+#   bash benchmarks/scale/gpu_scale.sh small1 small2 7b_lora 7b_fsdp       (each <= BUDGET_S seconds)
+#   small1 / small2  small-preset GRPO, 2048 envs (256 groups x 8) per GPU, on 1 and 2 GPUs: scaling efficiency
+#   7b_lora          the 7B preset, one GRPO step of 64 x 8 trajectories on one GPU, LoRA r=32
+#   7b_fsdp          the same step on 2 GPUs of one host, FSDP2 full fine-tune (256 envs per rank)
+# Random-init weights (timing only): agent.keep_low=-0.01 keeps every group, so each iteration updates on all
+# its trajectories. Each run's metrics.jsonl goes to $OUT/NAME.jsonl, its last iteration's numbers to $OUT/NAME.json.
+set -o pipefail
+export PYTHONPATH=$PWD/exts/openarm_vla${PYTHONPATH:+:$PYTHONPATH} OMNI_KIT_ACCEPT_EULA=YES PYTHONUNBUFFERED=1
+RUN=/root/runs/scale
+mkdir -p "$RUN"
+common=(--algo grpo --device cuda agent.eval_episodes=0 agent.keep_low=-0.01 agent.save_every=0 agent.max_rounds=1)
+small=(--preset small --num_envs 2048 agent.group_size=8 agent.max_iterations=3 agent.max_rollout_steps=300
+       agent.batch_size=512 agent.micro_batch_size=512 env.scene.front_camera.width=128 env.scene.front_camera.height=128)
+big=(--recipe configs/grpo_7b.yaml agent.max_iterations=1 agent.max_rollout_steps=300)
+for name in "$@"; do
+  case $name in
+    small1)  cmd=(python3 scripts/train.py "${common[@]}" "${small[@]}") ;;
+    small2)  cmd=(python3 -m torch.distributed.run --standalone --nproc_per_node=2 scripts/train.py "${common[@]}" "${small[@]}") ;;
+    7b_lora) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512) ;;
+    7b_fsdp) cmd=(python3 -m torch.distributed.run --standalone --nproc_per_node=2 scripts/train.py "${common[@]}" "${big[@]}"
+                  --num_envs 256 agent.lora.enabled=false agent.parallel=fsdp) ;;
+    *) echo "[gpu_scale] unknown run $name"; exit 2 ;;
+  esac
+  rm -rf "${RUN:?}/$name"
+  echo "[gpu_scale] $name: ${cmd[*]}"
+  timeout -s KILL "${BUDGET_S:-560}" "${cmd[@]}" --output "$RUN/$name" 2>&1 | grep -v -E "INFO\]|Warp CUDA|it/s\]|ep/s\]|^\+|^\|" | tail -n 60
+  rc=${PIPESTATUS[0]}
+  (( rc != 0 )) && echo "[gpu_scale] $name exited $rc"
+  if [ -n "${OUT:-}" ] && [ -f "$RUN/$name/metrics.jsonl" ]; then
+    cp "$RUN/$name/metrics.jsonl" "$OUT/$name.jsonl"
+    python3 - "$RUN/$name/metrics.jsonl" "$OUT/$name.json" <<'PY'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1]) if '"perf/iteration_s"' in l]
+last = recs[-1] if recs else {}
+keys = ("perf/iteration_s", "perf/rollout_s", "perf/logprob_s", "perf/update_s", "perf/env_steps_per_s",
+        "perf/update_env_steps_per_s", "perf/peak_mem_gb", "rollout/mean_finish_step", "rollout/env_steps_total",
+        "policy/trajectories", "policy/optimizer_steps")
+out = {k: last.get(k) for k in keys}
+if last:
+    out["iteration_env_steps_per_s"] = (recs[-1]["rollout/env_steps_total"] - (recs[-2]["rollout/env_steps_total"] if len(recs) > 1 else 0)) / last["perf/iteration_s"]
+json.dump(out, open(sys.argv[2], "w"), indent=1)
+print(json.dumps(out))
+PY
+  fi
+done
+nvidia-smi --query-gpu=name,memory.total --format=csv > "${OUT:-/tmp}/gpu.txt" 2>/dev/null
+true

@@ -1,0 +1,70 @@
+"""LoRA adapters (peft) on the VLA's language model, for the 7B preset (``agent.lora.enabled=true``).
+
+The adapters are injected in place (no wrapper module), so the model keeps its parameter names and its
+forward. Trainable: the adapters, the projector and the proprio projector; frozen: the Llama weights and
+the vision towers. What is saved:
+
+- the policy export (checkpoints and ``DIR/final``) holds merged weights, W + (alpha / r) B A, under the
+  plain names: ``evaluate.py`` and GRPO's ``--init`` load it like any checkpoint;
+- ``trainer_state.pt`` holds the trainable tensors themselves, so ``--resume`` rebuilds the base from
+  ``agent.init`` and continues exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def apply_lora(model, rank: int, alpha: int, dropout: float, target_modules) -> int:
+    """Inject adapters into ``model.language_model`` and freeze what LoRA leaves alone; returns trainable params."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    for p in model.parameters():
+        p.requires_grad_(False)
+    inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout,
+                                       target_modules=list(target_modules)), model.language_model)
+    for module in (model.projector, model.proprio_projector):
+        if module is not None:
+            for p in module.parameters():
+                p.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def enable_lora(model, cfg) -> None:
+    """:func:`apply_lora` with an agent's ``lora`` config; a missing peft is one line."""
+    from .runtime import TrainError
+
+    try:
+        n = apply_lora(model, cfg.rank, cfg.alpha, cfg.dropout, cfg.target_modules)
+    except ImportError:
+        raise TrainError("agent.lora.enabled needs peft: pip install 'openarm_vla[lora]'") from None
+    print(f"[lora] rank {cfg.rank} adapters on {', '.join(cfg.target_modules)}: {n:,} trainable parameters", flush=True)
+
+
+def has_lora(model) -> bool:
+    return any("lora_A" in n for n, _ in model.named_parameters())
+
+
+def merged_state_dict(model) -> dict[str, torch.Tensor]:
+    """The model's state dict with every adapter folded into its base weight, under the names without LoRA."""
+    from peft.tuners.lora import LoraLayer
+
+    merged = {}
+    for name, module in model.named_modules():
+        if isinstance(module, LoraLayer):
+            base = module.get_base_layer()
+            w = base.weight.detach() + sum(module.get_delta_weight(a) for a in module.active_adapters).to(base.weight.dtype)
+            merged[f"{name}.weight"] = w
+            if base.bias is not None:
+                merged[f"{name}.bias"] = base.bias.detach()
+    out = {}
+    for k, v in model.state_dict().items():
+        if "lora_" in k:
+            continue
+        plain = k.replace(".base_layer.", ".")
+        out[plain] = merged.get(plain, v)
+    return out
+
+
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
