@@ -273,3 +273,13 @@ def test_torchrun_two_processes_ddp_and_fsdp_sft_grpo_and_resume(demos, tmp_path
               tmp_path / "grpo_fsdp2.log", forced=True)
     assert [r["iteration"] for r in _records(runs["fsdp"]) if "policy/loss" in r or "policy/skipped" in r] == [1, 2]
     assert (runs["fsdp"] / "checkpoints" / "iter_000002").is_dir() and (runs["fsdp"] / "final" / "config.json").is_file()
+
+
+@pytest.mark.sim
+def test_torchrun_groups_that_do_not_divide_get_one_line(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMNI_KIT_ACCEPT_EULA": "YES"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+                        "scripts/train.py", "--algo", "grpo", "--preset", "tiny", "--device", "cpu", "agent.num_groups=3",
+                        "--output", str(tmp_path / "g")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert "[train] error: agent.num_groups 3 does not divide over 2 processes" in r.stdout + r.stderr
