@@ -5,7 +5,6 @@ The scripts run in subprocesses because Isaac Lab holds one simulation per proce
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -23,12 +23,9 @@ from pathlib import Path
 
 from openarm_vla.utils.io import atomic_write_json
 from openarm_vla.utils.plots import plot_curves
+from openarm_vla.utils.run_files import checkpoint_dirs, read_metrics
 
 STAGES = ("demos", "sft", "select", "grpo", "report")
-
-
-def _records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 class Pipeline:
@@ -79,7 +76,7 @@ class Pipeline:
         if (run / "final" / "config.json").is_file():
             print(f"[pipeline] sft: {run / 'final'} exists, skipped", flush=True)
             return
-        resume = ["--resume"] if (run / "checkpoints").is_dir() and any((run / "checkpoints").glob("iter_*")) else []
+        resume = ["--resume"] if checkpoint_dirs(run) else []
         self._run("sft", ["scripts/train.py", "--algo", "sft", "--task", self.r["task"], "--preset", s["preset"],
                           "--dataset", str(self.out / "demos.hdf5"), "--output", str(run), "--max_iterations",
                           str(s["max_iterations"]), *resume, *self._common(), *self._env_args(),
@@ -89,9 +86,9 @@ class Pipeline:
     def select(self) -> Path:
         """The SFT checkpoint GRPO starts from (see the module docstring)."""
         run, lo, hi = self.out / "sft", *self.r.get("sft_band", (0.05, 0.70))
-        evals = [r for r in _records(run / "metrics.jsonl") if "eval/success" in r]
+        evals = [r for r in read_metrics(run / "metrics.jsonl") if "eval/success" in r]
         final = evals[-1] if evals else None
-        ckpts = {int(p.name.split("_")[1]): p for p in (run / "checkpoints").glob("iter_*")} if (run / "checkpoints").is_dir() else {}
+        ckpts = {int(p.name.split("_")[1]): p for p in checkpoint_dirs(run)}
         choice, why = run / "final", "no SFT evaluation was logged; the final SFT policy"
         if final is not None and lo <= final["eval/success"] <= hi:
             why = f"the final SFT policy's held-out success {final['eval/success']:.3f} lies in [{lo}, {hi}]"
@@ -119,7 +116,7 @@ class Pipeline:
             return
         choice = json.loads((self.out / "sft_choice.json").read_text())["checkpoint"] if (self.out / "sft_choice.json").is_file() \
             else str(self.select())
-        resume = ["--resume"] if (run / "checkpoints").is_dir() and any((run / "checkpoints").glob("iter_*")) else []
+        resume = ["--resume"] if checkpoint_dirs(run) else []
         self._run("grpo", ["scripts/train.py", "--algo", "grpo", "--task", self.r["task"], "--init", choice,
                            "--output", str(run), "--num_envs", str(g["num_envs"]), "--max_iterations", str(g["max_iterations"]),
                            *resume, *self._common(), *self._env_args(), f"agent.eval_seed={self.r['eval']['seed']}",
@@ -131,7 +128,7 @@ class Pipeline:
 
     def report(self) -> dict:
         """OUT/results.json, OUT/curve.png and the clips of the final validation; prints both success rates."""
-        grpo = _records(self.out / "grpo" / "metrics.jsonl")
+        grpo = read_metrics(self.out / "grpo" / "metrics.jsonl")
         evals = [r for r in grpo if "eval/success" in r]
         if not evals:
             sys.exit(f"[pipeline] report: no GRPO validation in {self.out / 'grpo' / 'metrics.jsonl'} (run the grpo stage)")

@@ -40,6 +40,11 @@ class Dist:
     def on(self) -> bool:
         return self.world > 1
 
+    @property
+    def comm_device(self) -> str:
+        """Where collectives' small tensors live: the GPU under NCCL, the CPU under gloo."""
+        return self.device if str(self.device).startswith("cuda") else "cpu"
+
 
 def init(device: str) -> Dist:
     """Join the torchrun group if there is one; one line names a bad setup."""
@@ -68,9 +73,9 @@ def close(d: Dist) -> None:
         dist.destroy_process_group()
 
 
-def all_sum(d: Dist, value, device=None) -> torch.Tensor:
+def all_sum(d: Dist, value) -> torch.Tensor:
     """Sum of a number or tensor over the ranks (itself on one process)."""
-    t = torch.as_tensor(value, dtype=torch.float64, device=device or ("cpu" if not str(d.device).startswith("cuda") else d.device)).clone()
+    t = torch.as_tensor(value, dtype=torch.float64, device=d.comm_device).clone()
     if d.on:
         dist.all_reduce(t)
     return t
@@ -179,11 +184,11 @@ def plain_replica(model, device):
 def sync_replica(model, replica) -> None:
     """Copy the trained weights into ``replica`` one tensor at a time (under FSDP a collective: every rank
     calls, in the same order; ``replica`` may be None on ranks that keep none)."""
+    dst = {} if replica is None else {**dict(replica.named_parameters()), **dict(replica.named_buffers())}
     for name, src in list(model.named_parameters()) + list(model.named_buffers()):
         full = src.full_tensor() if hasattr(src, "full_tensor") else src
         if replica is not None:
-            dst = replica.get_parameter(name) if name in dict(replica.named_parameters()) else replica.get_buffer(name)
-            dst.copy_(full)
+            dst[name].copy_(full)
 
 
 def clip_grad_norm(model, max_norm: float) -> float:
@@ -217,6 +222,6 @@ def load_states(kind: str, model, optimizer, model_sd: dict, optim_sd: dict) -> 
 def max_over_ranks(d: Dist, value: int) -> int:
     if not d.on:
         return int(value)
-    t = torch.tensor([int(value)], dtype=torch.long, device=d.device if str(d.device).startswith("cuda") else "cpu")
+    t = torch.tensor([int(value)], dtype=torch.long, device=d.comm_device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return int(t.item())

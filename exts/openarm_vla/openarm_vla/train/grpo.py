@@ -33,17 +33,16 @@ from openarm_vla.vla.batch import collate_chunks
 from openarm_vla.vla.sampling import entropy, logprobs_of
 
 from . import distributed
-from .lora import enable_lora
 from .losses import action_token_mask, clipped_token_loss, group_advantages, keep_groups, token_weights
 from .runtime import (
     RunLogger,
     TrainError,
+    build_model,
     check_finite,
     checkpoint_dirs,
     cuda_oom_as_error,
     decay_param_groups,
     export_final,
-    load_init_checkpoint,
     peak_memory_gb,
     plot_run,
     restore_training,
@@ -122,7 +121,7 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
     """Run GRPO; returns the final validation metrics and paths."""
     from openarm_vla.eval.bank import EvalBank
     from openarm_vla.tasks.factory import make_env
-    from openarm_vla.vla import OpenVLAForActionPrediction, VLAPolicy, get_preset, make_text_tokenizer
+    from openarm_vla.vla import VLAPolicy
 
     from .validation import validate
 
@@ -152,20 +151,9 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
     dtype = agent.dtype if cuda else "float32"
 
     # ------------------------------------------------------------------ the policy to improve
-    if agent.init:
-        ck = load_init_checkpoint(agent.init, device, preset=agent.preset)
-        model, tok, norm_stats = ck.model, ck.tokenizer, ck.norm_stats
-    else:  # from scratch: smoke tests and throughput only (GRPO needs groups that sometimes succeed)
-        try:
-            cfg = get_preset(agent.preset or "small")
-        except ValueError as e:
-            raise TrainError(f"agent.preset={agent.preset}: {e}") from None
-        model, tok, norm_stats = OpenVLAForActionPrediction(cfg).to(device), make_text_tokenizer(cfg.tokenizer), {}
+    # without --init: a from-scratch model, for smoke tests and throughput only (GRPO needs groups that sometimes succeed)
+    model, tok, norm_stats = build_model(agent, device)
     cfg = model.config
-    if agent.lora.enabled:
-        enable_lora(model, agent.lora)
-    if agent.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
     distributed.broadcast_model(d, model)
     model, kind = distributed.wrap(d, model, agent.parallel, sum_gradients=True)
     # under FSDP every rank rolls out an unsharded copy, refreshed from the shards after each update

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,10 +32,8 @@ import torch
 
 from openarm_vla.utils.io import atomic_path
 from openarm_vla.utils.plots import plot_curves
-from openarm_vla.utils.run_files import MetricsFile, plain, write_config
+from openarm_vla.utils.run_files import STATE_FILE, MetricsFile, checkpoint_dirs, plain, write_config
 
-STATE_FILE = "trainer_state.pt"
-_ITER_DIR = re.compile(r"iter_(\d+)")
 
 
 class TrainError(ValueError):
@@ -74,29 +71,26 @@ def seed_everything(seed: int) -> None:
 # ---------------------------------------------------------------------------------------- checkpoints
 
 
-def checkpoint_dirs(run_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints of a run, oldest first (temporary leftovers of a killed write are hidden names)."""
-    root = Path(run_dir) / "checkpoints"
-    if not root.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _ITER_DIR.fullmatch(p.name)) and (p / STATE_FILE).is_file()]
-    return [p for _, p in sorted(found)]
+def _export_policy(model, directory: Path, tokenizer, norm_stats: dict) -> Path:
+    """The policy as a plain checkpoint (LoRA adapters merged into their weights, under the plain names)."""
+    from openarm_vla.vla.checkpoint import save_checkpoint
+
+    from .lora import has_lora, merged_state_dict
+
+    return save_checkpoint(model, directory, tokenizer, norm_stats, state_dict=merged_state_dict(model) if has_lora(model) else None)
 
 
 def save_training_checkpoint(run_dir: str | os.PathLike, iteration: int, model, tokenizer, norm_stats: dict,
-                             state: dict, keep_last: int = 3, state_dict: dict | None = None) -> Path:
-    """Write ``checkpoints/iter_<iteration>/`` atomically (model export + ``trainer_state.pt``); keep the last K.
-    ``state_dict``: the whole weights when the model is sharded (FSDP)."""
-    from openarm_vla.vla.checkpoint import save_checkpoint
-
-    from .lora import has_lora, merged_state_dict, trainable_state
+                             state: dict, keep_last: int = 3) -> Path:
+    """Write ``checkpoints/iter_<iteration>/`` atomically (policy export + ``trainer_state.pt``, with LoRA's
+    trainable tensors themselves); keep the last K. ``model``: unsharded (under FSDP, the replica)."""
+    from .lora import has_lora, trainable_state
 
     final = Path(run_dir) / "checkpoints" / f"iter_{iteration:06d}"
-    model = _unwrapped(model)
-    lora = has_lora(model)
     with atomic_path(final) as tmp:
-        save_checkpoint(model, tmp, tokenizer, norm_stats, state_dict=merged_state_dict(model) if lora else state_dict)
-        torch.save({**state, "iteration": iteration, **({"trainable": trainable_state(model)} if lora else {})}, tmp / STATE_FILE)
+        _export_policy(model, tmp, tokenizer, norm_stats)
+        torch.save({**state, "iteration": iteration, **({"trainable": trainable_state(model)} if has_lora(model) else {})},
+                   tmp / STATE_FILE)
     for old in checkpoint_dirs(run_dir)[:-max(keep_last, 1)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -120,7 +114,7 @@ def restore_training(run_dir, model, optimizer, device, generator=None, schedule
         raise TrainError(f"{last}: written by a run of {len(state['rng'])} process(es); resume it with "
                          f"torchrun --nproc_per_node={len(state['rng'])} (this run has {world})")
     if "trainable" in state:  # LoRA: the base came from agent.init; the adapters and trainable layers from here
-        missing = _unwrapped(model).load_state_dict(state["trainable"], strict=False).unexpected_keys
+        missing = model.load_state_dict(state["trainable"], strict=False).unexpected_keys
         if missing:
             raise TrainError(f"{last}: trainable tensors the model lacks: {missing[:3]} (was agent.lora changed?)")
         optimizer.load_state_dict(state["optimizer"])
@@ -131,7 +125,7 @@ def restore_training(run_dir, model, optimizer, device, generator=None, schedule
 
         sd, _ = read_state_dict(last, device="cpu")
         try:
-            load_states(kind, _unwrapped(model), optimizer, sd, state["optimizer"])
+            load_states(kind, model, optimizer, sd, state["optimizer"])
         except (RuntimeError, KeyError, ValueError) as e:
             raise TrainError(f"{last}: does not fit this model or optimizer ({' '.join(str(e).split())[:200]})") from None
     if scheduler is not None:
@@ -142,20 +136,9 @@ def restore_training(run_dir, model, optimizer, device, generator=None, schedule
     return state
 
 
-def _unwrapped(model):
-    return getattr(model, "module", model)
-
-
-def export_final(run_dir: str | os.PathLike, model, tokenizer, norm_stats: dict, state_dict: dict | None = None) -> Path:
-    """DIR/final: the policy as a plain checkpoint (LoRA adapters merged into their weights; ``state_dict``: the
-    whole weights of a sharded model)."""
-    from openarm_vla.vla.checkpoint import save_checkpoint
-
-    from .lora import has_lora, merged_state_dict
-
-    model = _unwrapped(model)
-    sd = merged_state_dict(model) if has_lora(model) else state_dict
-    return save_checkpoint(model, Path(run_dir) / "final", tokenizer, norm_stats, state_dict=sd)
+def export_final(run_dir: str | os.PathLike, model, tokenizer, norm_stats: dict) -> Path:
+    """DIR/final: the policy as a plain checkpoint (``model`` unsharded, as for a training checkpoint)."""
+    return _export_policy(model, Path(run_dir) / "final", tokenizer, norm_stats)
 
 
 # ------------------------------------------------------------------------------------------- models
@@ -180,6 +163,37 @@ def load_init_checkpoint(path: str, device, preset: str | None = None, what: str
         raise TrainError(f"{what} {d}: a '{ck.config.name}' model, but agent.preset is '{preset}' "
                          f"(pass --preset {ck.config.name} or another checkpoint)")
     return ck
+
+
+def build_model(agent, device, knobs: dict[str, str] | None = None):
+    """The model a trainer starts from, with its tokenizer and normalization statistics: ``agent.init``'s
+    checkpoint, or a from-scratch ``agent.preset`` ("small" if None, no statistics); then LoRA and gradient
+    checkpointing as the agent asks. ``knobs`` maps agent fields to model-config fields (``{"proprio":
+    "use_proprio"}``): set ones override the preset, and must agree with an ``--init`` checkpoint."""
+    from openarm_vla.vla import OpenVLAForActionPrediction, get_preset, make_text_tokenizer
+
+    from .lora import enable_lora
+
+    asked = {field: getattr(agent, knob) for knob, field in (knobs or {}).items() if getattr(agent, knob) is not None}
+    if agent.init:
+        ck = load_init_checkpoint(agent.init, device, preset=agent.preset)
+        model, tok, norm_stats = ck.model, ck.tokenizer, ck.norm_stats
+        for knob, field in (knobs or {}).items():
+            if field in asked and asked[field] != getattr(model.config, field):
+                raise TrainError(f"--init {agent.init}: the checkpoint has {field}={getattr(model.config, field)}, "
+                                 f"agent.{knob}={asked[field]}")
+    else:
+        try:
+            cfg = get_preset(agent.preset or "small", **asked)
+            tok = make_text_tokenizer(cfg.tokenizer)
+        except ValueError as e:
+            raise TrainError(f"agent.preset={agent.preset}: {e}") from None
+        model, norm_stats = OpenVLAForActionPrediction(cfg).to(device), {}
+    if agent.lora.enabled:
+        enable_lora(model, agent.lora)
+    if agent.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model, tok, norm_stats
 
 
 def decay_param_groups(model, weight_decay: float) -> list[dict]:

@@ -18,7 +18,6 @@ import time
 from contextlib import nullcontext as _nullcontext
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from openarm_vla.action_space import DEFAULT_STATS_KEY, joint_state_to_action, normalize, to_token_frame
@@ -26,17 +25,16 @@ from openarm_vla.vla.action_tokenizer import ActionTokenizer
 
 from . import distributed
 from .augment import augment_images
-from .lora import enable_lora
 from .losses import sft_token_loss
 from .runtime import (
     RunLogger,
     TrainError,
+    build_model,
     check_finite,
     checkpoint_dirs,
     cuda_oom_as_error,
     decay_param_groups,
     export_final,
-    load_init_checkpoint,
     peak_memory_gb,
     plot_run,
     restore_training,
@@ -95,31 +93,6 @@ def _lr_lambda(agent):
     return f
 
 
-def _build_model(agent, device):
-    from openarm_vla.vla import OpenVLAForActionPrediction, get_preset, make_text_tokenizer
-
-    if agent.init:
-        ck = load_init_checkpoint(agent.init, device, preset=agent.preset)
-        model, tok = ck.model, ck.tokenizer
-        for knob, field in (("proprio", "use_proprio"), ("action_frame", "action_frame")):
-            if getattr(agent, knob) is not None and getattr(agent, knob) != getattr(model.config, field):
-                raise TrainError(f"--init {agent.init}: the checkpoint has {field}={getattr(model.config, field)}, "
-                                 f"agent.{knob}={getattr(agent, knob)}")
-    else:
-        overrides = {k: v for k, v in (("use_proprio", agent.proprio), ("action_frame", agent.action_frame)) if v is not None}
-        try:
-            cfg = get_preset(agent.preset or "small", **overrides)
-            tok = make_text_tokenizer(cfg.tokenizer)
-        except ValueError as e:
-            raise TrainError(f"agent.preset={agent.preset}: {e}") from None
-        model = OpenVLAForActionPrediction(cfg).to(device)
-    if agent.lora.enabled:
-        enable_lora(model, agent.lora)
-    if agent.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    return model, tok
-
-
 def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = False, num_envs: int | None = None) -> dict:
     """Run SFT; returns the final evaluation metrics and paths."""
     from openarm_vla.data.dataset import DemoDataset
@@ -142,7 +115,7 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
     try:
         for path in agent.datasets:  # metadata only: a bad file is named before anything is built
             validate_file(path, required_obs=("front_rgb",), action_dim=8, allow_empty=False)
-        model, tok = _build_model(agent, device)
+        model, tok, _ = build_model(agent, device, {"proprio": "use_proprio", "action_frame": "action_frame"})
         cfg = model.config
         needs_joint = cfg.use_proprio or cfg.action_frame == "delta"
         stats = compute_dataset_statistics(agent.datasets, proprio_key="joint_pos" if needs_joint else None,

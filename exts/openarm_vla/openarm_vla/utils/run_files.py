@@ -1,15 +1,21 @@
-"""The files a training run writes beside its checkpoints: the resolved config as YAML, metrics as JSON lines."""
+"""The files of a training run's directory: the resolved config as YAML, metrics as JSON lines, and which
+checkpoints are complete (no torch here: the pipeline reads runs without importing it)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .io import atomic_path
+
+STATE_FILE = "trainer_state.pt"
+"""The trainer's state inside a checkpoint directory: its presence marks the checkpoint complete."""
+_ITER_DIR = re.compile(r"iter_(\d+)")
 
 
 def plain(obj: Any) -> Any:
@@ -28,6 +34,12 @@ def write_config(path: str | os.PathLike, sections: dict) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump({k: plain(v) for k, v in sections.items()}, sort_keys=False))
     return Path(path)
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """The records of a ``metrics.jsonl`` (none when the file does not exist)."""
+    p = Path(path)
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.is_file() else []
 
 
 class MetricsFile:
@@ -52,7 +64,7 @@ class MetricsFile:
         self._f.flush()
 
     def records(self) -> list[dict]:
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        return read_metrics(self.path)
 
     def close(self) -> None:
         self._f.close()
@@ -63,3 +75,12 @@ def _iteration(line: str) -> int | None:
         return int(json.loads(line)["iteration"])
     except (ValueError, KeyError, TypeError):
         return None  # a torn last line of a killed run
+
+
+def checkpoint_dirs(run_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary leftovers of a killed write are hidden names)."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _ITER_DIR.fullmatch(p.name)) and (p / STATE_FILE).is_file()]
+    return [p for _, p in sorted(found)]
