@@ -2,7 +2,8 @@
 
     python scripts/generate_demos.py --task OpenArm-BoxGrasp --num_demos 100 --num_envs 16 \
         --output datasets/box_grasp.hdf5 [--success_only | --no-success_only] [--seed 0] \
-        [--device auto] [--image_size 128] [--expert scripted | ppo:CKPT] [--group_size 1] [env.…=v]
+        [--device auto] [--image_size 128] [--expert scripted | ppo:CKPT] [--group_size 1] \
+        [--image_compression gzip | lzf | none] [env.…=v]
 
 Every env runs the expert; each finished episode becomes ``data/demo_K`` (successful ones only with
 --success_only, the default) until --num_demos are written. The layout of a demo is in
@@ -33,6 +34,8 @@ def main(argv=None) -> int:
     p.add_argument("--max_episodes", type=int, default=None,
                    help="give up after this many finished episodes (default: 3 x num_demos + 2 x num_envs)")
     p.add_argument("--no_states", action="store_true", help="do not store the per-step states/ group")
+    p.add_argument("--image_compression", default="gzip", choices=("gzip", "lzf", "none"),
+                   help="filter of the image datasets: gzip (smallest), lzf or none (much faster to write and load)")
     p.add_argument("--no_progress", action="store_true")
     args, overrides = parse(p, argv)
     if args.num_demos <= 0 or args.num_envs <= 0 or args.image_size is None or args.image_size <= 0:
@@ -71,7 +74,8 @@ def main(argv=None) -> int:
         env_args = {"num_envs": env.num_envs, "seed": args.seed, "device": str(env.device), "image_size": args.image_size,
                     "expert": args.expert, "group_size": args.group_size, "success_only": bool(args.success_only),
                     "control_dt": float(env.step_dt), "max_episode_steps": int(env.max_episode_length)}
-        with DemoWriter(args.output, env_name=args.task, instruction=env.cfg.instruction, env_args=env_args) as writer:
+        with DemoWriter(args.output, env_name=args.task, instruction=env.cfg.instruction, env_args=env_args,
+                        image_compression=args.image_compression) as writer:
             rec = DemoRecorder(env, writer, args.num_demos, args.success_only, store_states=not args.no_states,
                                max_episodes=args.max_episodes or 3 * args.num_demos + 2 * env.num_envs,
                                seed=args.seed, expert=args.expert)

@@ -69,7 +69,7 @@ class Pipeline:
         self._run("demos", ["scripts/generate_demos.py", "--task", self.r["task"], "--num_demos", str(d["num_demos"]),
                             "--num_envs", str(d["num_envs"]), "--image_size", str(self.r["image_size"]),
                             "--group_size", str(d.get("group_size", 1)), "--output", str(path), "--no_progress",
-                            "--no_states", *self._common()])
+                            "--no_states", *self._common(), *(d.get("args") or [])])
 
     def sft(self) -> None:
         s, run = self.r["sft"], self.out / "sft"
