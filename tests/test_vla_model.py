@@ -221,7 +221,7 @@ def test_presets_sizes_and_config_json_round_trip():
     small = OpenVLAForActionPrediction(get_preset("small"))
     assert 20_000_000 <= count_parameters(small) <= 100_000_000
     assert small.vision_backbone.num_patches == 64 and small.vision_backbone.embed_dim == 768  # 128 px, ViT/16
-    assert small.num_patches == 65 and small.config.action_frame == "delta"  # + OFT's proprio token
+    assert small.num_patches == 64 and small.config.action_frame == "delta" and not small.config.use_proprio
     for name in ("tiny", "small", "openvla-oft-7b"):
         cfg = get_preset(name)
         assert VLAConfig.from_dict(cfg.to_dict()) == cfg

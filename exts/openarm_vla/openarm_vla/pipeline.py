@@ -9,7 +9,8 @@ the bank seed kept apart from the demos' and GRPO's training seeds.
 
 Choosing the SFT checkpoint: GRPO learns only from groups that sometimes succeed, so the recipe takes the
 final SFT policy if its held-out success lies in ``sft_band`` and otherwise the latest evaluated checkpoint
-inside the band (an earlier checkpoint = a shorter SFT); the choice and why go to ``OUT/sft_choice.json``.
+inside the band (an earlier checkpoint = a shorter SFT); an SFT run stopped before its end (``--stage select``
+after a cut ``sft``) stands for its latest evaluated checkpoint. The choice and why go to ``OUT/sft_choice.json``.
 """
 
 from __future__ import annotations
@@ -44,17 +45,23 @@ class Pipeline:
         shown = "python " + " ".join(args)
         self.commands.append(shown)
         print(f"\n[pipeline] {stage}: {shown}", flush=True)
+        self._record(stage, command=shown)  # before it runs: a stage killed at a time budget still lists it
         t0 = time.time()
         proc = subprocess.run(cmd, cwd=self.root)
-        times = json.loads(self.stage_file.read_text()) if self.stage_file.is_file() else {}
-        entry = times.setdefault(stage, {"wall_s": 0.0, "commands": []})
-        entry["wall_s"] += time.time() - t0
-        entry["commands"].append(shown)
-        atomic_write_json(self.stage_file, times)
+        self._record(stage, wall_s=time.time() - t0)
         if proc.returncode != 0:
             sys.exit(f"[pipeline] stage '{stage}' failed (exit {proc.returncode}); see the output above. "
                      f"Run the pipeline again to resume it.")
         print(f"[pipeline] {stage}: done in {time.time() - t0:.0f} s", flush=True)
+
+    def _record(self, stage: str, command: str | None = None, wall_s: float = 0.0) -> None:
+        """OUT/stages.json: per stage, the commands run and their summed wall time (killed ones add none)."""
+        times = json.loads(self.stage_file.read_text()) if self.stage_file.is_file() else {}
+        entry = times.setdefault(stage, {"wall_s": 0.0, "commands": []})
+        entry["wall_s"] += wall_s
+        if command is not None:
+            entry["commands"].append(command)
+        atomic_write_json(self.stage_file, times)
 
     @staticmethod
     def _overrides(section: dict) -> list[str]:
@@ -87,22 +94,33 @@ class Pipeline:
         """The SFT checkpoint GRPO starts from (see the module docstring)."""
         run, lo, hi = self.out / "sft", *self.r.get("sft_band", (0.05, 0.70))
         evals = [r for r in read_metrics(run / "metrics.jsonl") if "eval/success" in r]
-        final = evals[-1] if evals else None
         ckpts = {int(p.name.split("_")[1]): p for p in checkpoint_dirs(run)}
+        finished = (run / "final" / "config.json").is_file()
+        # the policy each evaluation measured: the final one for the last evaluation of a finished run, else
+        # the checkpoint saved at that step (a run cut short continues from its latest evaluated checkpoint)
+        measured = [(r, run / "final" if finished and i == len(evals) - 1 else ckpts.get(r["iteration"]))
+                    for i, r in enumerate(evals)]
+        measured = [(r, p) for r, p in measured if p is not None]
+        if not finished and not measured:
+            sys.exit(f"[pipeline] select: {run} has neither a final SFT policy nor an evaluated checkpoint (run the sft stage)")
         choice, why = run / "final", "no SFT evaluation was logged; the final SFT policy"
-        if final is not None and lo <= final["eval/success"] <= hi:
-            why = f"the final SFT policy's held-out success {final['eval/success']:.3f} lies in [{lo}, {hi}]"
-        elif final is not None and final["eval/success"] > hi:
-            inside = [r for r in evals[:-1] if lo <= r["eval/success"] <= hi and r["iteration"] in ckpts]
-            if inside:
-                pick = inside[-1]
-                choice = ckpts[pick["iteration"]]
-                why = (f"the final SFT policy's held-out success {final['eval/success']:.3f} is above {hi}: the latest "
-                       f"checkpoint inside [{lo}, {hi}] is step {pick['iteration']} ({pick['eval/success']:.3f}), a shorter SFT")
+        if measured:
+            last, choice = measured[-1]
+            what = ("the final SFT policy" if finished else
+                    f"the SFT run stopped before its end; its latest evaluated checkpoint (step {last['iteration']})")
+            s = last["eval/success"]
+            if lo <= s <= hi:
+                why = f"{what}: held-out success {s:.3f} lies in [{lo}, {hi}]"
+            elif s > hi:
+                inside = [(r, p) for r, p in measured[:-1] if lo <= r["eval/success"] <= hi]
+                if inside:
+                    pick, choice = inside[-1]
+                    why = (f"{what}: held-out success {s:.3f} is above {hi}; the latest checkpoint inside [{lo}, {hi}] "
+                           f"is step {pick['iteration']} ({pick['eval/success']:.3f}), a shorter SFT")
+                else:
+                    why = f"{what}: held-out success {s:.3f} is above {hi} and no kept checkpoint is inside"
             else:
-                why = f"the final SFT policy's held-out success {final['eval/success']:.3f} is above {hi} and no kept checkpoint is inside"
-        elif final is not None:
-            why = f"the final SFT policy's held-out success {final['eval/success']:.3f} is below {lo} (no better checkpoint)"
+                why = f"{what}: held-out success {s:.3f} is below {lo} (no better checkpoint)"
         info = {"checkpoint": str(choice), "why": why, "band": [lo, hi],
                 "sft_evaluations": [{k: r[k] for k in ("iteration", "eval/success", "eval/ci_low", "eval/ci_high")} for r in evals]}
         atomic_write_json(self.out / "sft_choice.json", info)

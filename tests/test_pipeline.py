@@ -1,0 +1,67 @@
+"""The pipeline's SFT checkpoint choice (select) and its stage log, on hand-made run directories."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from openarm_vla.pipeline import Pipeline
+from openarm_vla.utils.run_files import STATE_FILE
+
+
+def _pipeline(tmp_path, evals: dict[int, float], ckpts=(), finished=True) -> Pipeline:
+    sft = tmp_path / "out" / "sft"
+    sft.mkdir(parents=True)
+    rows = [{"iteration": it, "sft/loss": 1.0} for it in evals] + [
+        {"iteration": it, "eval/success": s, "eval/ci_low": s / 2, "eval/ci_high": s * 2} for it, s in evals.items()]
+    (sft / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for it in ckpts:
+        (sft / "checkpoints" / f"iter_{it:06d}").mkdir(parents=True)
+        (sft / "checkpoints" / f"iter_{it:06d}" / STATE_FILE).write_bytes(b"")
+    (sft / "checkpoints" / "iter_000900").mkdir(parents=True)  # torn write: no state file, never chosen
+    if finished:
+        (sft / "final").mkdir()
+        (sft / "final" / "config.json").write_text("{}")
+    return Pipeline({"output": "out", "sft_band": [0.05, 0.70]}, tmp_path)
+
+
+def test_final_policy_inside_the_band(tmp_path):
+    p = _pipeline(tmp_path, {500: 0.02, 1000: 0.30}, ckpts=(500, 1000))
+    assert p.select() == p.out / "sft" / "final"
+    info = json.loads((p.out / "sft_choice.json").read_text())
+    assert "final SFT policy" in info["why"] and [e["iteration"] for e in info["sft_evaluations"]] == [500, 1000]
+
+
+def test_above_the_band_takes_the_latest_checkpoint_inside(tmp_path):
+    p = _pipeline(tmp_path, {500: 0.10, 1000: 0.40, 1500: 0.90}, ckpts=(500, 1000, 1500))
+    assert p.select() == p.out / "sft" / "checkpoints" / "iter_001000"
+    assert "step 1000 (0.400), a shorter SFT" in json.loads((p.out / "sft_choice.json").read_text())["why"]
+
+
+def test_below_the_band_keeps_the_final_policy(tmp_path):
+    p = _pipeline(tmp_path, {500: 0.01, 1000: 0.03}, ckpts=(500,))
+    assert p.select() == p.out / "sft" / "final"
+    assert "below 0.05" in json.loads((p.out / "sft_choice.json").read_text())["why"]
+
+
+def test_a_run_cut_short_stands_for_its_latest_evaluated_checkpoint(tmp_path):
+    # evaluated at 500, 1000 and 1500, but 1500's checkpoint was never written: 1000 is the latest measured
+    p = _pipeline(tmp_path, {500: 0.04, 1000: 0.14, 1500: 0.20}, ckpts=(500, 1000), finished=False)
+    assert p.select() == p.out / "sft" / "checkpoints" / "iter_001000"
+    why = json.loads((p.out / "sft_choice.json").read_text())["why"]
+    assert "stopped before its end" in why and "step 1000" in why and "0.140 lies in [0.05, 0.7]" in why
+
+
+def test_a_run_cut_before_any_evaluation_is_one_line(tmp_path):
+    p = _pipeline(tmp_path, {}, ckpts=(250,), finished=False)
+    with pytest.raises(SystemExit, match=r"neither a final SFT policy nor an evaluated checkpoint \(run the sft stage\)"):
+        p.select()
+
+
+def test_stage_log_lists_a_command_before_it_runs(tmp_path):
+    p = _pipeline(tmp_path, {})
+    p._record("sft", command="python scripts/train.py --algo sft")  # what _run writes first
+    assert json.loads(p.stage_file.read_text()) == {"sft": {"wall_s": 0.0, "commands": ["python scripts/train.py --algo sft"]}}
+    p._record("sft", wall_s=12.5)
+    assert json.loads(p.stage_file.read_text())["sft"]["wall_s"] == 12.5
