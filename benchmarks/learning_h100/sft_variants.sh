@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The SFT choice of configs/h100.yaml, measured: one demo set, then several SFT runs of the recipe at once on
-# one GPU (the small preset leaves most of an H200 idle), each a full pipeline directory RUN_BASE_<name> that
-# shares the demos, so the best one continues with `RUN=RUN_BASE_<name> ARGS="<its overrides>" gpu_stages.sh
+# one GPU (on an H200 two at once ran ~1,300 samples/s each, one alone ~2,250; three fit at ~25 GB each). Each
+# run is a full pipeline directory RUN_BASE_<name> sharing the demos, so the best one continues with
+# `RUN=RUN_BASE_<name> ARGS="<its overrides>" gpu_stages.sh
 # sft select grpo report`. Every run is held-out-evaluated every sft.agent.eval_every steps; the per-run SFT
 # metrics come back as $OUT/sft_<name>.jsonl and a one-line summary per run goes to $OUT/variants.txt.
 #   bash benchmarks/learning_h100/sft_variants.sh NAME="OVERRIDES" [NAME="OVERRIDES" ...]
