@@ -136,11 +136,11 @@ def barrier(d: Dist) -> None:
 PARALLEL = ("auto", "ddp", "fsdp")
 
 
-def wrap(d: Dist, model, parallel: str = "auto", sum_gradients: bool = False):
+def wrap(d: Dist, model, parallel: str = "auto", summed_gradients: bool = False):
     """(module to train through, kind): kind "single" (one process), "ddp" (replicas; SFT wraps them in
     DistributedDataParallel, GRPO sums gradients itself) or "fsdp" (FSDP2 ``fully_shard`` per Llama decoder
     layer and at the root; on CUDA bf16 compute over fp32 master weights, fp32 gradient reduction). "auto":
-    FSDP for the 7B preset, DDP otherwise. ``sum_gradients``: FSDP adds the ranks' gradients up instead of
+    FSDP for the 7B preset, DDP otherwise. ``summed_gradients``: FSDP adds the ranks' gradients up instead of
     averaging them (GRPO's loss weights already use the global counts)."""
     from .runtime import TrainError
 
@@ -163,7 +163,7 @@ def wrap(d: Dist, model, parallel: str = "auto", sum_gradients: bool = False):
     for layer in units:
         fully_shard(layer, mp_policy=mp)
     fully_shard(model, mp_policy=mp)
-    if sum_gradients:
+    if summed_gradients:
         for unit in units + [model]:
             unit.set_gradient_divide_factor(1.0)
             unit.set_force_sum_reduction_for_comms(True)  # a plain SUM (gloo has no PREMUL_SUM)

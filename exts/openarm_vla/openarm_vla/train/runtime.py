@@ -114,9 +114,9 @@ def restore_training(run_dir, model, optimizer, device, generator=None, schedule
         raise TrainError(f"{last}: written by a run of {len(state['rng'])} process(es); resume it with "
                          f"torchrun --nproc_per_node={len(state['rng'])} (this run has {world})")
     if "trainable" in state:  # LoRA: the base came from agent.init; the adapters and trainable layers from here
-        missing = model.load_state_dict(state["trainable"], strict=False).unexpected_keys
-        if missing:
-            raise TrainError(f"{last}: trainable tensors the model lacks: {missing[:3]} (was agent.lora changed?)")
+        unknown = model.load_state_dict(state["trainable"], strict=False).unexpected_keys
+        if unknown:
+            raise TrainError(f"{last}: trainable tensors the model lacks: {unknown[:3]} (was agent.lora changed?)")
         optimizer.load_state_dict(state["optimizer"])
     else:
         from openarm_vla.vla.checkpoint import read_state_dict
