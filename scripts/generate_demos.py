@@ -62,6 +62,7 @@ def main(argv=None) -> int:
     from openarm_vla.data.hdf5_format import DemoWriter
     from openarm_vla.data.recorder import DemoRecorder
     from openarm_vla.data.statistics import write_dataset_statistics
+    from openarm_vla.perf import StageClock
     from openarm_vla.rollout import step_loop
 
     torch.manual_seed(args.seed)
@@ -70,7 +71,14 @@ def main(argv=None) -> int:
     try:
         if "privileged" not in env.observation_manager.active_terms:
             raise PolicyError(f"task {args.task} has no 'privileged' observation group (the expert reads it)")
-        policy = make_policy(spec, env)
+        expert = make_policy(spec, env)
+        clock = StageClock(env.device)  # where the loop's time goes, printed at the end
+
+        def policy(obs):
+            with clock.time("expert"):
+                return expert(obs)
+
+        policy.reset = expert.reset
         env_args = {"num_envs": env.num_envs, "seed": args.seed, "device": str(env.device), "image_size": args.image_size,
                     "expert": args.expert, "group_size": args.group_size, "success_only": bool(args.success_only),
                     "control_dt": float(env.step_dt), "max_episode_steps": int(env.max_episode_length)}
@@ -82,15 +90,25 @@ def main(argv=None) -> int:
             obs, _ = env.reset(seed=args.seed)
             rec.begin(obs)
             bar = tqdm(total=args.num_demos, desc="demos", unit="demo", dynamic_ncols=True, disable=args.no_progress)
+            steps = [0]
 
             def on_step(step) -> bool:
-                done = rec(step)
+                with clock.time("buffering"):
+                    rec.add(step.obs, step.actions)
+                with clock.time("capture and write"):
+                    rec.end_step(step.episodes)
+                steps[0] = step.t
+                done = rec.done
                 bar.update(len([n for n in rec.last if n]))
                 bar.set_postfix(expert_success=f"{rec.succeeded}/{rec.finished}")
                 return done
 
+            t_loop = time.time()
             step_loop(env, policy, obs, on_step)
+            loop_s = time.time() - t_loop
             bar.close()
+            print(f"[generate_demos] {env.num_envs} envs x {steps[0]} steps in {loop_s:.1f} s: "
+                  f"{clock.summary(loop_s, 'env.step (physics, camera, observations)')}")
             rate = 100 * rec.succeeded / rec.finished if rec.finished else float("nan")
             print(f"[generate_demos] expert {args.expert}: {rec.succeeded}/{rec.finished} finished episodes succeeded "
                   f"({rate:.1f}%); failures: {rec.failures}; {time.time() - t0:.1f} s wall")

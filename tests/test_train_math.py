@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from openarm_vla.train.runtime import TrainError, lr_factor
 from openarm_vla.train.losses import (
     action_token_mask,
     clipped_token_loss,
@@ -129,3 +130,15 @@ def test_augmentation_is_identity_without_jitter_and_keeps_layout():
     flat = torch.full((2, 8, 8, 3), 100, dtype=torch.uint8)
     b = augment_images(flat, crop_scale=(0.5, 0.5), brightness=0.5, contrast=0.0, saturation=0.0, generator=g)
     assert all(len(torch.unique(b[i])) == 1 for i in range(2)) and 50 <= int(b[0, 0, 0, 0]) <= 150
+
+
+def test_lr_factor_warmup_then_constant_or_cosine():
+    const = lr_factor(warmup=4, total=0)
+    assert [const(s) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert lr_factor(0, 0)(0) == 1.0  # no warm-up: the full LR from the first step
+    # cosine from 1 at the end of a 2-step warm-up to 0.1 at step 12: half-way (step 7) 0.1 + 0.9 * 0.5 = 0.55
+    cos = lr_factor(warmup=2, total=12, schedule="cosine", min_ratio=0.1)
+    assert [cos(0), cos(1), cos(2)] == pytest.approx([0.5, 1.0, 1.0])
+    assert cos(7) == pytest.approx(0.55) and cos(12) == pytest.approx(0.1) and cos(50) == pytest.approx(0.1)
+    with pytest.raises(TrainError, match="LR schedule 'step'"):
+        lr_factor(1, 10, "step")

@@ -4,7 +4,8 @@
 # call copies the small result files to $OUT. Stops cleanly before BUDGET_S seconds; the next call resumes.
 #   bash benchmarks/learning_h100/gpu_stages.sh STAGE [STAGE ...]      (BUDGET_S=560 by default)
 # RUN (output dir, /root/runs/h100), RECIPE (h100) and ARGS (recipe overrides, e.g. "sft.agent.proprio=false")
-# select another run; COPY_OUT=0 leaves $OUT alone.
+# select another run; COPY_OUT=0 leaves $OUT alone. The output streams (line-buffered), so a run started detached
+# (setsid ... > LOG &) can be followed from later calls with tail.
 set -o pipefail
 export PYTHONPATH=$PWD/exts/openarm_vla${PYTHONPATH:+:$PYTHONPATH} OMNI_KIT_ACCEPT_EULA=YES PYTHONUNBUFFERED=1
 RUN=${RUN:-/root/runs/h100}
@@ -16,7 +17,7 @@ for stage in "$@"; do
   echo "[gpu_stages] $stage (at most ${left} s)"
   # shellcheck disable=SC2086
   timeout -s KILL "$left" python3 scripts/quickstart.py "${RECIPE:-h100}" --stage "$stage" "output=$RUN" ${ARGS:-} 2>&1 \
-    | grep -v "^\s*$" | grep -v -E "^\+|^\||INFO\]|Warp CUDA|it/s\]|ep/s\]|step/s\]" | tail -n 400
+    | grep --line-buffered -v "^\s*$" | grep --line-buffered -v -E "^\+|^\||INFO\]|Warp CUDA|it/s\]|ep/s\]|step/s\]"
   rc=${PIPESTATUS[0]}
   if (( rc == 137 || rc == 124 )); then echo "[gpu_stages] $stage stopped at the time budget; the next call resumes it"; break; fi
   if (( rc != 0 )); then echo "[gpu_stages] $stage failed with exit $rc"; break; fi

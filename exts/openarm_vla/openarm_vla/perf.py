@@ -5,11 +5,37 @@ the benchmark script, never in timed tests."""
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import torch
 
 H100_BF16_PEAK = 989e12
 """Dense bf16 peak of an H100 / H200 SXM (FLOP/s), the MFU denominator."""
+
+
+class StageClock:
+    """Wall seconds per named part of a loop. On CUDA each part is synchronized at both ends, so asynchronous GPU
+    work is charged to the part that launched it (a few syncs per step: for finding the slow part, not for speed)."""
+
+    def __init__(self, device):
+        cuda = str(device).startswith("cuda") and torch.cuda.is_available()
+        self.sync = torch.cuda.synchronize if cuda else (lambda: None)
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def time(self, name: str):
+        self.sync()
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.sync()
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    def summary(self, total: float, rest: str) -> str:
+        """``name X s, ...`` for every part, and ``rest`` for what the parts leave of ``total`` seconds."""
+        parts = {**self.seconds, rest: total - sum(self.seconds.values())}
+        return ", ".join(f"{k} {v:.1f} s" for k, v in parts.items())
 
 
 def _device_name(dev: str) -> str:

@@ -43,6 +43,7 @@ from .runtime import (
     cuda_oom_as_error,
     decay_param_groups,
     export_final,
+    lr_factor,
     peak_memory_gb,
     plot_run,
     restore_training,
@@ -159,6 +160,7 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
     # under FSDP every rank rolls out an unsharded copy, refreshed from the shards after each update
     rollout_model = distributed.plain_replica(model, device) if kind == "fsdp" else model
     opt = torch.optim.AdamW(decay_param_groups(model, agent.weight_decay), lr=agent.lr, betas=tuple(agent.betas), fused=cuda)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(agent.warmup_steps, 0))
     rank_seed = agent.seed + 7919 * d.rank  # each rank its own starts, samples and mini-batch order
     gen = torch.Generator(device=device).manual_seed(rank_seed + 1)  # action sampling
     shuffle = torch.Generator().manual_seed(rank_seed + 2)  # mini-batch order
@@ -173,7 +175,7 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
     # rank 0 validates on the bank; the other ranks wait for it
     bank = EvalBank.build(env, agent.eval_episodes, agent.eval_seed) if agent.eval_episodes > 0 and d.main else None
     if resume:  # after the env is built: its construction draws from the RNGs restored here
-        state = restore_training(run_dir, model, opt, device, gen, rank=d.rank, world=d.world, kind=kind)
+        state = restore_training(run_dir, model, opt, device, gen, sched, rank=d.rank, world=d.world, kind=kind)
         shuffle.set_state(state["shuffle"][d.rank])
         counters, start = state["counters"], state["iteration"]
     if d.main:
@@ -211,8 +213,8 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
             bar = tqdm(range(start, agent.max_iterations), desc="grpo", unit="it", dynamic_ncols=True, initial=start,
                        total=agent.max_iterations, disable=not d.main)
             for it in bar:
-                metrics = iteration_step(env, vla, sampler, model, opt, agent, B, G, min_groups, dtype, shuffle, counters,
-                                         it + 1, run_dir, d, kind)
+                metrics = iteration_step(env, vla, sampler, model, opt, sched, agent, B, G, min_groups, dtype, shuffle,
+                                         counters, it + 1, run_dir, d, kind)
                 done = it + 1
                 if agent.eval_every and done % agent.eval_every == 0 and done < agent.max_iterations:
                     last_eval = evaluate(done)
@@ -225,7 +227,8 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
                     optim_sd = distributed.optimizer_state(kind, model, opt)
                     if d.main:
                         save_training_checkpoint(run_dir, done, rollout_model, tok, norm_stats, {
-                            "optimizer": optim_sd, "rng": [r for r, _ in rngs], "shuffle": [s for _, s in rngs],
+                            "optimizer": optim_sd, "scheduler": sched.state_dict(), "rng": [r for r, _ in rngs],
+                            "shuffle": [s for _, s in rngs],
                             "counters": dict(counters), "config": {"agent": agent.to_dict(), "model": cfg.to_dict()}},
                             agent.keep_last)
                     distributed.barrier(d)
@@ -251,7 +254,7 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
     return {"final": str(final), "env_steps": counters["env_steps"], **last_eval}
 
 
-def iteration_step(env, vla, sampler, model, opt, agent, B: int, G: int, min_groups: int, dtype: str,
+def iteration_step(env, vla, sampler, model, opt, sched, agent, B: int, G: int, min_groups: int, dtype: str,
                    shuffle: torch.Generator, counters: dict, iteration: int, run_dir, d=None, kind: str = "single") -> dict:
     """One GRPO iteration (rollout rounds, filter, update) of this rank; returns the metrics over all ranks.
 
@@ -368,8 +371,10 @@ def iteration_step(env, vla, sampler, model, opt, agent, B: int, G: int, min_gro
         if kind != "fsdp":  # FSDP summed them in backward (its gradient divide factor is 1)
             distributed.sum_gradients(d, model)
         grad_norms.append(distributed.clip_grad_norm(model, agent.grad_clip))
+        lr = opt.param_groups[0]["lr"]
         opt.step()
         opt.zero_grad(set_to_none=True)
+        sched.step()
         loss_total += float(distributed.all_sum(d, mb_loss))
     sync()
     if kind == "fsdp":
@@ -383,7 +388,8 @@ def iteration_step(env, vla, sampler, model, opt, agent, B: int, G: int, min_gro
         "policy/clip_frac_low": stat_sums["clip_frac_low"] / max(tok_sum, 1),
         "policy/clip_frac_high": stat_sums["clip_frac_high"] / max(tok_sum, 1),
         "policy/grad_norm": sum(grad_norms) / len(grad_norms), "policy/ratio_dev_first_minibatch": first_ratio_dev or 0.0,
-        "policy/optimizer_steps": len(schedule), "policy/trajectories": n_traj, "policy/chunks": int(mask.shape[0]),
+        "policy/optimizer_steps": len(schedule), "policy/lr": lr, "policy/trajectories": n_traj,
+        "policy/chunks": int(mask.shape[0]),
         "adv/mean": float(adv_traj.mean()) if n_traj else 0.0, "adv/std": float(adv_traj.std()) if n_traj > 1 else 0.0,
         "perf/logprob_s": logprob_s, "perf/update_s": update_s,
         "perf/update_env_steps_per_s": float(finish.sum()) / max(update_s, 1e-9),

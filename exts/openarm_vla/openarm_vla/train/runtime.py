@@ -21,6 +21,7 @@ count, and on the CPU its next iteration reproduces the uninterrupted run's.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import shutil
@@ -128,7 +129,7 @@ def restore_training(run_dir, model, optimizer, device, generator=None, schedule
             load_states(kind, model, optimizer, sd, state["optimizer"])
         except (RuntimeError, KeyError, ValueError) as e:
             raise TrainError(f"{last}: does not fit this model or optimizer ({' '.join(str(e).split())[:200]})") from None
-    if scheduler is not None:
+    if scheduler is not None and "scheduler" in state:  # GRPO checkpoints before its warm-up have none
         scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"][rank], generator)
     if rank == 0:
@@ -202,6 +203,23 @@ def decay_param_groups(model, weight_decay: float) -> list[dict]:
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_factor(warmup: int, total: int, schedule: str = "constant", min_ratio: float = 0.0):
+    """The LR multiplier of optimizer step ``s`` (a ``LambdaLR`` lambda): linear warm-up over ``warmup`` steps
+    (Adam's first steps move every weight by ~lr whatever the gradient's size), then ``constant`` or ``cosine``
+    from 1 to ``min_ratio`` at step ``total``."""
+    if schedule not in ("constant", "cosine"):
+        raise TrainError(f"LR schedule {schedule!r}: expected constant or cosine")
+
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        t = (step - warmup) / max(1, total - warmup)
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+    return f
 
 
 @contextmanager

@@ -13,7 +13,6 @@ so ``scripts/evaluate.py --policy DIR/final`` un-normalizes the actions it predi
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import nullcontext as _nullcontext
 from pathlib import Path
@@ -35,6 +34,7 @@ from .runtime import (
     cuda_oom_as_error,
     decay_param_groups,
     export_final,
+    lr_factor,
     peak_memory_gb,
     plot_run,
     restore_training,
@@ -79,18 +79,6 @@ class DemoTensors:
                             for s in range(0, len(self), 4096)])
         stats = compute_action_stats([values.cpu()])
         return {k: v for k, v in stats.items() if k not in ("num_transitions", "num_trajectories")}
-
-
-def _lr_lambda(agent):
-    def f(step: int) -> float:
-        if step < agent.warmup_iterations:
-            return (step + 1) / agent.warmup_iterations
-        if agent.lr_schedule == "constant":
-            return 1.0
-        t = (step - agent.warmup_iterations) / max(1, agent.max_iterations - agent.warmup_iterations)
-        lo = agent.min_lr / agent.lr
-        return lo + (1.0 - lo) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
-    return f
 
 
 def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = False, num_envs: int | None = None) -> dict:
@@ -145,7 +133,8 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
     plain = replica if replica is not None else model
     opt = torch.optim.AdamW(decay_param_groups(model, agent.weight_decay), lr=agent.lr, betas=tuple(agent.betas),
                             fused=cuda)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(agent))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(agent.warmup_iterations, agent.max_iterations,
+                                                             agent.lr_schedule, agent.min_lr / agent.lr))
     gen = torch.Generator(device=device).manual_seed(agent.seed + 7919 * d.rank)  # each rank its own batches
     start = 0
     if resume:
