@@ -12,6 +12,7 @@ from openarm_vla.vla import (
     HFTokenizer,
     build_prompt,
     entropy,
+    get_preset,
     load_text_tokenizer,
     logprobs_of,
     make_text_tokenizer,
@@ -120,12 +121,15 @@ def test_hf_tokenizer_wrapper_from_local_files(tmp_path):
     assert tok.pad_token_id == 6 and tok.vocab_size == 7
 
 
-def test_missing_tokenizer_files_error(tmp_path):
+def test_missing_tokenizer_files_error_and_the_fresh_model_stand_in(tmp_path):
     with pytest.raises(FileNotFoundError, match="no tokenizer files"):
         load_text_tokenizer(tmp_path)
-    assert isinstance(make_text_tokenizer("byte"), ByteTokenizer)
-    with pytest.raises(ValueError, match="tokenizer kind 'hf' needs tokenizer files"):
-        make_text_tokenizer("hf")
+    # a fresh model: bytes; the 7B's Llama tokenizer needs files, so its stand-in puts the byte ids inside the
+    # preset's 32000-id vocabulary (its last 256 ids stay the action tokens)
+    assert make_text_tokenizer(get_preset("tiny")).vocab_size == 515
+    stand_in = make_text_tokenizer(get_preset("openvla-oft-7b"))
+    assert isinstance(stand_in, ByteTokenizer) and stand_in.vocab_size == 32000 and stand_in.pad_token_id == 32000
+    assert stand_in.encode("a") == [1, 3 + ord("a")]
 
 
 # ----------------------------------------------------------------------------- prompt

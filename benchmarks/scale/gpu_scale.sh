@@ -6,10 +6,13 @@
 #   7b_fsdp          the same step on 2 GPUs of one host, FSDP2 full fine-tune (256 envs per rank)
 # Random-init weights (timing only): agent.keep_low=-0.01 keeps every group, so each iteration updates on all
 # its trajectories. Each run's metrics.jsonl goes to $OUT/NAME.jsonl, its last iteration's numbers to $OUT/NAME.json.
+# A 7B step may outlast one 10-minute device call: start it detached and follow its streamed output, e.g.
+#   OUT=/root/runs/scale/out BUDGET_S=1500 setsid nohup bash benchmarks/scale/gpu_scale.sh 7b_lora > /root/runs/scale.log 2>&1 &
+# The from-scratch 7B has byte-level prompts (its Llama tokenizer needs files): ~2-3x the prompt tokens.
 set -o pipefail
 export PYTHONPATH=$PWD/exts/openarm_vla${PYTHONPATH:+:$PYTHONPATH} OMNI_KIT_ACCEPT_EULA=YES PYTHONUNBUFFERED=1
 RUN=/root/runs/scale
-mkdir -p "$RUN"
+mkdir -p "$RUN" ${OUT:+"$OUT"}
 common=(--algo grpo --device cuda agent.eval_episodes=0 agent.keep_low=-0.01 agent.save_every=0 agent.max_rounds=1)
 small=(--preset small --num_envs 2048 agent.group_size=8 agent.max_iterations=3 agent.max_rollout_steps=300
        agent.batch_size=512 agent.micro_batch_size=512 env.scene.front_camera.width=128 env.scene.front_camera.height=128)
@@ -25,7 +28,7 @@ for name in "$@"; do
   esac
   rm -rf "${RUN:?}/$name"
   echo "[gpu_scale] $name: ${cmd[*]}"
-  timeout -s KILL "${BUDGET_S:-560}" "${cmd[@]}" --output "$RUN/$name" 2>&1 | grep -v -E "INFO\]|Warp CUDA|it/s\]|ep/s\]|^\+|^\|" | tail -n 60
+  timeout -s KILL "${BUDGET_S:-560}" "${cmd[@]}" --output "$RUN/$name" 2>&1 | grep --line-buffered -v -E "INFO\]|Warp CUDA|it/s\]|ep/s\]|^\+|^\|"
   rc=${PIPESTATUS[0]}
   (( rc != 0 )) && echo "[gpu_scale] $name exited $rc"
   if [ -n "${OUT:-}" ] && [ -f "$RUN/$name/metrics.jsonl" ]; then

@@ -55,15 +55,13 @@ class VLAEnvPolicy:
 
 def preset_vla(name: str, num_envs: int, device, seed: int = 0, **overrides):
     """A VLAPolicy around a randomly initialised model of preset `name` (config fields in ``overrides``)."""
-    from openarm_vla.vla import ByteTokenizer, OpenVLAForActionPrediction, VLAPolicy, get_preset
+    from openarm_vla.vla import OpenVLAForActionPrediction, VLAPolicy, get_preset, make_text_tokenizer
 
     try:
         cfg = get_preset(name, **overrides)
     except (ValueError, TypeError) as e:
         raise PolicyError(str(e)) from None
-    # byte-level ids; for presets whose real tokenizer needs files (openvla-oft-7b) inside the model's
-    # larger vocabulary: prompt lengths are then bytes, not pieces (fine for smoke tests and throughput)
-    tok = ByteTokenizer(vocab_size=None if cfg.tokenizer == "byte" else cfg.llm.vocab_size_unpadded)
+    tok = make_text_tokenizer(cfg)  # byte-level: for the 7B a stand-in for its Llama tokenizer
     torch.manual_seed(seed)
     dev = torch.device(device)
     if dev.type == "cuda" and cfg.dtype != "float32":

@@ -186,10 +186,15 @@ def build_model(agent, device, knobs: dict[str, str] | None = None):
     else:
         try:
             cfg = get_preset(agent.preset or "small", **asked)
-            tok = make_text_tokenizer(cfg.tokenizer)
         except ValueError as e:
             raise TrainError(f"agent.preset={agent.preset}: {e}") from None
-        model, norm_stats = OpenVLAForActionPrediction(cfg).to(device), {}
+        tok = make_text_tokenizer(cfg)
+        if cfg.tokenizer != "byte":
+            print(f"[train] a from-scratch {cfg.name}: byte-level prompts stand in for its tokenizer, which needs "
+                  "files (timing and smoke runs; --init a checkpoint to train for real)", flush=True)
+        with torch.device(device):  # initialized where it runs: a 7B model is 30 GB in fp32, slow to init on a CPU
+            model = OpenVLAForActionPrediction(cfg)
+        model, norm_stats = model.to(device), {}
     if agent.lora.enabled:
         enable_lora(model, agent.lora)
     if agent.gradient_checkpointing:

@@ -122,8 +122,8 @@ def load_text_tokenizer(directory: str | os.PathLike, pad_token_id: int | None =
     )
 
 
-def make_text_tokenizer(kind: str) -> TextTokenizer:
-    """Tokenizer for a fresh (from-scratch) model; only the byte tokenizer needs no files."""
-    if kind == "byte":
-        return ByteTokenizer()
-    raise ValueError(f"tokenizer kind {kind!r} needs tokenizer files: load it with load_text_tokenizer(checkpoint_dir)")
+def make_text_tokenizer(cfg) -> TextTokenizer:
+    """Tokenizer for a fresh (from-scratch) model of VLA config ``cfg``: bytes. A preset whose real tokenizer
+    needs files (openvla-oft-7b's Llama, ``cfg.tokenizer == "hf"``) gets the byte ids inside its own vocabulary:
+    a stand-in for timing and smoke runs, whose prompts are then bytes, not pieces (~2-3x as many tokens)."""
+    return ByteTokenizer(vocab_size=None if cfg.tokenizer == "byte" else cfg.llm.vocab_size_unpadded)
