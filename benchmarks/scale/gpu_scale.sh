@@ -3,12 +3,16 @@
 #   bash benchmarks/scale/gpu_scale.sh small1 small2 7b_lora 7b_fsdp       (each <= BUDGET_S seconds)
 #   small1 / small2  small-preset GRPO, 2048 envs (256 groups x 8) per GPU, on 1 and 2 GPUs: scaling efficiency
 #   7b_lora          the 7B preset, one GRPO step of 64 x 8 trajectories on one GPU, LoRA r=32
+#   7b_lora_lean     the same step with rollouts capped at 200 steps (the learning recipe's cap), the rollout's
+#                    log-probs reused, no gradient checkpointing (micro-batches of 16 chunks instead)
 #   7b_fsdp          the same step on 2 GPUs of one host, FSDP2 full fine-tune (256 envs per rank)
 # Random-init weights (timing only): agent.keep_low=-0.01 keeps every group, so each iteration updates on all
 # its trajectories. Each run's metrics.jsonl goes to $OUT/NAME.jsonl, its last iteration's numbers to $OUT/NAME.json.
 # A 7B step may outlast one 10-minute device call: start it detached and follow its streamed output, e.g.
 #   OUT=/root/runs/scale/out BUDGET_S=1500 setsid nohup bash benchmarks/scale/gpu_scale.sh 7b_lora > /root/runs/scale.log 2>&1 &
 # The from-scratch 7B has byte-level prompts (its Llama tokenizer needs files): ~2-3x the prompt tokens.
+# Expected from the H100 rollout benchmark (5.47 TFLOP per chunk sample, 420 TFLOP/s; not measured as a step):
+# 7b_lora ~20-25 min (38 chunks per trajectory: rollout ~4, old log-probs ~4, update ~15 min), 7b_lora_lean ~10.
 set -o pipefail
 export PYTHONPATH=$PWD/exts/openarm_vla${PYTHONPATH:+:$PYTHONPATH} OMNI_KIT_ACCEPT_EULA=YES PYTHONUNBUFFERED=1
 RUN=/root/runs/scale
@@ -22,6 +26,8 @@ for name in "$@"; do
     small1)  cmd=(python3 scripts/train.py "${common[@]}" "${small[@]}") ;;
     small2)  cmd=(python3 -m torch.distributed.run --standalone --nproc_per_node=2 scripts/train.py "${common[@]}" "${small[@]}") ;;
     7b_lora) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512) ;;
+    7b_lora_lean) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512 agent.max_rollout_steps=200
+                  agent.recompute_old_logprobs=false agent.gradient_checkpointing=false agent.micro_batch_size=16) ;;
     7b_fsdp) cmd=(python3 -m torch.distributed.run --standalone --nproc_per_node=2 scripts/train.py "${common[@]}" "${big[@]}"
                   --num_envs 256 agent.lora.enabled=false agent.parallel=fsdp) ;;
     *) echo "[gpu_scale] unknown run $name"; exit 2 ;;
