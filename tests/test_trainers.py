@@ -269,8 +269,10 @@ def test_torchrun_two_processes_ddp_and_fsdp_sft_grpo_and_resume(demos, tmp_path
     a, b = ([r for r in _records(runs[k]) if "policy/loss" in r][0] for k in ("ddp", "fsdp"))
     assert a["rollout/kept_groups"] == 2 and a["policy/trajectories"] == 4 and a["policy/grad_norm"] > 0
     assert a["rollout/success_rate"] == pytest.approx(0.5) and a["policy/optimizer_steps"] == 2
+    # the loss is ~0 by construction (each group's advantages sum to 0, the ratio starts at 1): a few 1e-6 left over
+    # from O(1) per-token terms, so fp32 rounding shows at the 1e-9 level and it is compared absolutely
     for key in ("policy/loss", "policy/grad_norm", "policy/approx_kl", "policy/entropy"):
-        assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-9), key
+        assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-7 if key == "policy/loss" else 1e-9), key
     assert _records(runs["fsdp"])[-1]["eval/success"] == _records(runs["ddp"])[-1]["eval/success"]
     _torchrun([*grpo, "--max_iterations", "2", "agent.parallel=fsdp", "--output", str(runs["fsdp"]), "--resume"],
               tmp_path / "grpo_fsdp2.log", forced=True)
