@@ -5,6 +5,8 @@
 #   7b_lora          the 7B preset, one GRPO step of 64 x 8 trajectories on one GPU, LoRA r=32
 #   7b_lora_lean     the same step with rollouts capped at 200 steps (the learning recipe's cap), the rollout's
 #                    log-probs reused, no gradient checkpointing (micro-batches of 16 chunks instead)
+#   7b_smoke         the 7B LoRA path at a tenth of the size: 8 x 8 trajectories, 60-step rollouts (does it run on
+#                    CUDA, and its per-chunk rates, in ~2-3 minutes)
 #   7b_fsdp          the same step on 2 GPUs of one host, FSDP2 full fine-tune (256 envs per rank)
 # Random-init weights (timing only): agent.keep_low=-0.01 keeps every group, so each iteration updates on all
 # its trajectories. Each run's metrics.jsonl goes to $OUT/NAME.jsonl, its last iteration's numbers to $OUT/NAME.json.
@@ -28,6 +30,8 @@ for name in "$@"; do
     7b_lora) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512) ;;
     7b_lora_lean) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512 agent.max_rollout_steps=200
                   agent.recompute_old_logprobs=false agent.gradient_checkpointing=false agent.micro_batch_size=16) ;;
+    7b_smoke) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 64 agent.num_groups=8
+                  agent.max_rollout_steps=60 agent.batch_size=32) ;;
     7b_fsdp) cmd=(python3 -m torch.distributed.run --standalone --nproc_per_node=2 scripts/train.py "${common[@]}" "${big[@]}"
                   --num_envs 256 agent.lora.enabled=false agent.parallel=fsdp) ;;
     *) echo "[gpu_scale] unknown run $name"; exit 2 ;;
