@@ -64,6 +64,7 @@ def main(argv=None) -> int:
     from openarm_vla.data.statistics import write_dataset_statistics
     from openarm_vla.perf import StageClock
     from openarm_vla.rollout import step_loop
+    from openarm_vla.utils.io import DiskFullError
 
     torch.manual_seed(args.seed)
     t0 = time.time()
@@ -120,7 +121,7 @@ def main(argv=None) -> int:
                       file=sys.stderr)
         stats = write_dataset_statistics(args.output)
         print(f"[generate_demos] wrote {rec.written} demos ({writer.total} steps) to {args.output}; statistics: {stats}")
-    except PolicyError as e:
+    except (PolicyError, DiskFullError) as e:
         error = str(e)
     finally:
         env.close()

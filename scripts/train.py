@@ -73,6 +73,7 @@ def main(argv=None) -> int:
         return 0
 
     from openarm_vla.train.runtime import TrainError
+    from openarm_vla.utils.io import DiskFullError
 
     if args.algo == "sft":
         from openarm_vla.train.sft import train_sft as run
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
         from openarm_vla.train.grpo import train_grpo as run
     try:
         run(task, env_cfg, agent, output, device=device, resume=args.resume, num_envs=args.num_envs)
-    except (TrainError, TaskError) as e:
+    except (TrainError, TaskError, DiskFullError) as e:
         fail("train", e)
     return 0
 

@@ -142,3 +142,14 @@ def test_lr_factor_warmup_then_constant_or_cosine():
     assert cos(7) == pytest.approx(0.55) and cos(12) == pytest.approx(0.1) and cos(50) == pytest.approx(0.1)
     with pytest.raises(TrainError, match="LR schedule 'step'"):
         lr_factor(1, 10, "step")
+
+
+def test_grpo_iteration_summary_line():
+    from openarm_vla.train.grpo import iteration_summary
+
+    m = {"perf/iteration_s": 44.42, "perf/rollout_s": 20.61, "perf/logprob_s": 6.04, "perf/update_s": 17.77,
+         "rollout/success_rate": 0.2168, "rollout/kept_groups": 256.0, "rollout/rounds": 1.0,
+         "perf/env_steps_per_s": 39719.3, "policy/approx_kl": 0.005188, "perf/peak_mem_gb": 37.26}
+    assert iteration_summary(12, 12, m) == (
+        "[grpo] iteration 12/12: 44.4 s (rollout 20.6, log-probs 6.0, update 17.8); sampled success 0.217, "
+        "256 groups kept in 1 round(s), 39.7k env-steps/s, approx_kl 0.0052, peak 37.3 GB")

@@ -142,6 +142,48 @@ def test_failed_save_leaves_previous_checkpoint(model, tmp_path):
     assert load_checkpoint(tmp_path / "ckpt").norm_stats == NORM_STATS
 
 
+def test_checkpoint_larger_than_the_free_disk_fails_before_writing(model, tmp_path, monkeypatch):
+    import collections
+    import errno
+
+    from openarm_vla.utils import io as io_mod
+    from openarm_vla.utils.io import DiskFullError
+
+    need = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(io_mod.shutil, "disk_usage", lambda p: usage(10**12, 10**12 - need // 2, need // 2))
+    with pytest.raises(DiskFullError, match=r"not enough disk space to write a checkpoint to .*ckpt.*GB free") as e:
+        save_checkpoint(model, tmp_path / "ckpt", ByteTokenizer(), NORM_STATS)
+    assert e.value.errno == errno.ENOSPC and "\n" not in str(e.value)
+    assert list(tmp_path.iterdir()) == []  # nothing was started
+
+
+def test_disk_full_while_writing_is_one_line_and_keeps_the_previous_checkpoint(model, tmp_path, monkeypatch):
+    from openarm_vla.utils.io import DiskFullError, atomic_write_text
+    from openarm_vla.vla import checkpoint as ckpt_mod
+
+    save_checkpoint(model, tmp_path / "ckpt", ByteTokenizer(), NORM_STATS)
+
+    def full(*a, **k):  # what safetensors raises: its own exception type, the OS error only as text
+        raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(ckpt_mod, "save_file", full)
+    with pytest.raises(DiskFullError, match=r"no space left on the device writing .*ckpt \(.* GB free"):
+        save_checkpoint(model, tmp_path / "ckpt", ByteTokenizer(), {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # the partial write removed
+    assert load_checkpoint(tmp_path / "ckpt").norm_stats == NORM_STATS
+
+    class FullFile:  # a plain OSError(ENOSPC) from a file write
+        def __init__(self, *a, **k):
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("builtins.open", FullFile)
+    with pytest.raises(DiskFullError, match=r"writing .*notes.txt"):
+        atomic_write_text(tmp_path / "notes.txt", "x")
+    monkeypatch.undo()
+    assert not (tmp_path / "notes.txt").exists()
+
+
 class LlamaLikeTokenizer(TextTokenizer):
     """Stands in for the Llama-2 tokenizer of a published checkpoint (vocab 32000, <PAD> 32000)."""
 

@@ -12,6 +12,8 @@
 # its trajectories. Each run's metrics.jsonl goes to $OUT/NAME.jsonl, its last iteration's numbers to $OUT/NAME.json.
 # A 7B step may outlast one 10-minute device call: start it detached and follow its streamed output, e.g.
 #   OUT=/root/runs/scale/out BUDGET_S=1500 setsid nohup bash benchmarks/scale/gpu_scale.sh 7b_lora > /root/runs/scale.log 2>&1 &
+# A 7B run exports its final policy in fp32 (~28 GB) under $RUN: the first 7B attempt (7b_smoke, 2026-12-02) ran its
+# step (106 s for 8 x 8 trajectories of 60 steps) and then failed writing it, after a learning run had filled the disk.
 # The from-scratch 7B has byte-level prompts (its Llama tokenizer needs files): ~2-3x the prompt tokens.
 # Expected from the H100 rollout benchmark (5.47 TFLOP per chunk sample, 420 TFLOP/s; not measured as a step):
 # 7b_lora ~20-25 min (38 chunks per trajectory: rollout ~4, old log-probs ~4, update ~15 min), 7b_lora_lean ~10.
@@ -37,6 +39,7 @@ for name in "$@"; do
     *) echo "[gpu_scale] unknown run $name"; exit 2 ;;
   esac
   rm -rf "${RUN:?}/$name"
+  df -h --output=avail "$RUN" | tail -1 | sed "s/^/[gpu_scale] disk free before $name: /"
   echo "[gpu_scale] $name: ${cmd[*]}"
   timeout -s KILL "${BUDGET_S:-560}" "${cmd[@]}" --output "$RUN/$name" 2>&1 | grep --line-buffered -v -E "INFO\]|Warp CUDA|it/s\]|ep/s\]|^\+|^\|"
   rc=${PIPESTATUS[0]}
@@ -53,8 +56,8 @@ keys = ("perf/iteration_s", "perf/rollout_s", "perf/logprob_s", "perf/update_s",
 out = {k: last.get(k) for k in keys}
 if last:
     out["iteration_env_steps_per_s"] = (recs[-1]["rollout/env_steps_total"] - (recs[-2]["rollout/env_steps_total"] if len(recs) > 1 else 0)) / last["perf/iteration_s"]
+print(json.dumps(out), flush=True)  # first: the log keeps it when the disk is full
 json.dump(out, open(sys.argv[2], "w"), indent=1)
-print(json.dumps(out))
 PY
   fi
 done

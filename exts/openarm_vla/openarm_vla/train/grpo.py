@@ -222,6 +222,8 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
                 log.log(done, metrics)
                 bar.set_postfix(success=f"{metrics['rollout/success_rate']:.2f}", kept=metrics["rollout/kept_groups"],
                                 eval=f"{last_eval.get('eval/success', float('nan')):.2f}")
+                if d.main and "perf/iteration_s" in metrics:  # a skipped update printed its own line
+                    bar.write(iteration_summary(done, agent.max_iterations, metrics))
                 if (agent.save_every and done % agent.save_every == 0) or done == agent.max_iterations:
                     rngs = distributed.gather_objects(d, (rng_state(gen), shuffle.get_state()))  # every rank's
                     optim_sd = distributed.optimizer_state(kind, model, opt)
@@ -252,6 +254,15 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
     print(f"[grpo] done: {agent.max_iterations} iterations, {counters['env_steps']} env-steps; final {final}; {held_out}",
           flush=True)
     return {"final": str(final), "env_steps": counters["env_steps"], **last_eval}
+
+
+def iteration_summary(iteration: int, total: int, m: dict) -> str:
+    """The console line of one iteration: headless logs (clusters, detached runs) keep it when the bar is gone."""
+    return (f"[grpo] iteration {iteration}/{total}: {m['perf/iteration_s']:.1f} s (rollout {m['perf/rollout_s']:.1f}, "
+            f"log-probs {m.get('perf/logprob_s', 0.0):.1f}, update {m['perf/update_s']:.1f}); sampled success "
+            f"{m['rollout/success_rate']:.3f}, {int(m['rollout/kept_groups'])} groups kept in {m['rollout/rounds']:g} round(s), "
+            f"{m['perf/env_steps_per_s'] / 1e3:.1f}k env-steps/s, approx_kl {m.get('policy/approx_kl', 0.0):.4f}, "
+            f"peak {m.get('perf/peak_mem_gb', 0.0):.1f} GB")
 
 
 def iteration_step(env, vla, sampler, model, opt, sched, agent, B: int, G: int, min_groups: int, dtype: str,

@@ -9,6 +9,7 @@ This is the project's one atomic writer: files, JSON, checkpoint directories, de
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -16,7 +17,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_json", "atomic_write_text", "fsync_path", "remove_path", "temp_path"]
+__all__ = ["DiskFullError", "atomic_path", "atomic_write_json", "atomic_write_text", "ensure_free_space", "fsync_path",
+           "remove_path", "temp_path"]
+
+
+class DiskFullError(OSError):
+    """A write that the disk cannot hold, with one line naming the target, what it needs and what is free."""
+
+
+def _free_bytes(path: Path) -> int:
+    for p in (path, *path.parents):
+        if p.exists():
+            return shutil.disk_usage(p).free
+    return 0
+
+
+def ensure_free_space(path: str | os.PathLike, nbytes: int, what: str = "it") -> None:
+    """Fail before a large write (a 7B checkpoint is ~28 GB in fp32) rather than after most of it."""
+    free = _free_bytes(Path(path))
+    if nbytes > free:
+        raise DiskFullError(errno.ENOSPC, f"not enough disk space to write {what} to {path}: needs ~{nbytes / 1e9:.1f} GB, "
+                                          f"{free / 1e9:.1f} GB free (remove old runs or demos, or pass another --output)")
 
 
 def fsync_path(path: str | os.PathLike) -> None:
@@ -86,9 +107,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             fsync_path(tmp)
             os.replace(tmp, final)
         fsync_path(final.parent)
-    except BaseException:
+    except BaseException as e:
         remove_path(tmp)
-        raise
+        if isinstance(e, DiskFullError) or not _is_disk_full(e):
+            raise
+        raise DiskFullError(errno.ENOSPC, f"no space left on the device writing {final} "
+                                          f"({_free_bytes(final) / 1e9:.1f} GB free after removing the partial write)") from e
+
+
+def _is_disk_full(e: BaseException) -> bool:
+    # some writers wrap the OSError in their own exception (safetensors' SafetensorError), keeping only its text
+    return getattr(e, "errno", None) == errno.ENOSPC or "No space left on device" in str(e)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:

@@ -35,7 +35,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from openarm_vla.action_space import STATS_FILENAME as STATS_FILE
-from openarm_vla.utils.io import atomic_path
+from openarm_vla.utils.io import atomic_path, ensure_free_space
 
 from .config import IMAGENET_MEAN, IMAGENET_STD, SIGLIP_MEAN, SIGLIP_STD, LLMConfig, VisionConfig, VLAConfig
 from .model import OpenVLAForActionPrediction
@@ -92,9 +92,11 @@ def save_checkpoint(
     state_dict: dict | None = None,
 ) -> Path:
     """Our format. Pass `state_dict` when the model is sharded (e.g. a gathered FSDP full state dict)."""
+    sd = state_dict if state_dict is not None else model.state_dict()
+    ensure_free_space(Path(directory), sum(t.numel() * t.element_size() for t in sd.values()), "a checkpoint")
     with atomic_path(directory) as tmp:
         tmp.mkdir()
-        save_file(_cpu_state_dict(model, state_dict), str(tmp / MODEL_FILE), metadata={"format": "pt"})
+        save_file(_cpu_state_dict(model, sd), str(tmp / MODEL_FILE), metadata={"format": "pt"})
         _write_json(tmp / CONFIG_FILE, {"format": FORMAT, "format_version": 1,
                                         "vla_config": model.config.to_dict(), "norm_stats": norm_stats or {}})
         _write_json(tmp / STATS_FILE, norm_stats or {})
