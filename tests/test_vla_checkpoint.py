@@ -184,6 +184,31 @@ def test_disk_full_while_writing_is_one_line_and_keeps_the_previous_checkpoint(m
     assert not (tmp_path / "notes.txt").exists()
 
 
+def test_final_export_links_the_last_training_checkpoint(model, inputs, tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    from openarm_vla.train.runtime import export_final, save_training_checkpoint
+    from openarm_vla.utils.run_files import STATE_FILE
+
+    run = tmp_path / "run"
+    last = save_training_checkpoint(run, 7, model, ByteTokenizer(), NORM_STATS, {"optimizer": {}}, keep_last=1)
+    final = export_final(run, model, ByteTokenizer(), NORM_STATS, iteration=7)
+    assert os.stat(final / "model.safetensors").st_ino == os.stat(last / "model.safetensors").st_ino  # written once
+    assert not (final / STATE_FILE).exists() and (last / STATE_FILE).is_file()
+    assert sorted(p.name for p in final.iterdir()) == sorted(p.name for p in last.iterdir() if p.name != STATE_FILE)
+    shutil.rmtree(last)  # keep_last's rotation removes the checkpoint: final/ keeps its weights
+    assert torch.equal(_logits(load_checkpoint(final).model, inputs), _logits(model, inputs))
+
+    # no checkpoint of that iteration: written from the model; links refused (another file system): copied
+    assert export_final(run, model, ByteTokenizer(), NORM_STATS, iteration=9) == final
+    last = save_training_checkpoint(run, 9, model, ByteTokenizer(), NORM_STATS, {"optimizer": {}}, keep_last=1)
+    monkeypatch.setattr(os, "link", lambda a, b: (_ for _ in ()).throw(OSError(18, "Invalid cross-device link")))
+    export_final(run, model, ByteTokenizer(), NORM_STATS, iteration=9)
+    assert os.stat(final / "model.safetensors").st_ino != os.stat(last / "model.safetensors").st_ino
+    assert load_checkpoint(final).norm_stats == NORM_STATS
+
+
 class LlamaLikeTokenizer(TextTokenizer):
     """Stands in for the Llama-2 tokenizer of a published checkpoint (vocab 32000, <PAD> 32000)."""
 

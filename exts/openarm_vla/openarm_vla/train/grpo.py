@@ -239,7 +239,7 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
             log.log(agent.max_iterations, {**last_eval, "rollout/env_steps_total": counters["env_steps"]})
             final = run_dir / "final"
             if d.main:
-                export_final(run_dir, rollout_model, tok, norm_stats)  # last: DIR/final marks a finished run
+                export_final(run_dir, rollout_model, tok, norm_stats, agent.max_iterations)  # last: DIR/final marks a finished run
             distributed.barrier(d)
     finally:
         records = log.records()

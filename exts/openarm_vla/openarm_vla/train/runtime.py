@@ -137,9 +137,26 @@ def restore_training(run_dir, model, optimizer, device, generator=None, schedule
     return state
 
 
-def export_final(run_dir: str | os.PathLike, model, tokenizer, norm_stats: dict) -> Path:
-    """DIR/final: the policy as a plain checkpoint (``model`` unsharded, as for a training checkpoint)."""
-    return _export_policy(model, Path(run_dir) / "final", tokenizer, norm_stats)
+def export_final(run_dir: str | os.PathLike, model, tokenizer, norm_stats: dict, iteration: int | None = None) -> Path:
+    """DIR/final: the policy as a plain checkpoint (``model`` unsharded, as for a training checkpoint).
+
+    The run's last training checkpoint (``iteration``: just written, or the one a finished run resumed from)
+    holds these very weights: final/ then hard-links its policy files rather than writing them again, so a 7B
+    run writes its ~28 GB once. Without that checkpoint, or where links fail, the files are written or copied."""
+    final = Path(run_dir) / "final"
+    last = Path(run_dir) / "checkpoints" / f"iter_{iteration:06d}" if iteration is not None else None
+    if last is None or not (last / "model.safetensors").is_file():
+        return _export_policy(model, final, tokenizer, norm_stats)
+    with atomic_path(final) as tmp:
+        shutil.copytree(last, tmp, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(STATE_FILE))
+    return final
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or one without hard links
+        shutil.copy2(src, dst)
 
 
 # ------------------------------------------------------------------------------------------- models

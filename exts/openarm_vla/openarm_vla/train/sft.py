@@ -245,7 +245,7 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
             if kind == "fsdp":
                 distributed.sync_replica(model, replica)
             if d.main:
-                export_final(run_dir, plain, tok, norm_stats)  # last: DIR/final marks a finished run
+                export_final(run_dir, plain, tok, norm_stats, agent.max_iterations)  # last: DIR/final marks a finished run
             distributed.barrier(d)
     finally:
         bar.close()
