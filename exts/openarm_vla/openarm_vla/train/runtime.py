@@ -143,9 +143,11 @@ def export_final(run_dir: str | os.PathLike, model, tokenizer, norm_stats: dict,
     The run's last training checkpoint (``iteration``: just written, or the one a finished run resumed from)
     holds these very weights: final/ then hard-links its policy files rather than writing them again, so a 7B
     run writes its ~28 GB once. Without that checkpoint, or where links fail, the files are written or copied."""
+    from openarm_vla.vla.checkpoint import MODEL_FILE
+
     final = Path(run_dir) / "final"
     last = Path(run_dir) / "checkpoints" / f"iter_{iteration:06d}" if iteration is not None else None
-    if last is None or not (last / "model.safetensors").is_file():
+    if last is None or not (last / MODEL_FILE).is_file():
         return _export_policy(model, final, tokenizer, norm_stats)
     with atomic_path(final) as tmp:
         shutil.copytree(last, tmp, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(STATE_FILE))
