@@ -21,7 +21,7 @@ from openarm_vla.utils.run_files import read_metrics  # noqa: E402
 def main(first: str, *others: str) -> int:
     runs = [Path(first), *map(Path, others)]
     results = [json.loads((r / "results.json").read_text()) for r in runs]
-    seed_of = [int(next(c.split("--seed ")[1].split()[0] for c in res["commands"] if "--seed " in c)) for res in results]
+    seed_of = [res["recipe"]["seed"] for res in results]
     ref = results[0]
     rows, records = [], {}
     for run, res, seed in zip(runs, results, seed_of):

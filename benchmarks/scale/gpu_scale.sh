@@ -12,8 +12,9 @@
 # its trajectories. Each run's metrics.jsonl goes to $OUT/NAME.jsonl, its last iteration's numbers to $OUT/NAME.json.
 # A 7B step may outlast one 10-minute device call: start it detached and follow its streamed output, e.g.
 #   OUT=/root/runs/scale/out BUDGET_S=1500 setsid nohup bash benchmarks/scale/gpu_scale.sh 7b_lora > /root/runs/scale.log 2>&1 &
-# A 7B run exports its final policy in fp32 (~28 GB) under $RUN: the first 7B attempt (7b_smoke, 2026-12-02) ran its
-# step (106 s for 8 x 8 trajectories of 60 steps) and then failed writing it, after a learning run had filled the disk.
+# A 7B run writes its policy in fp32 (~28 GB) under $RUN, once (final/ hard-links the last checkpoint's). The first
+# 7B attempt (7b_smoke, 2026-12-02, after a learning run on the same disk) ran its iteration in ~49 s, wrote its
+# checkpoint in ~57 s (both from the progress bar) and then filled the disk writing final/ as a second copy.
 # The from-scratch 7B has byte-level prompts (its Llama tokenizer needs files): ~2-3x the prompt tokens.
 # Expected from the H100 rollout benchmark (5.47 TFLOP per chunk sample, 420 TFLOP/s; not measured as a step):
 # 7b_lora ~20-25 min (38 chunks per trajectory: rollout ~4, old log-probs ~4, update ~15 min), 7b_lora_lean ~10.

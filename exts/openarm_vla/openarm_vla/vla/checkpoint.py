@@ -74,9 +74,8 @@ class LoadedCheckpoint:
 # ----------------------------------------------------------------------------- writing
 
 
-def _cpu_state_dict(model: torch.nn.Module, state_dict: dict | None) -> dict[str, torch.Tensor]:
-    sd = state_dict if state_dict is not None else model.state_dict()
-    return {k: v.detach().to("cpu").contiguous() for k, v in sd.items()}
+def _cpu_state_dict(state_dict: dict) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
 
 
 def _write_json(path: Path, obj) -> None:
@@ -96,7 +95,7 @@ def save_checkpoint(
     ensure_free_space(Path(directory), sum(t.numel() * t.element_size() for t in sd.values()), "a checkpoint")
     with atomic_path(directory) as tmp:
         tmp.mkdir()
-        save_file(_cpu_state_dict(model, sd), str(tmp / MODEL_FILE), metadata={"format": "pt"})
+        save_file(_cpu_state_dict(sd), str(tmp / MODEL_FILE), metadata={"format": "pt"})
         _write_json(tmp / CONFIG_FILE, {"format": FORMAT, "format_version": 1,
                                         "vla_config": model.config.to_dict(), "norm_stats": norm_stats or {}})
         _write_json(tmp / STATS_FILE, norm_stats or {})
@@ -155,7 +154,7 @@ def save_published_layout(
     dtype: torch.dtype | None = None,
 ) -> Path:
     """Write `model` as an HF-format OpenVLA checkpoint (optionally sharded with an index file)."""
-    sd = _cpu_state_dict(model, None)
+    sd = _cpu_state_dict(model.state_dict())
     if dtype is not None:
         sd = {k: v.to(dtype) for k, v in sd.items()}
     torch_dtype = str(next(iter(sd.values())).dtype).removeprefix("torch.")
