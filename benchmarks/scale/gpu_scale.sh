@@ -3,8 +3,8 @@
 #   bash benchmarks/scale/gpu_scale.sh small1 small2 7b_lora 7b_fsdp       (each <= BUDGET_S seconds)
 #   small1 / small2  small-preset GRPO, 2048 envs (256 groups x 8) per GPU, on 1 and 2 GPUs: scaling efficiency
 #   7b_lora          the 7B preset, one GRPO step of 64 x 8 trajectories on one GPU, LoRA r=32
-#   7b_lora_lean     the same step with rollouts capped at 200 steps (the learning recipe's cap), the rollout's
-#                    log-probs reused, no gradient checkpointing (micro-batches of 16 chunks instead)
+#   7b_lora_lean     the same step with the rollout's log-probs reused and no gradient checkpointing (micro-batches
+#                    of 16 chunks instead)
 #   7b_smoke         the 7B LoRA path at a tenth of the size: 8 x 8 trajectories, 60-step rollouts (does it run on
 #                    CUDA, and its per-chunk rates, in ~2-3 minutes)
 #   7b_fsdp          the same step on 2 GPUs of one host, FSDP2 full fine-tune (256 envs per rank)
@@ -17,7 +17,7 @@
 # checkpoint in ~57 s (both from the progress bar) and then filled the disk writing final/ as a second copy.
 # The from-scratch 7B has byte-level prompts (its Llama tokenizer needs files): ~2-3x the prompt tokens.
 # Expected from the H100 rollout benchmark (5.47 TFLOP per chunk sample, 420 TFLOP/s; not measured as a step):
-# 7b_lora ~20-25 min (38 chunks per trajectory: rollout ~4, old log-probs ~4, update ~15 min), 7b_lora_lean ~10.
+# 7b_lora (200-step cap: 25 chunks per trajectory) ~15 min: rollout ~3, old log-probs ~3, update ~10; 7b_lora_lean ~10.
 set -o pipefail
 export PYTHONPATH=$PWD/exts/openarm_vla${PYTHONPATH:+:$PYTHONPATH} OMNI_KIT_ACCEPT_EULA=YES PYTHONUNBUFFERED=1
 RUN=/root/runs/scale
@@ -25,13 +25,13 @@ mkdir -p "$RUN" ${OUT:+"$OUT"}
 common=(--algo grpo --device cuda agent.eval_episodes=0 agent.keep_low=-0.01 agent.save_every=0 agent.max_rounds=1)
 small=(--preset small --num_envs 2048 agent.group_size=8 agent.max_iterations=3 agent.max_rollout_steps=300
        agent.batch_size=512 agent.micro_batch_size=512 env.scene.front_camera.width=128 env.scene.front_camera.height=128)
-big=(--recipe configs/grpo_7b.yaml agent.max_iterations=1 agent.max_rollout_steps=300)
+big=(--recipe configs/grpo_7b.yaml agent.max_iterations=1)
 for name in "$@"; do
   case $name in
     small1)  cmd=(python3 scripts/train.py "${common[@]}" "${small[@]}") ;;
     small2)  cmd=(python3 -m torch.distributed.run --standalone --nproc_per_node=2 scripts/train.py "${common[@]}" "${small[@]}") ;;
     7b_lora) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512) ;;
-    7b_lora_lean) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512 agent.max_rollout_steps=200
+    7b_lora_lean) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512
                   agent.recompute_old_logprobs=false agent.gradient_checkpointing=false agent.micro_batch_size=16) ;;
     7b_smoke) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 64 agent.num_groups=8
                   agent.max_rollout_steps=60 agent.batch_size=32) ;;
@@ -42,9 +42,22 @@ for name in "$@"; do
   rm -rf "${RUN:?}/$name"
   df -h --output=avail "$RUN" | tail -1 | sed "s/^/[gpu_scale] disk free before $name: /"
   echo "[gpu_scale] $name: ${cmd[*]}"
-  timeout -s KILL "${BUDGET_S:-560}" "${cmd[@]}" --output "$RUN/$name" 2>&1 | grep --line-buffered -v -E "INFO\]|Warp CUDA|it/s\]|ep/s\]|^\+|^\|"
-  rc=${PIPESTATUS[0]}
-  (( rc != 0 )) && echo "[gpu_scale] $name exited $rc"
+  # the raw output (progress bars included) goes to $RUN/$name.raw.log, its lines without the bars and the env's
+  # tables here and to $RUN/$name.log; once the last iteration's line is out (metrics.jsonl has it), the run is
+  # stopped unless KEEP_WEIGHTS=1: the timing runs' random weights are not worth a 28 GB write
+  (timeout -s KILL "${BUDGET_S:-560}" "${cmd[@]}" --output "$RUN/$name" 2>&1; echo "[gpu_scale] $name exited $?") \
+    | tee "$RUN/$name.raw.log" | sed -u 's/\r/\n/g' \
+    | grep --line-buffered -v -E "INFO\]|Warp CUDA|[0-9]+/[0-9]+ \[[0-9:]+<|^\s*$|^\+|^\|" | tee "$RUN/$name.log" &
+  pipe=$!
+  while kill -0 "$pipe" 2>/dev/null; do
+    if [ "${KEEP_WEIGHTS:-0}" != 1 ] && grep -q -E "^\[grpo\] iteration ([0-9]+)/\1:" "$RUN/$name.log" 2>/dev/null; then
+      sleep 2; echo "[gpu_scale] $name: last iteration done; stopping it before its checkpoint write"
+      pkill -KILL -f -- "--output $RUN/$name" ; break
+    fi
+    sleep 2
+  done
+  wait "$pipe"
+  find "$RUN/$name" -name "*.safetensors*" -delete 2>/dev/null  # the next run needs the disk
   if [ -n "${OUT:-}" ] && [ -f "$RUN/$name/metrics.jsonl" ]; then
     cp "$RUN/$name/metrics.jsonl" "$OUT/$name.jsonl"
     python3 - "$RUN/$name/metrics.jsonl" "$OUT/$name.json" <<'PY'
