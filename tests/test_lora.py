@@ -76,3 +76,34 @@ def test_lora_resume_restores_the_adapters_exactly(tmp_path):
     assert state["iteration"] == 3
     for (n1, p1), (_, p2) in zip(model.state_dict().items(), again.state_dict().items()):
         assert torch.equal(p1, p2), n1
+
+
+def test_frozen_weights_held_in_bf16_give_the_same_autocast_forward_and_an_fp32_export():
+    from openarm_vla.train.lora import hold_frozen_weights_in
+
+    model, vla, _ = _trained_lora_model()
+    batch = _batch(vla, seed=7)
+    with torch.no_grad():
+        want = model(**batch, dtype="bfloat16")  # bf16 autocast (on the CPU here; CUDA in training)
+        want_export = merged_state_dict(model)
+    frozen_before = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
+    n = hold_frozen_weights_in(model, torch.bfloat16)
+    params = dict(model.named_parameters())
+    assert n > 0 and all(p.dtype == torch.float32 for p in params.values() if p.requires_grad)
+    assert params["language_model.model.layers.0.self_attn.q_proj.base_layer.weight"].dtype == torch.bfloat16
+    assert params["language_model.model.layers.0.input_layernorm.weight"].dtype == torch.float32  # norms keep fp32
+    assert params["language_model.model.embed_tokens.weight"].dtype == torch.float32
+    frozen_after = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
+    assert frozen_after < 0.6 * frozen_before
+    with torch.no_grad():
+        assert torch.equal(model(**batch, dtype="bfloat16"), want)  # autocast multiplied with these bf16 values already
+    export = merged_state_dict(model)
+    assert set(export) == set(want_export) and all(v.dtype == want_export[k].dtype for k, v in export.items())
+    # the export sums in fp32: the bf16-rounded base plus the adapters' delta, which bf16 would round away
+    name = "language_model.model.layers.0.self_attn.q_proj"
+    layer = model.get_submodule(name)
+    delta = layer.get_delta_weight("default").float()
+    assert delta.abs().max() > 0
+    assert torch.equal(export[f"{name}.weight"], layer.get_base_layer().weight.float() + delta)
+    base32 = want_export[f"{name}.weight"] - delta  # the fp32 base before: the export moved by its bf16 rounding only
+    assert ((export[f"{name}.weight"] - want_export[f"{name}.weight"]).abs() <= 2 ** -8 * base32.abs() + 1e-9).all()

@@ -147,9 +147,9 @@ def test_lr_factor_warmup_then_constant_or_cosine():
 def test_grpo_iteration_summary_line():
     from openarm_vla.train.grpo import iteration_summary
 
-    m = {"perf/iteration_s": 44.42, "perf/rollout_s": 20.61, "perf/logprob_s": 6.04, "perf/update_s": 17.77,
+    m = {"perf/iteration_s": 44.42, "perf/rollout_s": 20.61, "perf/rollout_policy_s": 13.26, "perf/logprob_s": 6.04, "perf/update_s": 17.77,
          "rollout/success_rate": 0.2168, "rollout/kept_groups": 256.0, "rollout/rounds": 1.0,
          "perf/env_steps_per_s": 39719.3, "policy/approx_kl": 0.005188, "perf/peak_mem_gb": 37.26}
     assert iteration_summary(12, 12, m) == (
-        "[grpo] iteration 12/12: 44.4 s (rollout 20.6, log-probs 6.0, update 17.8); sampled success 0.217, "
+        "[grpo] iteration 12/12: 44.4 s (rollout 20.6 [policy 13.3], log-probs 6.0, update 17.8); sampled success 0.217, "
         "256 groups kept in 1 round(s), 39.7k env-steps/s, approx_kl 0.0052, peak 37.3 GB")

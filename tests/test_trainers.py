@@ -20,7 +20,7 @@ from conftest import ROOT, VISION
 TINY_ENV = ["env.scene.front_camera.width=32", "env.scene.front_camera.height=32", "env.episode_length_s=1.0"]
 GRPO_KEYS = {"rollout/success_rate", "rollout/kept_groups", "rollout/rounds", "rollout/mean_finish_step", "policy/loss",
              "policy/entropy", "policy/approx_kl", "policy/clip_frac_low", "policy/clip_frac_high", "policy/grad_norm",
-             "policy/lr", "perf/rollout_s", "perf/update_s", "perf/env_steps_per_s"}
+             "policy/lr", "perf/rollout_s", "perf/rollout_policy_s", "perf/update_s", "perf/env_steps_per_s"}
 EVAL_KEYS = {"eval/success", "eval/ci_low", "eval/ci_high"}
 
 
@@ -134,6 +134,7 @@ def test_grpo_dynamic_sampling_metrics_and_resume_after_sigkill(demos, tmp_path)
         assert r["rollout/success_rate"] == pytest.approx(2 / 8)
         assert r["policy/trajectories"] == 4 and r["policy/grad_norm"] > 0 and r["adv/std"] > 0
         assert r["policy/ratio_dev_first_minibatch"] < 1e-5  # recomputed old log-probs == the first forward's
+        assert 0 < r["perf/rollout_policy_s"] < r["perf/rollout_s"]  # the policy's share; the rest is the env
     # 4 trajectories / batch_size 2 = 2 optimizer steps per iteration, warm-up over 3: the last step of iteration 1
     # ran at 2/3 of the LR, iteration 2 at the full LR (after a resume too: the scheduler is in the checkpoint)
     assert [r["policy/lr"] for r in recs[1:3]] == pytest.approx([2e-4 / 3, 1e-4])

@@ -1,23 +1,22 @@
 #!/usr/bin/env bash
 # The scale-out measurements (issue 10) on a lent GPU machine with Isaac Lab staged under /root/site:
 #   bash benchmarks/scale/gpu_scale.sh small1 small2 7b_lora 7b_fsdp       (each <= BUDGET_S seconds)
-#   small1 / small2  small-preset GRPO, 2048 envs (256 groups x 8) per GPU, on 1 and 2 GPUs: scaling efficiency
-#   7b_lora          the 7B preset, one GRPO step of 64 x 8 trajectories on one GPU, LoRA r=32
-#   7b_lora_lean     the same step with the rollout's log-probs reused and no gradient checkpointing (micro-batches
-#                    of 16 chunks instead)
-#   7b_smoke         the 7B LoRA path at a tenth of the size: 8 x 8 trajectories, 60-step rollouts (does it run on
-#                    CUDA, and its per-chunk rates, in ~2-3 minutes)
-#   7b_fsdp          the same step on 2 GPUs of one host, FSDP2 full fine-tune (256 envs per rank)
+#   small1 / small2   small-preset GRPO, 2048 envs (256 groups x 8) per GPU, on 1 and 2 GPUs: scaling efficiency
+#   7b_lora           the 7B preset (configs/grpo_7b.yaml), one GRPO step of 64 x 8 trajectories on one GPU: LoRA
+#                     r=32, frozen base in bf16, micro-batches of 16 without gradient checkpointing, the rollout's
+#                     log-probs reused
+#   7b_lora_fp32base  the same with the frozen base in fp32 (measured 2026-12-02: h200/7b_lora_fp32base.*)
+#   7b_lora_gc        the low-memory variant: gradient checkpointing, micro-batches of 32, old log-probs recomputed
+#                     (SimpleVLA-RL's choices)
+#   7b_smoke          the 7B LoRA path at a tenth of the size: 8 x 8 trajectories, 60-step rollouts (does it run on
+#                     CUDA, in ~2-3 minutes)
+#   7b_fsdp           the step on 2 GPUs of one host, FSDP2 full fine-tune (256 envs per rank), checkpointing on
 # Random-init weights (timing only): agent.keep_low=-0.01 keeps every group, so each iteration updates on all
 # its trajectories. Each run's metrics.jsonl goes to $OUT/NAME.jsonl, its last iteration's numbers to $OUT/NAME.json.
-# A 7B step may outlast one 10-minute device call: start it detached and follow its streamed output, e.g.
+# A 7B step outlasts one 10-minute device call: start it detached and follow its streamed output, e.g.
 #   OUT=/root/runs/scale/out BUDGET_S=1500 setsid nohup bash benchmarks/scale/gpu_scale.sh 7b_lora > /root/runs/scale.log 2>&1 &
-# A 7B run writes its policy in fp32 (~28 GB) under $RUN, once (final/ hard-links the last checkpoint's). The first
-# 7B attempt (7b_smoke, 2026-12-02, after a learning run on the same disk) ran its iteration in ~49 s, wrote its
-# checkpoint in ~57 s (both from the progress bar) and then filled the disk writing final/ as a second copy.
-# The from-scratch 7B has byte-level prompts (its Llama tokenizer needs files): ~2-3x the prompt tokens.
-# Expected from the H100 rollout benchmark (5.47 TFLOP per chunk sample, 420 TFLOP/s; not measured as a step):
-# 7b_lora (200-step cap: 25 chunks per trajectory) ~15 min: rollout ~3, old log-probs ~3, update ~10; 7b_lora_lean ~10.
+# The from-scratch 7B has byte-level prompts (its Llama tokenizer needs files): 385 tokens per sample instead of
+# ~340 with the Llama tokenizer (~12 % more FLOPs). benchmarks/scale/model_phases.py times the model alone.
 set -o pipefail
 export PYTHONPATH=$PWD/exts/openarm_vla${PYTHONPATH:+:$PYTHONPATH} OMNI_KIT_ACCEPT_EULA=YES PYTHONUNBUFFERED=1
 RUN=/root/runs/scale
@@ -31,12 +30,14 @@ for name in "$@"; do
     small1)  cmd=(python3 scripts/train.py "${common[@]}" "${small[@]}") ;;
     small2)  cmd=(python3 -m torch.distributed.run --standalone --nproc_per_node=2 scripts/train.py "${common[@]}" "${small[@]}") ;;
     7b_lora) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512) ;;
-    7b_lora_lean) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512
-                  agent.recompute_old_logprobs=false agent.gradient_checkpointing=false agent.micro_batch_size=16) ;;
+    7b_lora_fp32base) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512 agent.lora.frozen_bf16=false) ;;
+    7b_lora_gc) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512 agent.gradient_checkpointing=true
+                agent.micro_batch_size=32 agent.recompute_old_logprobs=true) ;;
     7b_smoke) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 64 agent.num_groups=8
                   agent.max_rollout_steps=60 agent.batch_size=32) ;;
     7b_fsdp) cmd=(python3 -m torch.distributed.run --standalone --nproc_per_node=2 scripts/train.py "${common[@]}" "${big[@]}"
-                  --num_envs 256 agent.lora.enabled=false agent.parallel=fsdp) ;;
+                  --num_envs 256 agent.lora.enabled=false agent.parallel=fsdp agent.gradient_checkpointing=true
+                  agent.micro_batch_size=32) ;;
     *) echo "[gpu_scale] unknown run $name"; exit 2 ;;
   esac
   rm -rf "${RUN:?}/$name"
@@ -64,7 +65,7 @@ for name in "$@"; do
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1]) if '"perf/iteration_s"' in l]
 last = recs[-1] if recs else {}
-keys = ("perf/iteration_s", "perf/rollout_s", "perf/logprob_s", "perf/update_s", "perf/env_steps_per_s",
+keys = ("perf/iteration_s", "perf/rollout_s", "perf/rollout_policy_s", "perf/logprob_s", "perf/update_s", "perf/env_steps_per_s",
         "perf/update_env_steps_per_s", "perf/peak_mem_gb", "rollout/mean_finish_step", "rollout/env_steps_total",
         "policy/trajectories", "policy/optimizer_steps")
 out = {k: last.get(k) for k in keys}

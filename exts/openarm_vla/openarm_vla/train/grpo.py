@@ -77,12 +77,17 @@ class ChunkStore:
         return collate_chunks(self.parts, self.policy.vla.tokenizer.pad_token_id) if self.parts else {}
 
 
-def collect_round(env, policy: VLAEnvPolicy, group_size: int, max_steps: int | None) -> tuple[dict, object]:
-    """One rollout round of all envs: (chunks keyed by env, the FirstEpisodes outcome)."""
+def collect_round(env, policy: VLAEnvPolicy, group_size: int, max_steps: int | None) -> tuple[dict, object, float]:
+    """One rollout round of all envs: (chunks keyed by env, the FirstEpisodes outcome, seconds in the policy).
+    The policy's calls are timed GPU-synchronized: the rest of the round is the env and the loop."""
+    from openarm_vla.perf import TimedPolicy
+
     obs = reset_groups(env, group_size)
     store = ChunkStore(policy)
-    out = first_episodes(env, policy, obs, on_step=store, max_steps=max_steps)
-    return store.gather(), out
+    sync = torch.cuda.synchronize if str(env.device).startswith("cuda") and torch.cuda.is_available() else (lambda: None)
+    timed = TimedPolicy(policy, sync)
+    out = first_episodes(env, timed, obs, on_step=store, max_steps=max_steps)
+    return store.gather(), out, timed.seconds
 
 
 def select_trajectories(chunks: dict, out, keep_env: torch.Tensor, traj_offset: int) -> tuple[dict, dict]:
@@ -258,7 +263,8 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
 
 def iteration_summary(iteration: int, total: int, m: dict) -> str:
     """The console line of one iteration: headless logs (clusters, detached runs) keep it when the bar is gone."""
-    return (f"[grpo] iteration {iteration}/{total}: {m['perf/iteration_s']:.1f} s (rollout {m['perf/rollout_s']:.1f}, "
+    return (f"[grpo] iteration {iteration}/{total}: {m['perf/iteration_s']:.1f} s (rollout {m['perf/rollout_s']:.1f} "
+            f"[policy {m.get('perf/rollout_policy_s', 0.0):.1f}], "
             f"log-probs {m.get('perf/logprob_s', 0.0):.1f}, update {m['perf/update_s']:.1f}); sampled success "
             f"{m['rollout/success_rate']:.3f}, {int(m['rollout/kept_groups'])} groups kept in {m['rollout/rounds']:g} round(s), "
             f"{m['perf/env_steps_per_s'] / 1e3:.1f}k env-steps/s, approx_kl {m.get('policy/approx_kl', 0.0):.4f}, "
@@ -283,8 +289,10 @@ def iteration_step(env, vla, sampler, model, opt, sched, agent, B: int, G: int, 
     t0 = time.perf_counter()
     vla.model.eval()
     parts, trajs, kept_groups, rounds, steps, successes, seen, finish_sum = [], [], 0, 0, 0, 0, 0, 0
+    policy_s = 0.0
     while kept_groups < B and rounds < agent.max_rounds:
-        chunks, out = collect_round(env, sampler, G, agent.max_rollout_steps)
+        chunks, out, secs = collect_round(env, sampler, G, agent.max_rollout_steps)
+        policy_s += secs
         rounds += 1
         steps += out.steps * env.num_envs
         successes += int(out.success.sum())
@@ -304,6 +312,7 @@ def iteration_step(env, vla, sampler, model, opt, sched, agent, B: int, G: int, 
     metrics = {"rollout/success_rate": successes / max(seen, 1), "rollout/kept_groups": kept_groups,
                "rollout/rounds": rounds, "rollout/mean_finish_step": finish_sum / max(seen, 1),
                "rollout/env_steps_total": counters["env_steps"], "perf/rollout_s": rollout_s,
+               "perf/rollout_policy_s": policy_s,
                "perf/env_steps_per_s": steps / max(rollout_s, 1e-9)}
     kept_all = int(distributed.all_sum(d, kept_groups))
     sums = ("rollout/kept_groups", "rollout/env_steps_total", "perf/env_steps_per_s", "policy/trajectories",

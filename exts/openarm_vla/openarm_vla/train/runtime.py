@@ -215,7 +215,7 @@ def build_model(agent, device, knobs: dict[str, str] | None = None):
             model = OpenVLAForActionPrediction(cfg)
         model, norm_stats = model.to(device), {}
     if agent.lora.enabled:
-        enable_lora(model, agent.lora)
+        enable_lora(model, agent.lora, agent.dtype if str(device).startswith("cuda") else None)
     if agent.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     return model, tok, norm_stats
