@@ -88,7 +88,7 @@ def main() -> None:
                      "peak_gb": round(mem, 1)})
         print(json.dumps(rows[-1]), flush=True)
         if "lora" not in layout:  # rollout only
-            del model, vla
+            model = vla = None  # free the GPU before the next layout
             torch.cuda.empty_cache()
             continue
         model.train()
@@ -114,7 +114,7 @@ def main() -> None:
                          "samples_per_s": round(micro / s, 1), "tflops_2x": round(2 * flops * micro / s / 1e12, 1),
                          "peak_gb": round(mem, 1)})
             print(json.dumps(rows[-1]), flush=True)
-        del model, vla
+        model = vla = None  # free the GPU before the next layout
         torch.cuda.empty_cache()
         if args.json:
             json.dump({"device": torch.cuda.get_device_name(0) if dev == "cuda" else "cpu", "preset": args.preset, "rows": rows},
