@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from openarm_vla.perf import forward_flops
+from openarm_vla.perf import device_sync, forward_flops
 from openarm_vla.train.lora import apply_lora, hold_frozen_weights_in
 from openarm_vla.vla import OpenVLAForActionPrediction, VLAPolicy, get_preset, make_text_tokenizer
 from openarm_vla.vla.sampling import logprobs_of
@@ -28,7 +28,7 @@ from openarm_vla.vla.sampling import logprobs_of
 def timed(fn, reps: int) -> tuple[float, float]:
     """(mean seconds of ``reps`` calls after one warm-up, peak GB)."""
     cuda = torch.cuda.is_available()
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync = device_sync("cuda" if cuda else "cpu")
     fn()
     sync()
     if cuda:

@@ -13,13 +13,17 @@ H100_BF16_PEAK = 989e12
 """Dense bf16 peak of an H100 / H200 SXM (FLOP/s), the MFU denominator."""
 
 
+def device_sync(device):
+    """``torch.cuda.synchronize`` for a CUDA device (to time asynchronous GPU work), a no-op elsewhere."""
+    return torch.cuda.synchronize if str(device).startswith("cuda") and torch.cuda.is_available() else (lambda: None)
+
+
 class StageClock:
     """Wall seconds per named part of a loop. On CUDA each part is synchronized at both ends, so asynchronous GPU
     work is charged to the part that launched it (a few syncs per step: for finding the slow part, not for speed)."""
 
     def __init__(self, device):
-        cuda = str(device).startswith("cuda") and torch.cuda.is_available()
-        self.sync = torch.cuda.synchronize if cuda else (lambda: None)
+        self.sync = device_sync(device)
         self.seconds: dict[str, float] = {}
 
     @contextmanager
@@ -58,8 +62,7 @@ def env_throughput(task: str, num_envs: int, image_size: int | None, steps: int,
     try:
         obs, _ = env.reset()
         policy = make_policy("random", env)
-        cuda = str(env.device).startswith("cuda")
-        sync = torch.cuda.synchronize if cuda else (lambda: None)
+        sync = device_sync(env.device)
         obs = step_loop(env, policy, obs, lambda s: False, max_steps=warmup)
         sync()
         t0 = time.perf_counter()
@@ -134,7 +137,7 @@ def policy_rollout_throughput(task: str, preset: str, num_envs: int, image_size:
     try:
         obs, _ = env.reset()
         cuda = str(env.device).startswith("cuda")
-        sync = torch.cuda.synchronize if cuda else (lambda: None)
+        sync = device_sync(env.device)
         inner = make_policy(f"preset:{preset}", env)
         vla = inner.vla
         vla.dtype = "bfloat16" if cuda else "float32"

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from openarm_vla.perf import TimedPolicy, device_sync
 from openarm_vla.policies.vla import VLAEnvPolicy
 from openarm_vla.rollout import first_episodes
 from openarm_vla.tasks.box_grasp.scene_state import reset_groups
@@ -80,12 +81,9 @@ class ChunkStore:
 def collect_round(env, policy: VLAEnvPolicy, group_size: int, max_steps: int | None) -> tuple[dict, object, float]:
     """One rollout round of all envs: (chunks keyed by env, the FirstEpisodes outcome, seconds in the policy).
     The policy's calls are timed GPU-synchronized: the rest of the round is the env and the loop."""
-    from openarm_vla.perf import TimedPolicy
-
     obs = reset_groups(env, group_size)
     store = ChunkStore(policy)
-    sync = torch.cuda.synchronize if str(env.device).startswith("cuda") and torch.cuda.is_available() else (lambda: None)
-    timed = TimedPolicy(policy, sync)
+    timed = TimedPolicy(policy, device_sync(env.device))
     out = first_episodes(env, timed, obs, on_step=store, max_steps=max_steps)
     return store.gather(), out, timed.seconds
 
@@ -282,7 +280,7 @@ def iteration_step(env, vla, sampler, model, opt, sched, agent, B: int, G: int, 
     the global counts and gradients summed over the ranks: the gradient of the global mini-batch. Under FSDP
     every forward is collective, so ranks with fewer micro-batches pad with zero-weight ones."""
     d = d or distributed.Dist(device=str(env.device))
-    sync = torch.cuda.synchronize if torch.cuda.is_available() and str(env.device).startswith("cuda") else (lambda: None)
+    sync = device_sync(env.device)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     # ------------------------------------------------------------------ 1-2. rollout rounds with dynamic sampling
