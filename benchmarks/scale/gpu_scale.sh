@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # The scale-out measurements (issue 10) on a lent GPU machine with Isaac Lab staged under /root/site:
-#   bash benchmarks/scale/gpu_scale.sh small1 small2 7b_lora 7b_fsdp       (each <= BUDGET_S seconds)
+#   bash benchmarks/scale/gpu_scale.sh warm small1 small2 7b_lora 7b_fsdp  (each <= BUDGET_S seconds)
+#   warm              first on a fresh machine: the timed runs' env (224 px, groups of 8, WARM_ENVS envs, default 512)
+#                     under GRPO with the tiny preset for 16 steps. Warp compiles the env's step kernels on their first
+#                     use (~40 s on a CPU; part of the GPU's ~80 s "first Isaac Lab run") and caches them in
+#                     ~/.cache/warp; MuJoCo-Warp specializes its broadphase kernel on the number of worlds, so the
+#                     envs per GPU must match the timed run's. Without it a timed run's single iteration carries the
+#                     compilation (7b_lora_fp32base did)
 #   small1 / small2   small-preset GRPO, 2048 envs (256 groups x 8) per GPU, on 1 and 2 GPUs: scaling efficiency
 #   7b_lora           the 7B preset (configs/grpo_7b.yaml), one GRPO step of 64 x 8 trajectories on one GPU: LoRA
 #                     r=32, frozen base in bf16, micro-batches of 16 without gradient checkpointing, the rollout's
@@ -25,8 +31,11 @@ common=(--algo grpo --device cuda agent.eval_episodes=0 agent.keep_low=-0.01 age
 small=(--preset small --num_envs 2048 agent.group_size=8 agent.max_iterations=3 agent.max_rollout_steps=300
        agent.batch_size=512 agent.micro_batch_size=512 env.scene.front_camera.width=128 env.scene.front_camera.height=128)
 big=(--recipe configs/grpo_7b.yaml agent.max_iterations=1)
+warm=(--recipe configs/grpo_7b.yaml --preset tiny --num_envs "${WARM_ENVS:-512}" agent.max_rollout_steps=16
+      agent.lora.enabled=false agent.max_iterations=1)
 for name in "$@"; do
   case $name in
+    warm)    cmd=(python3 scripts/train.py "${common[@]}" "${warm[@]}") ;;
     small1)  cmd=(python3 scripts/train.py "${common[@]}" "${small[@]}") ;;
     small2)  cmd=(python3 -m torch.distributed.run --standalone --nproc_per_node=2 scripts/train.py "${common[@]}" "${small[@]}") ;;
     7b_lora) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512) ;;
