@@ -5,8 +5,8 @@
 #                     under GRPO with the tiny preset for 16 steps. Warp compiles the env's step kernels on their first
 #                     use (~40 s on a CPU; part of the GPU's ~80 s "first Isaac Lab run") and caches them in
 #                     ~/.cache/warp; MuJoCo-Warp specializes its broadphase kernel on the number of worlds, so the
-#                     envs per GPU must match the timed run's. Without it a timed run's single iteration carries the
-#                     compilation (7b_lora_fp32base did)
+#                     envs per GPU must match the timed run's (WARM_ENVS=256 before 7b_fsdp, 2048 before small1/2).
+#                     Without it a timed run's single iteration carries the compilation (7b_lora_fp32base did)
 #   small1 / small2   small-preset GRPO, 2048 envs (256 groups x 8) per GPU, on 1 and 2 GPUs: scaling efficiency
 #   7b_lora           the 7B preset (configs/grpo_7b.yaml), one GRPO step of 64 x 8 trajectories on one GPU: LoRA
 #                     r=32, frozen base in bf16, micro-batches of 16 without gradient checkpointing, the rollout's
