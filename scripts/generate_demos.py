@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     from openarm_vla.data.hdf5_format import DemoWriter
     from openarm_vla.data.recorder import DemoRecorder
     from openarm_vla.data.statistics import write_dataset_statistics
-    from openarm_vla.perf import StageClock
+    from openarm_vla.perf import StageClock, compile_env_step
     from openarm_vla.rollout import step_loop
     from openarm_vla.utils.io import DiskFullError
 
@@ -88,6 +88,7 @@ def main(argv=None) -> int:
             rec = DemoRecorder(env, writer, args.num_demos, args.success_only, store_states=not args.no_states,
                                max_episodes=args.max_episodes or 3 * args.num_demos + 2 * env.num_envs,
                                seed=args.seed, expert=args.expert)
+            first_step_s = compile_env_step(env)  # kernel compilation stays out of the loop's breakdown
             obs, _ = env.reset(seed=args.seed)
             rec.begin(obs)
             bar = tqdm(total=args.num_demos, desc="demos", unit="demo", dynamic_ncols=True, disable=args.no_progress)
@@ -109,7 +110,8 @@ def main(argv=None) -> int:
             loop_s = time.time() - t_loop
             bar.close()
             print(f"[generate_demos] {env.num_envs} envs x {steps[0]} steps in {loop_s:.1f} s: "
-                  f"{clock.summary(loop_s, 'env.step (physics, camera, observations)')}")
+                  f"{clock.summary(loop_s, 'env.step (physics, camera, observations)')}; before the loop, the first "
+                  f"env step (kernel compilation where Warp's cache lacks it) {first_step_s:.1f} s")
             rate = 100 * rec.succeeded / rec.finished if rec.finished else float("nan")
             print(f"[generate_demos] expert {args.expert}: {rec.succeeded}/{rec.finished} finished episodes succeeded "
                   f"({rate:.1f}%); failures: {rec.failures}; {time.time() - t0:.1f} s wall")

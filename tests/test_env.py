@@ -214,3 +214,15 @@ def test_state_task_has_privileged_obs_and_dense_reward(env_factory):
     _, reward, *_ = e.step(hold_action(e))
     assert (reward > 0).all(), "the reach shaping term rewards every step"
     assert set(e.reward_manager.active_terms) >= {"reach", "close_near", "held", "lifted", "success"}
+
+
+def test_compile_env_step_takes_one_step_and_draws_no_random_numbers(env):
+    """GRPO and generate_demos take this step before their timed loops: it must not shift their random streams."""
+    from openarm_vla.perf import compile_env_step
+
+    rng, steps, counter = torch.get_rng_state(), env.episode_length_buf.clone(), env.common_step_counter
+    assert compile_env_step(env) > 0
+    assert env.common_step_counter == counter + 1 and torch.equal(env.episode_length_buf, steps + 1)
+    assert torch.equal(torch.get_rng_state(), rng)
+    env.reset()
+

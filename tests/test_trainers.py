@@ -272,8 +272,13 @@ def test_torchrun_two_processes_ddp_and_fsdp_sft_grpo_and_resume(demos, tmp_path
     a, b = ([r for r in _records(runs[k]) if "policy/loss" in r][0] for k in ("ddp", "fsdp"))
     assert a["rollout/kept_groups"] == 2 and a["policy/trajectories"] == 4 and a["policy/grad_norm"] > 0
     assert a["rollout/success_rate"] == pytest.approx(0.5) and a["policy/optimizer_steps"] == 2
-    for key in ("policy/loss", "policy/grad_norm", "policy/approx_kl", "policy/entropy"):
+    for key in ("policy/grad_norm", "policy/approx_kl", "policy/entropy"):
         assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-9), key
+    # the loss is a cancellation: per-token terms of size |A| = 0.71 with advantages summing to zero leave ~2e-4, and
+    # each term carries fp32 rounding (~1e-7). Over three runs of this test (its demos, hence its rollouts, depend on
+    # the tests before it) DDP and FSDP differed by 4e-9 / 1.9e-8 / 3.0e-8 absolute, 2.4e-5 / 9.1e-5 / 1.2e-4 relative:
+    # compared on the scale of its terms. An error in the objective shows at the loss's own scale, and in grad_norm.
+    assert b["policy/loss"] == pytest.approx(a["policy/loss"], rel=1e-4, abs=1e-6)
     assert _records(runs["fsdp"])[-1]["eval/success"] == _records(runs["ddp"])[-1]["eval/success"]
     _torchrun([*grpo, "--max_iterations", "2", "agent.parallel=fsdp", "--output", str(runs["fsdp"]), "--resume"],
               tmp_path / "grpo_fsdp2.log", forced=True)

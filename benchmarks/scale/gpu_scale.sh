@@ -1,12 +1,6 @@
 #!/usr/bin/env bash
 # The scale-out measurements (issue 10) on a lent GPU machine with Isaac Lab staged under /root/site:
-#   bash benchmarks/scale/gpu_scale.sh warm small1 small2 7b_lora 7b_fsdp  (each <= BUDGET_S seconds)
-#   warm              first on a fresh machine: the timed runs' env (224 px, groups of 8, WARM_ENVS envs, default 512)
-#                     under GRPO with the tiny preset for 16 steps. Warp compiles the env's step kernels on their first
-#                     use (~40 s on a CPU; part of the GPU's ~80 s "first Isaac Lab run") and caches them in
-#                     ~/.cache/warp; MuJoCo-Warp specializes its broadphase kernel on the number of worlds, so the
-#                     envs per GPU must match the timed run's (WARM_ENVS=256 before 7b_fsdp, 2048 before small1/2).
-#                     Without it a timed run's single iteration carries the compilation (7b_lora_fp32base did)
+#   bash benchmarks/scale/gpu_scale.sh small1 small2 7b_lora 7b_fsdp       (each <= BUDGET_S seconds)
 #   small1 / small2   small-preset GRPO, 2048 envs (256 groups x 8) per GPU, on 1 and 2 GPUs: scaling efficiency
 #   7b_lora           the 7B preset (configs/grpo_7b.yaml), one GRPO step of 64 x 8 trajectories on one GPU: LoRA
 #                     r=32, frozen base in bf16, micro-batches of 16 without gradient checkpointing, the rollout's
@@ -17,6 +11,8 @@
 #   7b_smoke          the 7B LoRA path at a tenth of the size: 8 x 8 trajectories, 60-step rollouts (does it run on
 #                     CUDA, in ~2-3 minutes)
 #   7b_fsdp           the step on 2 GPUs of one host, FSDP2 full fine-tune (256 envs per rank), checkpointing on
+# GRPO takes one env step before its first iteration (Warp compiles the physics kernels its cache lacks there,
+# printed as "[grpo] first env step"), so a single timed iteration is the steady state.
 # Random-init weights (timing only): agent.keep_low=-0.01 keeps every group, so each iteration updates on all
 # its trajectories. Each run's metrics.jsonl goes to $OUT/NAME.jsonl, its last iteration's numbers to $OUT/NAME.json.
 # A 7B step outlasts one 10-minute device call: start it detached and follow its streamed output, e.g.
@@ -31,11 +27,8 @@ common=(--algo grpo --device cuda agent.eval_episodes=0 agent.keep_low=-0.01 age
 small=(--preset small --num_envs 2048 agent.group_size=8 agent.max_iterations=3 agent.max_rollout_steps=300
        agent.batch_size=512 agent.micro_batch_size=512 env.scene.front_camera.width=128 env.scene.front_camera.height=128)
 big=(--recipe configs/grpo_7b.yaml agent.max_iterations=1)
-warm=(--recipe configs/grpo_7b.yaml --preset tiny --num_envs "${WARM_ENVS:-512}" agent.max_rollout_steps=16
-      agent.lora.enabled=false agent.max_iterations=1)
 for name in "$@"; do
   case $name in
-    warm)    cmd=(python3 scripts/train.py "${common[@]}" "${warm[@]}") ;;
     small1)  cmd=(python3 scripts/train.py "${common[@]}" "${small[@]}") ;;
     small2)  cmd=(python3 -m torch.distributed.run --standalone --nproc_per_node=2 scripts/train.py "${common[@]}" "${small[@]}") ;;
     7b_lora) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512) ;;

@@ -18,6 +18,21 @@ def device_sync(device):
     return torch.cuda.synchronize if str(device).startswith("cuda") and torch.cuda.is_available() else (lambda: None)
 
 
+def compile_env_step(env) -> float:
+    """Take one env step (all-zero action) and return its seconds; call it before a loop that times its steps.
+
+    Warp compiles the physics step's kernels (MuJoCo-Warp's collision and solver) on the first ``env.step`` of a
+    process whose kernel cache lacks them: a fresh machine (~40 s on a CPU), or a new ``--num_envs`` (one broadphase
+    kernel takes the world count as a constant). Without this that compilation lands in the first timed iteration.
+    The step leaves the envs mid-episode and draws no random numbers: callers reset before they run episodes."""
+    sync = device_sync(env.device)
+    sync()
+    t0 = time.perf_counter()
+    env.step(torch.zeros(env.num_envs, env.action_manager.total_action_dim, device=env.device))
+    sync()
+    return time.perf_counter() - t0
+
+
 class StageClock:
     """Wall seconds per named part of a loop. On CUDA each part is synchronized at both ends, so asynchronous GPU
     work is charged to the part that launched it (a few syncs per step: for finding the slow part, not for speed)."""

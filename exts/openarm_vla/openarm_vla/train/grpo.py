@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from openarm_vla.perf import TimedPolicy, device_sync
+from openarm_vla.perf import TimedPolicy, compile_env_step, device_sync
 from openarm_vla.policies.vla import VLAEnvPolicy
 from openarm_vla.rollout import first_episodes
 from openarm_vla.tasks.box_grasp.scene_state import reset_groups
@@ -175,6 +175,10 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
         env.close()
         raise TrainError(f"agent.eval_episodes {agent.eval_episodes} > num_envs {env.num_envs}: the validation bank "
                          "runs in one pass (lower agent.eval_episodes or raise --num_envs)")
+    first_step_s = compile_env_step(env)  # so that iteration 1's times show the steady state
+    if d.main:
+        print(f"[grpo] first env step {first_step_s:.1f} s (Warp compiles the physics kernels its cache lacks: "
+              "a fresh machine or a new --num_envs)", flush=True)
     # rank 0 validates on the bank; the other ranks wait for it
     bank = EvalBank.build(env, agent.eval_episodes, agent.eval_seed) if agent.eval_episodes > 0 and d.main else None
     if resume:  # after the env is built: its construction draws from the RNGs restored here
