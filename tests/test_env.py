@@ -225,4 +225,3 @@ def test_compile_env_step_takes_one_step_and_draws_no_random_numbers(env):
     assert env.common_step_counter == counter + 1 and torch.equal(env.episode_length_buf, steps + 1)
     assert torch.equal(torch.get_rng_state(), rng)
     env.reset()
-
