@@ -148,8 +148,8 @@ def test_record_demos_gui_xvfb(tmp_path):
         time.sleep(2.0)  # the loop's first steps are slow (first render, first IK): taps in them would merge
         # Taps, not held keys: a tap moves exactly one control step (a tap inside a step still moves it), so the
         # motion is 1..N steps whatever the machine's speed. Holding a key for wall seconds moves up to 75 steps
-        # (30 cm) at 50 Hz (CI saw the box knocked off the table) and moved one step on a loaded machine. --rate 25 keeps
-        # the ~15 s of keys inside one 1000-step episode on any machine.
+        # (30 cm) at 50 Hz (CI saw the box knocked off the table) and moved one step on a loaded machine.
+        # --rate 25 keeps the ~15 s of keys inside one 1000-step episode on any machine.
         for key, taps in (("e", 6), ("w", 4)):  # move down, then forward
             for _ in range(taps):
                 _xdo(display, "key", key)
