@@ -49,5 +49,5 @@ def test_the_7b_recipe_resolves_to_the_grpo_config():
     assert agent.preset == "openvla-oft-7b" and agent.lora.enabled and agent.lora.rank == 32 and agent.lora.frozen_bf16
     assert (agent.num_groups, agent.group_size, agent.max_rollout_steps, agent.micro_batch_size, agent.batch_size) == (
         64, 8, 200, 16, 128)
-    assert not agent.gradient_checkpointing and not agent.recompute_old_logprobs
+    assert not agent.gradient_checkpointing and not agent.recompute_old_logprobs and agent.compile
     assert (env_cfg.scene.front_camera.width, env_cfg.scene.front_camera.height) == (224, 224)

@@ -3,9 +3,11 @@
 #   bash benchmarks/scale/gpu_scale.sh small1 small2 7b_lora 7b_fsdp       (each <= BUDGET_S seconds)
 #   small1 / small2   small-preset GRPO, 2048 envs (256 groups x 8) per GPU, on 1 and 2 GPUs: scaling efficiency
 #   7b_lora           the 7B preset (configs/grpo_7b.yaml), one GRPO step of 64 x 8 trajectories on one GPU: LoRA
-#                     r=32, frozen base in bf16, micro-batches of 16 without gradient checkpointing, the rollout's
-#                     log-probs reused
-#   7b_lora_fp32base  the same with the frozen base in fp32 (measured 2026-12-02: h200/7b_lora_fp32base.*)
+#                     r=32, frozen base in bf16, decoder layers compiled (before the timed iteration), micro-batches
+#                     of 16 without gradient checkpointing, the rollout's log-probs reused (measured 2026-12-02 as
+#                     7b_lora_compile: h200/7b_lora_compile.*)
+#   7b_lora_eager     the same uncompiled (agent.compile=false)
+#   7b_lora_fp32base  uncompiled with the frozen base in fp32 (measured 2026-12-02: h200/7b_lora_fp32base.*)
 #   7b_lora_gc        the low-memory variant: gradient checkpointing, micro-batches of 32, old log-probs recomputed
 #                     (SimpleVLA-RL's choices)
 #   7b_smoke          the 7B LoRA path at a tenth of the size: 8 x 8 trajectories, 60-step rollouts (does it run on
@@ -32,7 +34,9 @@ for name in "$@"; do
     small1)  cmd=(python3 scripts/train.py "${common[@]}" "${small[@]}") ;;
     small2)  cmd=(python3 -m torch.distributed.run --standalone --nproc_per_node=2 scripts/train.py "${common[@]}" "${small[@]}") ;;
     7b_lora) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512) ;;
-    7b_lora_fp32base) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512 agent.lora.frozen_bf16=false) ;;
+    7b_lora_eager) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512 agent.compile=false) ;;
+    7b_lora_fp32base) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512 agent.compile=false
+                      agent.lora.frozen_bf16=false) ;;
     7b_lora_gc) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 512 agent.gradient_checkpointing=true
                 agent.micro_batch_size=32 agent.recompute_old_logprobs=true) ;;
     7b_smoke) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 64 agent.num_groups=8

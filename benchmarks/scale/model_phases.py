@@ -6,7 +6,8 @@ forward + backward of a micro-batch, for the weight layouts a LoRA run could hol
 Layouts: ``fp32+lora`` is what GRPO trains today (fp32 weights, LoRA adapters, bf16 autocast);
 ``bf16base+lora`` holds the frozen linear weights in bf16 (``agent.lora.frozen_bf16``, the default on CUDA);
 ``fp32`` the same without adapters (rollout only); ``bf16`` the benchmark's plain bf16 model without adapters
-(scripts/benchmark.py --policy; rollout only). Each timing is
+(scripts/benchmark.py --policy; rollout only); ``--compile 0 1`` times each also with its decoder layers
+compiled (``agent.compile``; ``first_s`` is the warm-up call, compilation included). Each timing is
 GPU-synchronized, after one warm-up; achieved TFLOP/s from :func:`openarm_vla.perf.forward_flops` (an update
 micro-batch counts 2 forwards' FLOPs: under LoRA the frozen weights get no weight gradient, 3 with --full).
 """
@@ -25,30 +26,36 @@ from openarm_vla.vla import OpenVLAForActionPrediction, VLAPolicy, get_preset, m
 from openarm_vla.vla.sampling import logprobs_of
 
 
-def timed(fn, reps: int) -> tuple[float, float]:
-    """(mean seconds of ``reps`` calls after one warm-up, peak GB)."""
+def timed(fn, reps: int) -> tuple[float, float, float]:
+    """(mean seconds of ``reps`` calls after one warm-up, peak GB, the warm-up's seconds: compilation with --compile)."""
     cuda = torch.cuda.is_available()
     sync = device_sync("cuda" if cuda else "cpu")
+    sync()
+    t0 = time.perf_counter()
     fn()
     sync()
+    first = time.perf_counter() - t0
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     for _ in range(reps):
         fn()
     sync()
-    return (time.perf_counter() - t0) / reps, torch.cuda.max_memory_allocated() / 1e9 if cuda else 0.0
+    return (time.perf_counter() - t0) / reps, torch.cuda.max_memory_allocated() / 1e9 if cuda else 0.0, first
 
 
-def build(preset: str, layout: str, device: str):
+def build(preset: str, layout: str, device: str, compile: bool = False):
     cfg = get_preset(preset)
     with torch.device(device):
         model = OpenVLAForActionPrediction(cfg)
     if layout in ("bf16", "fp32"):
-        return (model.to(torch.bfloat16) if layout == "bf16" else model), cfg
-    apply_lora(model, 32, 16, 0.0, ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
-    if layout == "bf16base+lora":  # what GRPO holds on CUDA (agent.lora.frozen_bf16)
-        hold_frozen_weights_in(model, torch.bfloat16)
+        model = model.to(torch.bfloat16) if layout == "bf16" else model
+    else:
+        apply_lora(model, 32, 16, 0.0, ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+        if layout == "bf16base+lora":  # what GRPO holds on CUDA (agent.lora.frozen_bf16)
+            hold_frozen_weights_in(model, torch.bfloat16)
+    if compile:  # agent.compile
+        model.compile_decoder_layers()
     return model, cfg
 
 
@@ -60,13 +67,16 @@ def main() -> None:
     p.add_argument("--gc_micro", type=int, nargs="*", default=[32], help="micro-batch sizes timed with gradient checkpointing")
     p.add_argument("--layouts", nargs="+", default=["fp32+lora", "bf16base+lora", "fp32", "bf16"])
     p.add_argument("--reps", type=int, default=2)
+    p.add_argument("--compile", type=int, nargs="+", default=[0], choices=[0, 1],
+                   help="1: each layout also with its decoder layers compiled (agent.compile); 0 1: both")
     p.add_argument("--json", default=None)
     args = p.parse_args()
     dev = "cuda" if torch.cuda.is_available() else "cpu"  # the CPU: a smoke run of the script (--preset tiny)
     rows = []
-    for layout in args.layouts:
+    for layout, compiled in [(lay, c) for lay in args.layouts for c in args.compile]:
         torch.manual_seed(0)
-        model, cfg = build(args.preset, layout, dev)
+        model, cfg = build(args.preset, layout, dev, bool(compiled))
+        layout += "+compile" if compiled else ""
         tok = make_text_tokenizer(cfg)
         vla = VLAPolicy(model, tok, args.batch, dtype="bfloat16")
         ids, mask = vla.prompt_ids(["pick up the box"] * args.batch)
@@ -82,10 +92,10 @@ def main() -> None:
                 vla.predict_chunk(**vla.model_inputs(data), temperature=1.6)
 
         model.eval()
-        s, mem = timed(rollout, args.reps)
+        s, mem, first = timed(rollout, args.reps)
         rows.append({"layout": layout, "phase": "rollout_forward", "batch": args.batch, "s": round(s, 3),
                      "samples_per_s": round(args.batch / s, 1), "tflops": round(flops * args.batch / s / 1e12, 1),
-                     "peak_gb": round(mem, 1)})
+                     "peak_gb": round(mem, 1), "first_s": round(first, 1)})
         print(json.dumps(rows[-1]), flush=True)
         if "lora" not in layout:  # rollout only
             model = vla = None  # free the GPU before the next layout
@@ -102,7 +112,7 @@ def main() -> None:
                 logprobs_of(logits, tokens[idx], 1.6).mean().backward()
 
             try:
-                s, mem = timed(update, args.reps + 2)
+                s, mem, first = timed(update, args.reps + 2)
             except torch.OutOfMemoryError:
                 rows.append({"layout": layout, "phase": "update_micro", "micro": micro, "gc": gc, "oom": True})
                 print(json.dumps(rows[-1]), flush=True)
@@ -112,7 +122,7 @@ def main() -> None:
             model.zero_grad(set_to_none=True)
             rows.append({"layout": layout, "phase": "update_micro", "micro": micro, "gc": gc, "s": round(s, 3),
                          "samples_per_s": round(micro / s, 1), "tflops_2x": round(2 * flops * micro / s / 1e12, 1),
-                         "peak_gb": round(mem, 1)})
+                         "peak_gb": round(mem, 1), "first_s": round(first, 1)})
             print(json.dumps(rows[-1]), flush=True)
         model = vla = None  # free the GPU before the next layout
         torch.cuda.empty_cache()

@@ -33,6 +33,32 @@ def compile_env_step(env) -> float:
     return time.perf_counter() - t0
 
 
+def compile_model_passes(vla, instruction: str, rollout_batch: int, micro_batch: int, model=None) -> float:
+    """Run ``vla.model`` once as a rollout does (eval mode, no grad, ``rollout_batch`` rows) and ``model`` (the module
+    the update trains: the same one, or under FSDP the sharded one) once as an update does (train mode, forward and
+    backward of ``micro_batch`` rows) on placeholder inputs (black frames, the task's prompt, zero proprio); return
+    the seconds. With ``agent.compile`` torch.compile builds each of those graphs on first use (minutes for the 7B
+    on a GPU): without this, iteration 1 pays for it. Draws no random numbers and leaves no gradients."""
+    model = model if model is not None else vla.model
+    sync = device_sync(vla.device)
+    sync()
+    t0 = time.perf_counter()
+    size = vla.config.image_size
+    for module, n, train in ((vla.model, rollout_batch, False), (model, micro_batch, True)):
+        ids, mask = vla.prompt_ids([instruction] * n)
+        batch = {"rgb": torch.zeros(n, size, size, 3, dtype=torch.uint8, device=vla.device), "input_ids": ids,
+                 "attention_mask": mask, "proprio": torch.zeros(n, vla.config.proprio_dim, device=vla.device)}
+        module.train(train)
+        with torch.set_grad_enabled(train):
+            logits = module(**vla.model_inputs(batch), dtype=vla.dtype)
+            if train:
+                logits.sum().backward()
+        module.zero_grad(set_to_none=True)
+        module.eval()
+    sync()
+    return time.perf_counter() - t0
+
+
 class StageClock:
     """Wall seconds per named part of a loop. On CUDA each part is synchronized at both ends, so asynchronous GPU
     work is charged to the part that launched it (a few syncs per step: for finding the slow part, not for speed)."""

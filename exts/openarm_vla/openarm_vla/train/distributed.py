@@ -177,7 +177,10 @@ def plain_replica(model, device):
 
     with torch.device("meta"):
         replica = OpenVLAForActionPrediction(model.config)
-    return replica.to_empty(device=device).eval()
+    replica = replica.to_empty(device=device).eval()
+    if model.compiled_layers:  # agent.compile: the rollouts' forwards too
+        replica.compile_decoder_layers()
+    return replica
 
 
 @torch.no_grad()

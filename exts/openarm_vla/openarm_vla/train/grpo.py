@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from openarm_vla.perf import TimedPolicy, compile_env_step, device_sync
+from openarm_vla.perf import TimedPolicy, compile_env_step, compile_model_passes, device_sync
 from openarm_vla.policies.vla import VLAEnvPolicy
 from openarm_vla.rollout import first_episodes
 from openarm_vla.tasks.box_grasp.scene_state import reset_groups
@@ -102,14 +102,16 @@ def select_trajectories(chunks: dict, out, keep_env: torch.Tensor, traj_offset: 
 
 def _schedule(num_traj: int, traj: torch.Tensor, num_minibatches: int, micro: int, generator) -> list[list[torch.Tensor]]:
     """This rank's trajectories shuffled into ``num_minibatches`` near-equal mini-batches (some may be empty on a
-    rank with few), each a list of micro-batches of chunk indices."""
+    rank with few), each a list of near-equal micro-batches of at most ``micro`` chunk indices (no small remainder:
+    a compiled model's update keeps to the shapes it was compiled for, see ``agent.compile``)."""
     order = torch.randperm(num_traj, generator=generator, device="cpu").to(traj.device)
     out = []
     for part in torch.tensor_split(order, num_minibatches):
         member = torch.zeros(num_traj, dtype=torch.bool, device=traj.device)
         member[part] = True
         idx = member[traj].nonzero().squeeze(1)
-        out.append([idx[m:m + micro] for m in range(0, idx.numel(), micro)])
+        n_micro = -(-idx.numel() // micro)
+        out.append(list(torch.tensor_split(idx, n_micro)) if n_micro else [])
     return out
 
 
@@ -195,6 +197,10 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
     vla = VLAPolicy(rollout_model, tok, env.num_envs, norm_stats=norm_stats, unnormalize_actions=bool(norm_stats), dtype=dtype)
     sampler = VLAEnvPolicy(vla, env.cfg.instruction, temperature=agent.temperature)
     sampler.generator = gen
+    if agent.compile:  # after the env: its construction and first step draw from the RNGs, this draws nothing
+        compile_s = compile_model_passes(vla, env.cfg.instruction, env.num_envs, agent.micro_batch_size, model)
+        if d.main:
+            print(f"[grpo] compiled the model's rollout and update passes in {compile_s:.1f} s (agent.compile)", flush=True)
     fps = round(1 / env.step_dt)
     last_eval: dict = {}
     try:

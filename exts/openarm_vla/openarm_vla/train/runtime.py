@@ -187,8 +187,8 @@ def load_init_checkpoint(path: str, device, preset: str | None = None, what: str
 
 def build_model(agent, device, knobs: dict[str, str] | None = None):
     """The model a trainer starts from, with its tokenizer and normalization statistics: ``agent.init``'s
-    checkpoint, or a from-scratch ``agent.preset`` ("small" if None, no statistics); then LoRA and gradient
-    checkpointing as the agent asks. ``knobs`` maps agent fields to model-config fields (``{"proprio":
+    checkpoint, or a from-scratch ``agent.preset`` ("small" if None, no statistics); then LoRA, gradient
+    checkpointing and compilation as the agent asks. ``knobs`` maps agent fields to model-config fields (``{"proprio":
     "use_proprio"}``): set ones override the preset, and must agree with an ``--init`` checkpoint."""
     from openarm_vla.vla import OpenVLAForActionPrediction, get_preset, make_text_tokenizer
 
@@ -218,6 +218,8 @@ def build_model(agent, device, knobs: dict[str, str] | None = None):
         enable_lora(model, agent.lora, agent.dtype if str(device).startswith("cuda") else None)
     if agent.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    if agent.compile:
+        model.compile_decoder_layers()
     return model, tok, norm_stats
 
 
