@@ -3,13 +3,13 @@ forward + backward of a micro-batch, for the weight layouts a LoRA run could hol
 
     python benchmarks/scale/model_phases.py --preset openvla-oft-7b --batch 512 --micro 16 --json OUT.json
 
-Layouts: ``fp32+lora`` is what GRPO trains today (fp32 weights, LoRA adapters, bf16 autocast);
+Layouts: ``fp32+lora`` (fp32 weights, LoRA adapters, bf16 autocast: what GRPO held before the next one);
 ``bf16base+lora`` holds the frozen linear weights in bf16 (``agent.lora.frozen_bf16``, the default on CUDA);
 ``fp32`` the same without adapters (rollout only); ``bf16`` the benchmark's plain bf16 model without adapters
 (scripts/benchmark.py --policy; rollout only); ``--compile 0 1`` times each also with its decoder layers
 compiled (``agent.compile``; ``first_s`` is the warm-up call, compilation included). Each timing is
 GPU-synchronized, after one warm-up; achieved TFLOP/s from :func:`openarm_vla.perf.forward_flops` (an update
-micro-batch counts 2 forwards' FLOPs: under LoRA the frozen weights get no weight gradient, 3 with --full).
+micro-batch counts 2 forwards' FLOPs: under LoRA the frozen weights get no weight gradient; a full fine-tune's 3).
 """
 
 from __future__ import annotations
