@@ -235,7 +235,8 @@ def _torchrun(args: list[str], log: Path, nproc: int = 2, forced: bool = False, 
 def test_torchrun_two_processes_ddp_and_fsdp_sft_grpo_and_resume(demos, tmp_path):
     """2 processes (gloo): SFT and GRPO under DDP and under FSDP2 give the same numbers (the same seeds, so the
     same batches and rollouts: FSDP's sharded gradient reduction is the DDP all-reduce, and GRPO's gradient is the
-    sum over ranks in both); rank 0 alone writes; resume needs the world size the run was written with."""
+    sum over ranks in both), and GRPO under FSDP with compiled decoder layers the same as without; rank 0 alone
+    writes; resume needs the world size the run was written with."""
     sft_ddp, sft_fsdp = tmp_path / "sft_ddp", tmp_path / "sft_fsdp"
     sft = [*SFT_ARGS, "agent.save_every=5", "--dataset", str(demos), "--max_iterations", "10"]
     _torchrun([*sft, "agent.parallel=ddp", "--output", str(sft_ddp)], tmp_path / "sft_ddp.log")
@@ -265,20 +266,24 @@ def test_torchrun_two_processes_ddp_and_fsdp_sft_grpo_and_resume(demos, tmp_path
     grpo = [*GRPO_ARGS, "--init", str(sft_fsdp / "final"), "--num_envs", "2", "agent.eval_episodes=2",
             "agent.max_rounds=1", "agent.micro_batch_size=1", "agent.warmup_steps=0"]
     runs = {}
-    for kind in ("ddp", "fsdp"):
+    # fsdp_compiled: agent.compile under FSDP (the sharded layers and the rollout replica compiled; fp32 on the CPU)
+    for kind, extra in (("ddp", []), ("fsdp", []), ("fsdp_compiled", ["agent.compile=true"])):
         runs[kind] = tmp_path / f"grpo_{kind}"
-        _torchrun([*grpo, "--max_iterations", "1", f"agent.parallel={kind}", "--output", str(runs[kind])],
-                  tmp_path / f"grpo_{kind}.log", forced=True)
-    a, b = ([r for r in _records(runs[k]) if "policy/loss" in r][0] for k in ("ddp", "fsdp"))
+        _torchrun([*grpo, "--max_iterations", "1", f"agent.parallel={kind.split('_')[0]}", *extra, "--output",
+                   str(runs[kind])], tmp_path / f"grpo_{kind}.log", forced=True)
+    a, b, c = ([r for r in _records(runs[k]) if "policy/loss" in r][0] for k in ("ddp", "fsdp", "fsdp_compiled"))
     assert a["rollout/kept_groups"] == 2 and a["policy/trajectories"] == 4 and a["policy/grad_norm"] > 0
     assert a["rollout/success_rate"] == pytest.approx(0.5) and a["policy/optimizer_steps"] == 2
     for key in ("policy/grad_norm", "policy/approx_kl", "policy/entropy"):
         assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-9), key
+        assert c[key] == pytest.approx(b[key], rel=1e-4, abs=1e-9), key
+    assert "[grpo] compiled the model's rollout and update passes" in (tmp_path / "grpo_fsdp_compiled.log").read_text()
     # the loss is a cancellation: per-token terms of size |A| = 0.71 with advantages summing to zero leave ~2e-4, and
     # each term carries fp32 rounding (~1e-7). Over three runs of this test (its demos, hence its rollouts, depend on
     # the tests before it) DDP and FSDP differed by 4e-9 / 1.9e-8 / 3.0e-8 absolute, 2.4e-5 / 9.1e-5 / 1.2e-4 relative:
     # compared on the scale of its terms. An error in the objective shows at the loss's own scale, and in grad_norm.
     assert b["policy/loss"] == pytest.approx(a["policy/loss"], rel=1e-4, abs=1e-6)
+    assert c["policy/loss"] == pytest.approx(b["policy/loss"], rel=1e-4, abs=1e-6)
     assert _records(runs["fsdp"])[-1]["eval/success"] == _records(runs["ddp"])[-1]["eval/success"]
     _torchrun([*grpo, "--max_iterations", "2", "agent.parallel=fsdp", "--output", str(runs["fsdp"]), "--resume"],
               tmp_path / "grpo_fsdp2.log", forced=True)
