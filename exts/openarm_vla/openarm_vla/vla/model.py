@@ -220,7 +220,8 @@ class OpenVLAForActionPrediction(nn.Module):
     def compile_decoder_layers(self) -> None:
         """``torch.compile`` each Llama decoder layer in place (regional compilation): the layers share one
         compiled graph per grad mode, the batch dimension is dynamic (rollouts forward fewer envs as they
-        finish; micro-batches end with a remainder), parameter names and the state dict are unchanged.
+        finish; mini-batches split into micro-batches of varying size), parameter names and the state dict
+        are unchanged.
         Inductor fuses what runs between the matmuls (RMSNorm, RoPE, SiLU * up, the LoRA branch's scale and
         add), which is most of what the update spends outside them. The first forward of each grad mode
         compiles (minutes for the 7B on a GPU, seconds for the tiny preset; GRPO does it before its first
