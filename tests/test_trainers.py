@@ -150,6 +150,18 @@ def test_grpo_dynamic_sampling_metrics_and_resume_after_sigkill(demos, tmp_path)
             continue
         assert rb[2][key] == pytest.approx(recs[2][key], rel=1e-5, abs=1e-6), key  # the resumed next iteration
 
+    # agent.parallel=fsdp in one process (a group of one, no torchrun): FSDP2's code path on one device, rollouts on
+    # its unsharded replica, gives the plain run's numbers (fp32 on the CPU)
+    c = tmp_path / "c"
+    _run([*args, "agent.parallel=fsdp", "--output", str(c)], tmp_path / "c.log", forced=True)
+    rc = _records(c)
+    assert [r["iteration"] for r in rc] == [0, 1, 2, 2] and "world_size: 1" in (c / "config.yaml").read_text()
+    assert "[dist] fsdp over 1 process(es)" in (tmp_path / "c.log").read_text()
+    for key in sorted(GRPO_KEYS | {"policy/entropy", "adv/mean", "eval/success"}):
+        for i in (1, 2, 3):
+            if key in recs[i] and not key.startswith("perf/"):
+                assert rc[i][key] == pytest.approx(recs[i][key], rel=1e-4, abs=1e-6), (i, key)
+
 
 @pytest.fixture
 def synthetic_demos(tmp_path) -> Path:

@@ -13,6 +13,10 @@
 #   7b_smoke          the 7B LoRA path at a tenth of the size: 8 x 8 trajectories, 60-step rollouts (does it run on
 #                     CUDA, in ~2-3 minutes)
 #   7b_fsdp           the step on 2 GPUs of one host, FSDP2 full fine-tune (256 envs per rank), checkpointing on
+#   7b_fsdp1          one rank's share of 7b_fsdp on one GPU: the same FSDP2 code in one process (a group of one),
+#                     256 envs = 32 groups x 8; everything 7b_fsdp runs per GPU but the inter-GPU traffic (the fp32
+#                     weights, gradients and AdamW state of all 7.5 B parameters on one GPU: ~121 GB, plus the
+#                     rollouts' bf16 replica, 15 GB: an H200's memory, not an H100's)
 # GRPO takes one env step before its first iteration (Warp compiles the physics kernels its cache lacks there,
 # printed as "[grpo] first env step"), so a single timed iteration is the steady state.
 # Random-init weights (timing only): agent.keep_low=-0.01 keeps every group, so each iteration updates on all
@@ -29,6 +33,7 @@ common=(--algo grpo --device cuda agent.eval_episodes=0 agent.keep_low=-0.01 age
 small=(--preset small --num_envs 2048 agent.group_size=8 agent.max_iterations=3 agent.max_rollout_steps=300
        agent.batch_size=512 agent.micro_batch_size=512 env.scene.front_camera.width=128 env.scene.front_camera.height=128)
 big=(--recipe configs/grpo_7b.yaml agent.max_iterations=1)
+tight=PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True  # full fine-tunes fill the GPU: no room lost to fragmentation
 for name in "$@"; do
   case $name in
     small1)  cmd=(python3 scripts/train.py "${common[@]}" "${small[@]}") ;;
@@ -41,9 +46,11 @@ for name in "$@"; do
                 agent.micro_batch_size=32 agent.recompute_old_logprobs=true) ;;
     7b_smoke) cmd=(python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 64 agent.num_groups=8
                   agent.max_rollout_steps=60 agent.batch_size=32) ;;
-    7b_fsdp) cmd=(python3 -m torch.distributed.run --standalone --nproc_per_node=2 scripts/train.py "${common[@]}" "${big[@]}"
+    7b_fsdp) cmd=(env "$tight" python3 -m torch.distributed.run --standalone --nproc_per_node=2 scripts/train.py "${common[@]}" "${big[@]}"
                   --num_envs 256 agent.lora.enabled=false agent.parallel=fsdp agent.gradient_checkpointing=true
                   agent.micro_batch_size=32) ;;
+    7b_fsdp1) cmd=(env "$tight" python3 scripts/train.py "${common[@]}" "${big[@]}" --num_envs 256 agent.lora.enabled=false
+                   agent.parallel=fsdp agent.gradient_checkpointing=true agent.micro_batch_size=32) ;;
     *) echo "[gpu_scale] unknown run $name"; exit 2 ;;
   esac
   rm -rf "${RUN:?}/$name"

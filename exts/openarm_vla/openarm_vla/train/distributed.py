@@ -15,6 +15,9 @@ its own groups (a group never spans ranks) and seeds offset by its rank. The mod
 
 Rank 0 alone logs, evaluates and writes checkpoints: whole (unsharded) weights and optimizer state, and one
 RNG state per rank, so a run resumes with the world size it was written with, under either wrapping.
+
+``agent.parallel=fsdp`` also holds in one process (no torchrun needed): a process group of one, FSDP2 sharding
+over it, so one GPU runs one rank's share of a K-GPU FSDP run through the same code (all but the traffic).
 """
 from __future__ import annotations
 
@@ -31,6 +34,8 @@ class Dist:
     world: int = 1
     local_rank: int = 0
     device: str = "cpu"
+    group: bool = False
+    """Whether this process is in a process group (torchrun's, or a group of one for FSDP in one process)."""
 
     @property
     def main(self) -> bool:
@@ -46,13 +51,18 @@ class Dist:
         return self.device if str(self.device).startswith("cuda") else "cpu"
 
 
-def init(device: str) -> Dist:
-    """Join the torchrun group if there is one; one line names a bad setup."""
+def init(device: str, parallel: str = "auto") -> Dist:
+    """Join the torchrun group if there is one (``parallel="fsdp"`` in one process: a group of one); one line
+    names a bad setup."""
     from .runtime import TrainError
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return Dist(device=device)
+        if parallel != "fsdp" or dist.is_initialized():
+            return Dist(device=device)
+        dist.init_process_group("nccl" if str(device).startswith("cuda") else "gloo", store=dist.HashStore(),
+                                rank=0, world_size=1)
+        return Dist(device=device, group=True)
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     cuda = str(device).startswith("cuda")
     if cuda:
@@ -65,11 +75,11 @@ def init(device: str) -> Dist:
         device = f"cuda:{local}"
     if not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
-    return Dist(rank, world, local, device)
+    return Dist(rank, world, local, device, group=True)
 
 
 def close(d: Dist) -> None:
-    if d.on and dist.is_initialized():
+    if d.group and dist.is_initialized():
         dist.destroy_process_group()
 
 
@@ -140,15 +150,18 @@ def wrap(d: Dist, model, parallel: str = "auto", summed_gradients: bool = False)
     """(module to train through, kind): kind "single" (one process), "ddp" (replicas; SFT wraps them in
     DistributedDataParallel, GRPO sums gradients itself) or "fsdp" (FSDP2 ``fully_shard`` per Llama decoder
     layer and at the root; on CUDA bf16 compute over fp32 master weights, fp32 gradient reduction). "auto":
-    FSDP for the 7B preset, DDP otherwise. ``summed_gradients``: FSDP adds the ranks' gradients up instead of
-    averaging them (GRPO's loss weights already use the global counts)."""
+    FSDP for the 7B preset, DDP otherwise; in one process plain, unless "fsdp" (a group of one, see
+    :func:`init`). ``summed_gradients``: FSDP adds the ranks' gradients up instead of averaging them (GRPO's loss
+    weights already use the global counts)."""
     from .runtime import TrainError
 
     if parallel not in PARALLEL:
         raise TrainError(f"agent.parallel={parallel!r}: expected one of {', '.join(PARALLEL)}")
-    if not d.on:
+    if not d.on and not (parallel == "fsdp" and d.group):
         return model, "single"
     kind = parallel if parallel != "auto" else ("fsdp" if model.config.llm.hidden_size >= 2048 else "ddp")
+    if d.main:
+        print(f"[dist] {kind} over {d.world} process(es), {d.device} on rank 0", flush=True)
     if kind == "ddp":
         return model, "ddp"
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard

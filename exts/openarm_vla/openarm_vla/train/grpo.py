@@ -137,7 +137,7 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
         raise TrainError(f"agent.aggregation={agent.aggregation!r}: expected seq-mean-token-mean or token-mean")
     if resume and not checkpoint_dirs(run_dir):
         raise TrainError(f"--resume: no checkpoint in {run_dir / 'checkpoints'} to continue from")
-    d = distributed.init(device)
+    d = distributed.init(device, agent.parallel)
     device = d.device
     # agent.num_groups counts the whole update (all ranks); --num_envs is one rank's envs
     if num_envs is not None:

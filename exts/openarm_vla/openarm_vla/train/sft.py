@@ -93,7 +93,7 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
         raise TrainError("--algo sft needs demonstrations: --dataset FILE.hdf5 [...] (scripts/generate_demos.py writes them)")
     if resume and not checkpoint_dirs(run_dir):
         raise TrainError(f"--resume: no checkpoint in {run_dir / 'checkpoints'} to continue from")
-    d = distributed.init(device)
+    d = distributed.init(device, agent.parallel)
     device = d.device
     seed_everything(agent.seed)  # the same initial model on every rank
     cuda = str(device).startswith("cuda")
