@@ -259,6 +259,13 @@ def test_torchrun_two_processes_ddp_and_fsdp_sft_grpo_and_resume(demos, tmp_path
         assert b["sft/loss"] == pytest.approx(a["sft/loss"], rel=1e-5)
         assert b["sft/grad_norm"] == pytest.approx(a["sft/grad_norm"], rel=1e-4)
     assert ddp[0]["perf/samples_per_s"] > 0 and (sft_fsdp / "final" / "config.json").is_file()
+    from openarm_vla.vla.checkpoint import read_state_dict
+
+    # FSDP's export: the fp32 weights gathered from the shards, the same as DDP's replica holds
+    w_ddp, w_fsdp = (read_state_dict(r / "final", device="cpu")[0] for r in (sft_ddp, sft_fsdp))
+    assert w_ddp.keys() == w_fsdp.keys() and all(w_fsdp[k].dtype == w_ddp[k].dtype for k in w_ddp)
+    for k in w_ddp:  # per tensor (Adam amplifies rounding where a gradient is ~0; bf16 would show as ~1e-3)
+        assert float((w_fsdp[k] - w_ddp[k]).norm()) <= 1e-4 * float(w_ddp[k].norm()) + 1e-6, k
     state = torch.load(sft_fsdp / "checkpoints" / "iter_000010" / "trainer_state.pt", weights_only=False)
     assert len(state["rng"]) == 2 and state["optimizer"]["state"]  # one RNG state per rank; the whole optimizer
     # resuming a 2-process run with 1 process is refused with one line

@@ -10,8 +10,10 @@ its own groups (a group never spans ranks) and seeds offset by its rank. The mod
   one-backward-per-step contract does not allow; the loss weights use the global counts, so the summed
   gradient is the global objective's).
 - FSDP2 (the 7B preset): ``fully_shard`` per decoder layer; what one rank runs alone (GRPO's rollouts and
-  old log-probs, SFT's evaluation, the checkpoint export) runs on an unsharded replica that
-  :func:`sync_replica` refreshes from the shards; GRPO pads ranks to the same number of forwards.
+  old log-probs, SFT's evaluation) runs on an unsharded replica that :func:`sync_replica` refreshes from the
+  shards, its parameters in FSDP's compute dtype (bf16 on CUDA: the weights the sharded forward computes with,
+  in half the memory); checkpoints gather the fp32 weights themselves (:func:`full_model_state`). GRPO pads
+  ranks to the same number of forwards.
 
 Rank 0 alone logs, evaluates and writes checkpoints: whole (unsharded) weights and optimizer state, and one
 RNG state per rank, so a run resumes with the world size it was written with, under either wrapping.
@@ -170,8 +172,7 @@ def wrap(d: Dist, model, parallel: str = "auto", summed_gradients: bool = False)
 
     if has_lora(model):
         raise TrainError("agent.lora with FSDP is not supported: LoRA trains a replica per GPU (agent.parallel=ddp)")
-    cuda = str(d.device).startswith("cuda")
-    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if cuda else MixedPrecisionPolicy()
+    mp = MixedPrecisionPolicy(param_dtype=compute_dtype(d.device), reduce_dtype=torch.float32)
     units = list(model.language_model.model.layers)
     for layer in units:
         fully_shard(layer, mp_policy=mp)
@@ -183,14 +184,22 @@ def wrap(d: Dist, model, parallel: str = "auto", summed_gradients: bool = False)
     return model, "fsdp"
 
 
+def compute_dtype(device) -> torch.dtype:
+    """FSDP's parameter dtype in forward and backward: bf16 on CUDA (over fp32 master weights), fp32 on the CPU."""
+    return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+
+
 def plain_replica(model, device):
     """An unsharded copy of a sharded model's architecture (built on the meta device: no RNG draws), for what
-    one rank runs alone (rollouts, evaluation, checkpoint export); :func:`sync_replica` fills it."""
+    one rank runs alone (rollouts, evaluation), its parameters (not its buffers: the rotary frequencies stay
+    fp32) in :func:`compute_dtype`; :func:`sync_replica` fills it."""
     from openarm_vla.vla import OpenVLAForActionPrediction
 
     with torch.device("meta"):
         replica = OpenVLAForActionPrediction(model.config)
-    replica = replica.to_empty(device=device).eval()
+    replica = replica.to_empty(device=device).eval().requires_grad_(False)
+    for p in replica.parameters():
+        p.data = p.data.to(compute_dtype(device))
     if model.compiled_layers:  # agent.compile: the rollouts' forwards too
         replica.compile_decoder_layers()
     return replica
@@ -205,6 +214,17 @@ def sync_replica(model, replica) -> None:
         full = src.full_tensor() if hasattr(src, "full_tensor") else src
         if replica is not None:
             dst[name].copy_(full)
+
+
+def full_model_state(kind: str, model) -> dict | None:
+    """Under FSDP the whole fp32 state dict, on rank 0's CPU (collective: every rank calls; the others get an
+    empty dict), for the checkpoint: the replica holds the weights in the compute dtype. Otherwise None (the
+    model's own state dict serves)."""
+    if kind != "fsdp":
+        return None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
 def clip_grad_norm(model, max_norm: float) -> float:

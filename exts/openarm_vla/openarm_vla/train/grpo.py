@@ -240,19 +240,22 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
                 if (agent.save_every and done % agent.save_every == 0) or done == agent.max_iterations:
                     rngs = distributed.gather_objects(d, (rng_state(gen), shuffle.get_state()))  # every rank's
                     optim_sd = distributed.optimizer_state(kind, model, opt)
+                    model_sd = distributed.full_model_state(kind, model)
                     if d.main:
                         save_training_checkpoint(run_dir, done, rollout_model, tok, norm_stats, {
                             "optimizer": optim_sd, "scheduler": sched.state_dict(), "rng": [r for r, _ in rngs],
                             "shuffle": [s for _, s in rngs],
                             "counters": dict(counters), "config": {"agent": agent.to_dict(), "model": cfg.to_dict()}},
-                            agent.keep_last)
+                            agent.keep_last, model_sd)
+                    optim_sd = model_sd = None
                     distributed.barrier(d)
             bar.close()
             last_eval = evaluate(agent.max_iterations)
             log.log(agent.max_iterations, {**last_eval, "rollout/env_steps_total": counters["env_steps"]})
             final = run_dir / "final"
-            if d.main:
-                export_final(run_dir, rollout_model, tok, norm_stats, agent.max_iterations)  # last: DIR/final marks a finished run
+            model_sd = distributed.full_model_state(kind, model)
+            if d.main:  # last: DIR/final marks a finished run
+                export_final(run_dir, rollout_model, tok, norm_stats, agent.max_iterations, model_sd)
             distributed.barrier(d)
     finally:
         records = log.records()

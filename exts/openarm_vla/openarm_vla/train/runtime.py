@@ -72,24 +72,28 @@ def seed_everything(seed: int) -> None:
 # ---------------------------------------------------------------------------------------- checkpoints
 
 
-def _export_policy(model, directory: Path, tokenizer, norm_stats: dict) -> Path:
-    """The policy as a plain checkpoint (LoRA adapters merged into their weights, under the plain names)."""
+def _export_policy(model, directory: Path, tokenizer, norm_stats: dict, state_dict: dict | None = None) -> Path:
+    """The policy as a plain checkpoint (LoRA adapters merged into their weights, under the plain names;
+    ``state_dict``: the weights gathered from FSDP's shards, ``model`` then gives the config)."""
     from openarm_vla.vla.checkpoint import save_checkpoint
 
     from .lora import has_lora, merged_state_dict
 
-    return save_checkpoint(model, directory, tokenizer, norm_stats, state_dict=merged_state_dict(model) if has_lora(model) else None)
+    if state_dict is None and has_lora(model):
+        state_dict = merged_state_dict(model)
+    return save_checkpoint(model, directory, tokenizer, norm_stats, state_dict=state_dict)
 
 
 def save_training_checkpoint(run_dir: str | os.PathLike, iteration: int, model, tokenizer, norm_stats: dict,
-                             state: dict, keep_last: int = 3) -> Path:
+                             state: dict, keep_last: int = 3, state_dict: dict | None = None) -> Path:
     """Write ``checkpoints/iter_<iteration>/`` atomically (policy export + ``trainer_state.pt``, with LoRA's
-    trainable tensors themselves); keep the last K. ``model``: unsharded (under FSDP, the replica)."""
+    trainable tensors themselves); keep the last K. ``model``: unsharded (under FSDP the replica, with the
+    weights in ``state_dict``: :func:`~openarm_vla.train.distributed.full_model_state`)."""
     from .lora import has_lora, trainable_state
 
     final = Path(run_dir) / "checkpoints" / f"iter_{iteration:06d}"
     with atomic_path(final) as tmp:
-        _export_policy(model, tmp, tokenizer, norm_stats)
+        _export_policy(model, tmp, tokenizer, norm_stats, state_dict)
         torch.save({**state, "iteration": iteration, **({"trainable": trainable_state(model)} if has_lora(model) else {})},
                    tmp / STATE_FILE)
     for old in checkpoint_dirs(run_dir)[:-max(keep_last, 1)]:
@@ -137,8 +141,9 @@ def restore_training(run_dir, model, optimizer, device, generator=None, schedule
     return state
 
 
-def export_final(run_dir: str | os.PathLike, model, tokenizer, norm_stats: dict, iteration: int | None = None) -> Path:
-    """DIR/final: the policy as a plain checkpoint (``model`` unsharded, as for a training checkpoint).
+def export_final(run_dir: str | os.PathLike, model, tokenizer, norm_stats: dict, iteration: int | None = None,
+                 state_dict: dict | None = None) -> Path:
+    """DIR/final: the policy as a plain checkpoint (``model`` and ``state_dict`` as for a training checkpoint).
 
     The run's last training checkpoint (``iteration``: just written, or the one a finished run resumed from)
     holds these very weights: final/ then hard-links its policy files rather than writing them again, so a 7B
@@ -148,7 +153,7 @@ def export_final(run_dir: str | os.PathLike, model, tokenizer, norm_stats: dict,
     final = Path(run_dir) / "final"
     last = Path(run_dir) / "checkpoints" / f"iter_{iteration:06d}" if iteration is not None else None
     if last is None or not (last / MODEL_FILE).is_file():
-        return _export_policy(model, final, tokenizer, norm_stats)
+        return _export_policy(model, final, tokenizer, norm_stats, state_dict)
     with atomic_path(final) as tmp:
         shutil.copytree(last, tmp, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(STATE_FILE))
     return final

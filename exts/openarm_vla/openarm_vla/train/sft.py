@@ -128,7 +128,7 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
     distributed.broadcast_model(d, model)
     model, kind = distributed.wrap(d, model, agent.parallel)
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[d.local_rank] if cuda else None) if kind == "ddp" else model
-    # under FSDP rank 0 evaluates and exports an unsharded copy, refreshed from the shards when needed
+    # under FSDP rank 0 evaluates an unsharded copy, refreshed from the shards when needed
     replica = distributed.plain_replica(model, device) if kind == "fsdp" and d.main else None
     plain = replica if replica is not None else model
     opt = torch.optim.AdamW(decay_param_groups(model, agent.weight_decay), lr=agent.lr, betas=tuple(agent.betas),
@@ -230,22 +230,21 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
                 if (agent.save_every and done % agent.save_every == 0) or done == agent.max_iterations:
                     rngs = distributed.gather_objects(d, rng_state(gen))  # every rank's, in rank order
                     optim_sd = distributed.optimizer_state(kind, model, opt)
-                    if kind == "fsdp":
-                        distributed.sync_replica(model, replica)
+                    model_sd = distributed.full_model_state(kind, model)
                     if d.main:
                         save_training_checkpoint(run_dir, done, plain, tok, norm_stats, {
                             "optimizer": optim_sd, "scheduler": sched.state_dict(), "rng": rngs,
-                            "config": {"agent": agent.to_dict(), "model": cfg.to_dict()}}, agent.keep_last)
+                            "config": {"agent": agent.to_dict(), "model": cfg.to_dict()}}, agent.keep_last, model_sd)
+                    optim_sd = model_sd = None
                     distributed.barrier(d)
             bar.close()
             last_eval = evaluate(agent.max_iterations)
             if last_eval:
                 log.log(agent.max_iterations, last_eval)
             final = run_dir / "final"
-            if kind == "fsdp":
-                distributed.sync_replica(model, replica)
-            if d.main:
-                export_final(run_dir, plain, tok, norm_stats, agent.max_iterations)  # last: DIR/final marks a finished run
+            model_sd = distributed.full_model_state(kind, model)
+            if d.main:  # last: DIR/final marks a finished run
+                export_final(run_dir, plain, tok, norm_stats, agent.max_iterations, model_sd)
             distributed.barrier(d)
     finally:
         bar.close()
