@@ -153,3 +153,26 @@ def test_grpo_iteration_summary_line():
     assert iteration_summary(12, 12, m) == (
         "[grpo] iteration 12/12: 44.4 s (rollout 20.6 [policy 13.3], log-probs 6.0, update 17.8); sampled success 0.217, "
         "256 groups kept in 1 round(s), 39.7k env-steps/s, approx_kl 0.0052, peak 37.3 GB")
+
+
+def test_training_state_bytes_and_oom_line(monkeypatch):
+    from openarm_vla.train import runtime
+
+    # Linear(10, 10): 110 fp32 parameters = 440 B; after one AdamW step: + grads 440 + exp_avg 440 + exp_avg_sq 440
+    # + 4-byte step counters (weight, bias); a shared module counts once
+    lin = torch.nn.Linear(10, 10)
+    opt = torch.optim.AdamW(lin.parameters())
+    assert runtime.training_state_bytes([lin]) == 440
+    lin(torch.ones(2, 10)).sum().backward()
+    opt.step()
+    assert runtime.training_state_bytes([lin, lin], opt) == 4 * 440 + 2 * 4
+
+    # an OOM names the state; one that alone fills most of the GPU points at LoRA or sharding, not the batch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (2 * 2**30, 140 * 2**30))
+    with pytest.raises(TrainError, match=r"138.0 of 140.0 GiB in use, 121.0 GiB of it the weights.*agent.lora.enabled=true"):
+        with runtime.cuda_oom_as_error("--num_envs", held=lambda: 121 * 2**30):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+    with pytest.raises(TrainError, match=r"138.0 of 140.0 GiB in use, 30.0 GiB of it .*\); lower --num_envs$"):
+        with runtime.cuda_oom_as_error("--num_envs", held=lambda: 30 * 2**30):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")

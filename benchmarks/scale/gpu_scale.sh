@@ -14,9 +14,9 @@
 #                     CUDA, in ~2-3 minutes)
 #   7b_fsdp           the step on 2 GPUs of one host, FSDP2 full fine-tune (256 envs per rank), checkpointing on
 #   7b_fsdp1          one rank's share of 7b_fsdp on one GPU: the same FSDP2 code in one process (a group of one),
-#                     256 envs = 32 groups x 8; everything 7b_fsdp runs per GPU but the inter-GPU traffic (the fp32
-#                     weights, gradients and AdamW state of all 7.5 B parameters on one GPU: ~121 GB, plus the
-#                     rollouts' bf16 replica, 15 GB: an H200's memory, not an H100's)
+#                     256 envs = 32 groups x 8; everything 7b_fsdp runs per GPU but the inter-GPU traffic. Unsharded,
+#                     the fp32 weights, gradients and AdamW state of all 7.5 B parameters are 121 GB, plus the
+#                     rollouts' bf16 replica, 15 GB: out of memory on an H200 (measured 2026-12-03: h200/7b_fsdp1.log)
 # GRPO takes one env step before its first iteration (Warp compiles the physics kernels its cache lacks there,
 # printed as "[grpo] first env step"), so a single timed iteration is the steady state.
 # Random-init weights (timing only): agent.keep_low=-0.01 keeps every group, so each iteration updates on all

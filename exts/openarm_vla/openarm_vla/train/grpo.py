@@ -51,6 +51,7 @@ from .runtime import (
     rng_state,
     save_training_checkpoint,
     seed_everything,
+    training_state_bytes,
     write_run_config,
 )
 
@@ -217,7 +218,8 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
                   f"[{metrics['eval/ci_low']:.3f}, {metrics['eval/ci_high']:.3f}] over {metrics['eval/episodes']}", flush=True)
             return metrics
 
-        with cuda_oom_as_error("--num_envs (agent.num_groups) or agent.micro_batch_size"):
+        with cuda_oom_as_error("--num_envs (agent.num_groups) or agent.micro_batch_size",
+                               held=lambda: training_state_bytes([model, rollout_model], opt)):
             if start == 0 and agent.eval_episodes > 0:
                 last_eval = evaluate(0)
                 log.log(0, last_eval)

@@ -41,6 +41,7 @@ from .runtime import (
     rng_state,
     save_training_checkpoint,
     seed_everything,
+    training_state_bytes,
     write_run_config,
 )
 
@@ -185,7 +186,8 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
                total=agent.max_iterations, disable=not d.main)
     t_last, last_eval = time.time(), {}
     try:
-        with cuda_oom_as_error("agent.micro_batch_size (gradient accumulation keeps agent.batch_size) or agent.eval_num_envs"):
+        with cuda_oom_as_error("agent.micro_batch_size (gradient accumulation keeps agent.batch_size) or agent.eval_num_envs",
+                               held=lambda: training_state_bytes([model] + ([replica] if replica is not None else []), opt)):
             for step in bar:
                 idx = torch.randint(0, len(data), (agent.batch_size,), device=device, generator=gen)
                 batch = data.batch(idx)
