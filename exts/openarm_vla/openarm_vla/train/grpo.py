@@ -255,9 +255,8 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
             last_eval = evaluate(agent.max_iterations)
             log.log(agent.max_iterations, {**last_eval, "rollout/env_steps_total": counters["env_steps"]})
             final = run_dir / "final"
-            model_sd = distributed.full_model_state(kind, model)
-            if d.main:  # last: DIR/final marks a finished run
-                export_final(run_dir, rollout_model, tok, norm_stats, agent.max_iterations, model_sd)
+            if d.main:  # last: DIR/final marks a finished run (it links the last checkpoint's gathered weights)
+                export_final(run_dir, rollout_model, tok, norm_stats, agent.max_iterations)
             distributed.barrier(d)
     finally:
         records = log.records()

@@ -141,19 +141,20 @@ def restore_training(run_dir, model, optimizer, device, generator=None, schedule
     return state
 
 
-def export_final(run_dir: str | os.PathLike, model, tokenizer, norm_stats: dict, iteration: int | None = None,
-                 state_dict: dict | None = None) -> Path:
-    """DIR/final: the policy as a plain checkpoint (``model`` and ``state_dict`` as for a training checkpoint).
+def export_final(run_dir: str | os.PathLike, model, tokenizer, norm_stats: dict, iteration: int | None = None) -> Path:
+    """DIR/final: the policy as a plain checkpoint (``model`` unsharded, as for a training checkpoint).
 
     The run's last training checkpoint (``iteration``: just written, or the one a finished run resumed from)
     holds these very weights: final/ then hard-links its policy files rather than writing them again, so a 7B
-    run writes its ~28 GB once. Without that checkpoint, or where links fail, the files are written or copied."""
+    run writes its ~28 GB once (the trainers always checkpoint their last iteration: under FSDP the weights
+    gathered from the shards, not the bf16 rollout replica). Without that checkpoint, or where links fail, the
+    files are written or copied."""
     from openarm_vla.vla.checkpoint import MODEL_FILE
 
     final = Path(run_dir) / "final"
     last = Path(run_dir) / "checkpoints" / f"iter_{iteration:06d}" if iteration is not None else None
     if last is None or not (last / MODEL_FILE).is_file():
-        return _export_policy(model, final, tokenizer, norm_stats, state_dict)
+        return _export_policy(model, final, tokenizer, norm_stats)
     with atomic_path(final) as tmp:
         shutil.copytree(last, tmp, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(STATE_FILE))
     return final

@@ -244,9 +244,8 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
             if last_eval:
                 log.log(agent.max_iterations, last_eval)
             final = run_dir / "final"
-            model_sd = distributed.full_model_state(kind, model)
-            if d.main:  # last: DIR/final marks a finished run
-                export_final(run_dir, plain, tok, norm_stats, agent.max_iterations, model_sd)
+            if d.main:  # last: DIR/final marks a finished run (it links the last checkpoint's gathered weights)
+                export_final(run_dir, plain, tok, norm_stats, agent.max_iterations)
             distributed.barrier(d)
     finally:
         bar.close()
