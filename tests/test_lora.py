@@ -158,3 +158,27 @@ def _plain_compiled():
     model = OpenVLAForActionPrediction(get_preset("tiny"))
     model.compile_decoder_layers()
     return model
+
+
+def test_fsdp_replica_holds_parameters_in_the_compute_dtype():
+    """The rollout replica: parameters in the run's autocast dtype (buffers stay fp32), no gradients; filled from
+    the trained model (here unsharded: sync_replica reads plain and sharded tensors alike) it gives that model's
+    actions under the same autocast."""
+    from openarm_vla.train import distributed
+
+    torch.manual_seed(0)
+    model = OpenVLAForActionPrediction(get_preset("tiny")).eval()
+    replica = distributed.plain_replica(model, "cpu", "bfloat16")
+    assert {p.dtype for p in replica.parameters()} == {torch.bfloat16}
+    assert {b.dtype for b in replica.buffers() if b.is_floating_point()} == {torch.float32}
+    assert not any(p.requires_grad for p in replica.parameters())
+    assert {p.dtype for p in distributed.plain_replica(model, "cpu", "float32").parameters()} == {torch.float32}
+    distributed.sync_replica(model, replica)
+    assert all(torch.equal(p, q.to(torch.bfloat16)) for p, q in zip(replica.parameters(), model.parameters()))
+    cfg = model.config
+    px = torch.randn(3, 3 * len(cfg.vision), cfg.image_size, cfg.image_size)
+    ids, mask = torch.randint(0, 200, (3, 12)), torch.ones(3, 12, dtype=torch.long)
+    with torch.no_grad():
+        want, got = (m(px, ids, mask, dtype="bfloat16") for m in (model, replica))
+    assert got.dtype == torch.float32 and (got - want).abs().max() < 0.05
+    assert (got.argmax(-1) == want.argmax(-1)).float().mean() > 0.95

@@ -11,9 +11,9 @@ its own groups (a group never spans ranks) and seeds offset by its rank. The mod
   gradient is the global objective's).
 - FSDP2 (the 7B preset): ``fully_shard`` per decoder layer; what one rank runs alone (GRPO's rollouts and
   old log-probs, SFT's evaluation) runs on an unsharded replica that :func:`sync_replica` refreshes from the
-  shards, its parameters in FSDP's compute dtype (bf16 on CUDA: the weights the sharded forward computes with,
-  in half the memory); checkpoints gather the fp32 weights themselves (:func:`full_model_state`). GRPO pads
-  ranks to the same number of forwards.
+  shards, its parameters in FSDP's compute dtype (the run's autocast dtype, bf16 on CUDA: the weights the sharded
+  forward computes with, in half the memory); checkpoints gather the fp32 weights themselves
+  (:func:`full_model_state`). GRPO pads ranks to the same number of forwards.
 
 Rank 0 alone logs, evaluates and writes checkpoints: whole (unsharded) weights and optimizer state, and one
 RNG state per rank, so a run resumes with the world size it was written with, under either wrapping.
@@ -148,13 +148,16 @@ def barrier(d: Dist) -> None:
 PARALLEL = ("auto", "ddp", "fsdp")
 
 
-def wrap(d: Dist, model, parallel: str = "auto", summed_gradients: bool = False):
+def wrap(d: Dist, model, parallel: str = "auto", summed_gradients: bool = False, dtype: str = "float32"):
     """(module to train through, kind): kind "single" (one process), "ddp" (replicas; SFT wraps them in
     DistributedDataParallel, GRPO sums gradients itself) or "fsdp" (FSDP2 ``fully_shard`` per Llama decoder
-    layer and at the root; on CUDA bf16 compute over fp32 master weights, fp32 gradient reduction). "auto":
+    layer and at the root; compute in ``dtype``, the run's autocast setting (bf16 on CUDA by default), over fp32
+    master weights, fp32 gradient reduction). "auto":
     FSDP for the 7B preset, DDP otherwise; in one process plain, unless "fsdp" (a group of one, see
     :func:`init`). ``summed_gradients``: FSDP adds the ranks' gradients up instead of averaging them (GRPO's loss
     weights already use the global counts)."""
+    from openarm_vla.vla.model import compute_dtype
+
     from .runtime import TrainError
 
     if parallel not in PARALLEL:
@@ -172,7 +175,7 @@ def wrap(d: Dist, model, parallel: str = "auto", summed_gradients: bool = False)
 
     if has_lora(model):
         raise TrainError("agent.lora with FSDP is not supported: LoRA trains a replica per GPU (agent.parallel=ddp)")
-    mp = MixedPrecisionPolicy(param_dtype=compute_dtype(d.device), reduce_dtype=torch.float32)
+    mp = MixedPrecisionPolicy(param_dtype=compute_dtype(dtype), reduce_dtype=torch.float32)
     units = list(model.language_model.model.layers)
     for layer in units:
         fully_shard(layer, mp_policy=mp)
@@ -184,22 +187,19 @@ def wrap(d: Dist, model, parallel: str = "auto", summed_gradients: bool = False)
     return model, "fsdp"
 
 
-def compute_dtype(device) -> torch.dtype:
-    """FSDP's parameter dtype in forward and backward: bf16 on CUDA (over fp32 master weights), fp32 on the CPU."""
-    return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-
-
-def plain_replica(model, device):
+def plain_replica(model, device, dtype: str = "float32"):
     """An unsharded copy of a sharded model's architecture (built on the meta device: no RNG draws), for what
     one rank runs alone (rollouts, evaluation), its parameters (not its buffers: the rotary frequencies stay
-    fp32) in :func:`compute_dtype`; :func:`sync_replica` fills it."""
+    fp32) in the run's compute dtype (``dtype``: its autocast setting, as for :func:`wrap`); :func:`sync_replica`
+    fills it."""
     from openarm_vla.vla import OpenVLAForActionPrediction
+    from openarm_vla.vla.model import compute_dtype
 
     with torch.device("meta"):
         replica = OpenVLAForActionPrediction(model.config)
     replica = replica.to_empty(device=device).eval().requires_grad_(False)
     for p in replica.parameters():
-        p.data = p.data.to(compute_dtype(device))
+        p.data = p.data.to(compute_dtype(dtype))
     if model.compiled_layers:  # agent.compile: the rollouts' forwards too
         replica.compile_decoder_layers()
     return replica

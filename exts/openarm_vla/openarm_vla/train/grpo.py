@@ -162,9 +162,9 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
     model, tok, norm_stats = build_model(agent, device)
     cfg = model.config
     distributed.broadcast_model(d, model)
-    model, kind = distributed.wrap(d, model, agent.parallel, summed_gradients=True)
+    model, kind = distributed.wrap(d, model, agent.parallel, summed_gradients=True, dtype=dtype)
     # under FSDP every rank rolls out an unsharded copy, refreshed from the shards after each update
-    rollout_model = distributed.plain_replica(model, device) if kind == "fsdp" else model
+    rollout_model = distributed.plain_replica(model, device, dtype) if kind == "fsdp" else model
     opt = torch.optim.AdamW(decay_param_groups(model, agent.weight_decay), lr=agent.lr, betas=tuple(agent.betas), fused=cuda)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(agent.warmup_steps, 0))
     rank_seed = agent.seed + 7919 * d.rank  # each rank its own starts, samples and mini-batch order

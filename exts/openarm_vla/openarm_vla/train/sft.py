@@ -127,10 +127,10 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
 
     # ------------------------------------------------------------------ optimizer, schedule, resume
     distributed.broadcast_model(d, model)
-    model, kind = distributed.wrap(d, model, agent.parallel)
+    model, kind = distributed.wrap(d, model, agent.parallel, dtype=dtype)
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[d.local_rank] if cuda else None) if kind == "ddp" else model
     # under FSDP rank 0 evaluates an unsharded copy, refreshed from the shards when needed
-    replica = distributed.plain_replica(model, device) if kind == "fsdp" and d.main else None
+    replica = distributed.plain_replica(model, device, dtype) if kind == "fsdp" and d.main else None
     plain = replica if replica is not None else model
     opt = torch.optim.AdamW(decay_param_groups(model, agent.weight_decay), lr=agent.lr, betas=tuple(agent.betas),
                             fused=cuda)

@@ -31,6 +31,11 @@ from .config import VisionConfig, VLAConfig
 _AUTOCAST = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def compute_dtype(dtype: str) -> torch.dtype:
+    """The torch dtype an autocast setting ("bfloat16", "float16"; anything else: none) computes in."""
+    return _AUTOCAST.get(dtype, torch.float32)
+
+
 class LayerScale(nn.Module):
     """timm's LayerScale with its parameter named `scale_factor`, as in OpenVLA checkpoints
     (OpenVLA renames `gamma` because old transformers versions rewrote any key containing "gamma")."""
@@ -309,7 +314,7 @@ class OpenVLAForActionPrediction(nn.Module):
     def autocast(self, dtype: str | None = None):
         """Autocast context for `dtype` (default config.dtype); float32 disables it."""
         dtype = dtype or self.config.dtype
-        return torch.autocast(self.device.type, dtype=_AUTOCAST.get(dtype, torch.float32), enabled=dtype in _AUTOCAST)
+        return torch.autocast(self.device.type, dtype=compute_dtype(dtype), enabled=dtype in _AUTOCAST)
 
     def forward(
         self,
