@@ -62,7 +62,8 @@ def main(argv=None) -> int:
     from openarm_vla.data.hdf5_format import DemoWriter
     from openarm_vla.data.recorder import DemoRecorder
     from openarm_vla.data.statistics import write_dataset_statistics
-    from openarm_vla.perf import StageClock, compile_env_step
+    from openarm_vla.tasks.factory import compile_env_step
+    from openarm_vla.utils.timing import StageClock
     from openarm_vla.rollout import step_loop
     from openarm_vla.utils.io import DiskFullError
 

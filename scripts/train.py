@@ -18,11 +18,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from openarm_vla.cli import fail, parse
+from openarm_vla.cli import fail, parse, run_main
 
 ALGOS = {"sft": "sft_cfg_entry_point", "grpo": "grpo_cfg_entry_point", "ppo": "rsl_rl_cfg_entry_point"}
 
 
+@run_main("train")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="train", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -44,15 +45,12 @@ def main(argv=None) -> int:
     task = args.task or ("OpenArm-BoxGrasp-State" if args.algo == "ppo" else "OpenArm-BoxGrasp")
     output = args.output or f"runs/{args.algo}"
 
-    from openarm_vla.tasks.factory import TaskError, load_cfgs, resolve_device
+    from openarm_vla.tasks.factory import load_cfgs, resolve_device
 
     flags = {"preset": args.preset, "max_iterations": args.max_iterations, "seed": args.seed, "init": args.init,
              "datasets": args.dataset, "logger": "wandb" if args.wandb else None}
-    try:
-        env_cfg, agent = load_cfgs(task, ALGOS[args.algo], args.physics, overrides)
-        device = resolve_device(args.device)
-    except TaskError as e:
-        fail("train", e)
+    env_cfg, agent = load_cfgs(task, ALGOS[args.algo], args.physics, overrides)
+    device = resolve_device(args.device)
     for key, value in flags.items():
         if value is not None:
             if not hasattr(agent, key):
@@ -60,29 +58,17 @@ def main(argv=None) -> int:
             setattr(agent, key, value)
     if args.num_envs is not None:
         env_cfg.scene.num_envs = args.num_envs
-
     if args.algo == "ppo":
-        from openarm_vla.policies.ppo_teacher import PPOError
         from openarm_vla.train.ppo import train_ppo
 
         agent.device = device
-        try:
-            train_ppo(task, env_cfg, agent, output, resume=args.resume)
-        except (PPOError, TaskError) as e:
-            fail("train", e)
+        train_ppo(task, env_cfg, agent, output, resume=args.resume)
         return 0
-
-    from openarm_vla.train.runtime import TrainError
-    from openarm_vla.utils.io import DiskFullError
-
     if args.algo == "sft":
         from openarm_vla.train.sft import train_sft as run
     else:
         from openarm_vla.train.grpo import train_grpo as run
-    try:
-        run(task, env_cfg, agent, output, device=device, resume=args.resume, num_envs=args.num_envs)
-    except (TrainError, TaskError, DiskFullError) as e:
-        fail("train", e)
+    run(task, env_cfg, agent, output, device=device, resume=args.resume, num_envs=args.num_envs)
     return 0
 
 

@@ -218,7 +218,7 @@ def test_state_task_has_privileged_obs_and_dense_reward(env_factory):
 
 def test_compile_env_step_takes_one_step_and_draws_no_random_numbers(env):
     """GRPO and generate_demos take this step before their timed loops: it must not shift their random streams."""
-    from openarm_vla.perf import compile_env_step
+    from openarm_vla.tasks.factory import compile_env_step
 
     rng, steps, counter = torch.get_rng_state(), env.episode_length_buf.clone(), env.common_step_counter
     assert compile_env_step(env) > 0

@@ -9,7 +9,7 @@ import torch
 pytest.importorskip("peft")
 
 from openarm_vla.train.lora import apply_lora, has_lora, merged_state_dict  # noqa: E402
-from openarm_vla.vla import ByteTokenizer, OpenVLAForActionPrediction, VLAPolicy, get_preset  # noqa: E402
+from openarm_vla.vla import ByteTokenizer, OpenVLAForActionPrediction, VLARunner, get_preset  # noqa: E402
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -25,7 +25,7 @@ def _trained_lora_model():
     torch.manual_seed(0)
     model = OpenVLAForActionPrediction(get_preset("tiny"))
     n = apply_lora(model, rank=4, alpha=8, dropout=0.0, target_modules=TARGETS)
-    vla = VLAPolicy(model, ByteTokenizer(), 1)
+    vla = VLARunner(model, ByteTokenizer(), 1)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
     for s in range(2):  # LoRA's B starts at 0: a few steps make the adapters matter
         model(**_batch(vla, seed=s)).logsumexp(-1).mean().backward()
@@ -45,7 +45,7 @@ def test_lora_trains_adapters_and_projectors_only():
 
 def test_merged_export_loads_as_a_plain_checkpoint_with_the_same_logits(tmp_path):
     from openarm_vla.policies.vla import checkpoint_vla
-    from openarm_vla.train.runtime import export_final
+    from openarm_vla.train.checkpoints import export_final
 
     model, vla, _ = _trained_lora_model()
     batch = _batch(vla, seed=5)
@@ -61,18 +61,22 @@ def test_merged_export_loads_as_a_plain_checkpoint_with_the_same_logits(tmp_path
 
 
 def test_lora_resume_restores_the_adapters_exactly(tmp_path):
-    from openarm_vla.train.runtime import restore_training, save_training_checkpoint
+    from openarm_vla.train.checkpoints import newest_good_checkpoint, restore_training, save_training_checkpoint
+    from openarm_vla.train.distributed import Dist, wrap
+    from openarm_vla.train.optim import make_optimizer
+    from openarm_vla.train.rng import rng_state
 
     model, _, _ = _trained_lora_model()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
-    save_training_checkpoint(tmp_path, 3, model, ByteTokenizer(), {}, {"optimizer": opt.state_dict(), "rng": [{
-        "python": __import__("random").getstate(), "numpy": __import__("numpy").random.get_state(),
-        "torch": torch.get_rng_state()}]})
+    agent = type("A", (), {"lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 0.0, "warmup_steps": 0})()
+    opt, sched = make_optimizer(model, agent, fused=False)
+    save_training_checkpoint(tmp_path, 3, model, ByteTokenizer(), {}, {"optimizer": opt.state_dict(),
+                             "scheduler": sched.state_dict(), "rng": [rng_state()]})
     torch.manual_seed(0)  # the base as agent.init would give it again, fresh adapters
     again = OpenVLAForActionPrediction(get_preset("tiny"))
     apply_lora(again, rank=4, alpha=8, dropout=0.0, target_modules=TARGETS)
-    opt2 = torch.optim.AdamW([p for p in again.parameters() if p.requires_grad])
-    state = restore_training(tmp_path, again, opt2, "cpu")
+    par = wrap(Dist(), again)
+    opt2, sched2 = make_optimizer(again, agent, fused=False)
+    state = restore_training(newest_good_checkpoint(tmp_path), par, opt2, sched2, {})
     assert state["iteration"] == 3
     for (n1, p1), (_, p2) in zip(model.state_dict().items(), again.state_dict().items()):
         assert torch.equal(p1, p2), n1
@@ -115,7 +119,7 @@ def test_compiled_decoder_layers_match_eager_with_one_graph_per_grad_mode():
     or per-batch recompiles, which would hit dynamo's recompile limit on the 7B's 32 layers)."""
     from torch._dynamo.utils import counters
 
-    from openarm_vla.perf import compile_model_passes
+    from openarm_vla.train.model_init import compile_model_passes
     from openarm_vla.train import distributed
 
     model, vla, _ = _trained_lora_model()
@@ -127,7 +131,7 @@ def test_compiled_decoder_layers_match_eager_with_one_graph_per_grad_mode():
     assert list(compiled.state_dict()) == list(model.state_dict())
     # GRPO's warm-up builds both graphs (rollout: eval, no grad; update: train, backward) before iteration 1
     rng = torch.get_rng_state()
-    compile_model_passes(VLAPolicy(compiled, ByteTokenizer(), 1), "pick up the box", rollout_batch=4, micro_batch=3)
+    compile_model_passes(VLARunner(compiled, ByteTokenizer(), 1), "pick up the box", rollout_batch=4, micro_batch=3)
     assert counters["stats"]["unique_graphs"] == 2, dict(counters["stats"])
     assert torch.equal(torch.get_rng_state(), rng) and not compiled.training
     assert all(p.grad is None for p in compiled.parameters())

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from openarm_vla.train.runtime import TrainError, lr_factor
+from openarm_vla.errors import TrainError
+from openarm_vla.train.optim import lr_factor
 from openarm_vla.train.losses import (
     action_token_mask,
     clipped_token_loss,
@@ -156,23 +157,23 @@ def test_grpo_iteration_summary_line():
 
 
 def test_training_state_bytes_and_oom_line(monkeypatch):
-    from openarm_vla.train import runtime
+    from openarm_vla.train import memory
 
     # Linear(10, 10): 110 fp32 parameters = 440 B; after one AdamW step: + grads 440 + exp_avg 440 + exp_avg_sq 440
     # + 4-byte step counters (weight, bias); a shared module counts once
     lin = torch.nn.Linear(10, 10)
     opt = torch.optim.AdamW(lin.parameters())
-    assert runtime.training_state_bytes([lin]) == 440
+    assert memory.training_state_bytes([lin]) == 440
     lin(torch.ones(2, 10)).sum().backward()
     opt.step()
-    assert runtime.training_state_bytes([lin, lin], opt) == 4 * 440 + 2 * 4
+    assert memory.training_state_bytes([lin, lin], opt) == 4 * 440 + 2 * 4
 
     # an OOM names the state; one that alone fills most of the GPU points at LoRA or sharding, not the batch
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (2 * 2**30, 140 * 2**30))
     with pytest.raises(TrainError, match=r"138.0 of 140.0 GiB in use, 121.0 GiB of it the weights.*agent.lora.enabled=true"):
-        with runtime.cuda_oom_as_error("--num_envs", held=lambda: 121 * 2**30):
+        with memory.cuda_oom_as_error("--num_envs", held=lambda: 121 * 2**30):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
     with pytest.raises(TrainError, match=r"138.0 of 140.0 GiB in use, 30.0 GiB of it .*\); lower --num_envs$"):
-        with runtime.cuda_oom_as_error("--num_envs", held=lambda: 30 * 2**30):
+        with memory.cuda_oom_as_error("--num_envs", held=lambda: 30 * 2**30):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")

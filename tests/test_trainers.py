@@ -78,7 +78,7 @@ def demos(tmp_path_factory) -> Path:
 
 
 SFT_ARGS = ["--algo", "sft", "--preset", "tiny", "--device", "cpu", "agent.batch_size=64", "agent.lr=2e-3",
-            "agent.warmup_iterations=5", "agent.min_lr=2e-3", "agent.log_every=5", "agent.eval_episodes=0",
+            "agent.warmup_steps=5", "agent.min_lr=2e-3", "agent.log_every=5", "agent.eval_episodes=0",
             "agent.augment.enabled=false", "agent.proprio=true", "agent.action_frame=delta", *TINY_ENV]
 
 
@@ -209,13 +209,13 @@ def test_bad_input_gets_one_line(tmp_path, script_main, capsys, synthetic_demos)
     save_checkpoint(OpenVLAForActionPrediction(get_preset("tiny")), tmp_path / "ck", ByteTokenizer())
     assert "a 'tiny' model, but agent.preset is 'small'" in err("--algo", "sft", "--init", str(tmp_path / "ck"),
                                                                  "--preset", "small", "--dataset", str(demos))
-    assert "--resume: no checkpoint in" in err("--algo", "sft", "--dataset", str(demos), "--resume")
     assert "agent has no 'lrr'" in err("--algo", "grpo", "agent.lrr=1")
     assert "--dataset does not apply to --algo grpo" in err("--algo", "grpo", "--dataset", str(demos))
 
 
 def test_nan_loss_stops_and_names_the_last_good_checkpoint(tmp_path):
-    from openarm_vla.train.runtime import TrainError, check_finite, save_training_checkpoint
+    from openarm_vla.errors import TrainError
+    from openarm_vla.train.checkpoints import check_finite, save_training_checkpoint
     from openarm_vla.vla import ByteTokenizer, OpenVLAForActionPrediction, get_preset
 
     check_finite(torch.tensor(1.0), 3, tmp_path)

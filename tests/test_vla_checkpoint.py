@@ -55,7 +55,7 @@ def _logits(model, inputs):
 def test_our_format_round_trip(model, inputs, tmp_path):
     path = save_checkpoint(model, tmp_path / "ckpt", ByteTokenizer(), NORM_STATS)
     assert sorted(p.name for p in path.iterdir()) == [
-        "byte_tokenizer.json", "config.json", "dataset_statistics.json", "model.safetensors"]
+        "byte_tokenizer.json", "config.json", "dataset_statistics.json", "manifest.json", "model.safetensors"]
     ck = load_checkpoint(path)
     assert ck.format == "openarm_vla" and ck.config == model.config and ck.norm_stats == NORM_STATS
     assert isinstance(ck.tokenizer, ByteTokenizer)
@@ -65,6 +65,24 @@ def test_our_format_round_trip(model, inputs, tmp_path):
     save_checkpoint(model, tmp_path / "ckpt", ByteTokenizer(), {})
     assert load_checkpoint(path).norm_stats == {}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_damaged_checkpoint_is_named_in_one_line(model, tmp_path):
+    """The manifest (sizes and hashes, written last) names a truncated or corrupt file before anything reads it;
+    without a manifest (a published checkpoint) safetensors' own failure still comes as one CheckpointError."""
+    path = save_checkpoint(model, tmp_path / "ckpt", ByteTokenizer(), NORM_STATS)
+    weights = path / "model.safetensors"
+    full = weights.read_bytes()
+    weights.write_bytes(full[:1000])
+    with pytest.raises(CheckpointError, match=r"model.safetensors is 1000 bytes, the manifest says \d+ \(truncated"):
+        load_checkpoint(path)
+    weights.write_bytes(full[:-8] + bytes(8))  # same size, last bytes zeroed
+    with pytest.raises(CheckpointError, match="model.safetensors does not match its SHA-256"):
+        load_checkpoint(path)
+    (path / "manifest.json").unlink()
+    weights.write_bytes(full[:1000])
+    with pytest.raises(CheckpointError, match="model.safetensors: unreadable weights"):
+        load_checkpoint(path)
 
 
 @pytest.mark.parametrize("shard", [None, 1 << 20])
@@ -188,7 +206,8 @@ def test_final_export_links_the_last_training_checkpoint(model, inputs, tmp_path
     import os
     import shutil
 
-    from openarm_vla.train.runtime import export_final, save_training_checkpoint
+    from openarm_vla.train.checkpoints import export_final, save_training_checkpoint
+    from openarm_vla.utils.manifest import MANIFEST_FILE, verify_manifest
     from openarm_vla.utils.run_files import STATE_FILE
 
     run = tmp_path / "run"
@@ -197,6 +216,7 @@ def test_final_export_links_the_last_training_checkpoint(model, inputs, tmp_path
     assert os.stat(final / "model.safetensors").st_ino == os.stat(last / "model.safetensors").st_ino  # written once
     assert not (final / STATE_FILE).exists() and (last / STATE_FILE).is_file()
     assert sorted(p.name for p in final.iterdir()) == sorted(p.name for p in last.iterdir() if p.name != STATE_FILE)
+    assert verify_manifest(final) is None and STATE_FILE not in (final / MANIFEST_FILE).read_text()
     shutil.rmtree(last)  # keep_last's rotation removes the checkpoint: final/ keeps its weights
     assert torch.equal(_logits(load_checkpoint(final).model, inputs), _logits(model, inputs))
 

@@ -20,9 +20,10 @@ import time
 
 import torch
 
-from openarm_vla.perf import device_sync, forward_flops
+from openarm_vla.perf import forward_flops
+from openarm_vla.utils.timing import device_sync
 from openarm_vla.train.lora import apply_lora, hold_frozen_weights_in
-from openarm_vla.vla import OpenVLAForActionPrediction, VLAPolicy, get_preset, make_text_tokenizer
+from openarm_vla.vla import OpenVLAForActionPrediction, VLARunner, get_preset, make_text_tokenizer
 from openarm_vla.vla.sampling import logprobs_of
 
 
@@ -78,7 +79,7 @@ def main() -> None:
         model, cfg = build(args.preset, layout, dev, bool(compiled))
         layout += "+compile" if compiled else ""
         tok = make_text_tokenizer(cfg)
-        vla = VLAPolicy(model, tok, args.batch, dtype="bfloat16")
+        vla = VLARunner(model, tok, args.batch, dtype="bfloat16")
         ids, mask = vla.prompt_ids(["pick up the box"] * args.batch)
         flops = forward_flops(model, ids.shape[1])["total"]
         rgb = torch.randint(0, 255, (args.batch, 224, 224, 3), dtype=torch.uint8, device=dev)

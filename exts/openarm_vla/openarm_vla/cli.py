@@ -9,6 +9,7 @@ presets). A recipe (``--recipe configs/x.yaml``) holds the same keys as YAML; co
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -23,6 +24,22 @@ def fail(prog: str, msg: str, code: int = 2):
     """Exit with one line on stderr naming what is wrong (``[prog] error: ...``)."""
     print(f"[{prog}] error: {' '.join(str(msg).split())}", file=sys.stderr, flush=True)
     sys.exit(code)
+
+
+def run_main(prog: str):
+    """Decorate a script's ``main(argv)``: any of the project's errors (:class:`~openarm_vla.errors.OpenArmVLAError`)
+    ends it with one line and exit status 2 (:func:`fail`), whichever layer raised it."""
+    def deco(main):
+        @functools.wraps(main)
+        def wrapped(argv=None):
+            from openarm_vla.errors import OpenArmVLAError
+
+            try:
+                return main(argv)
+            except OpenArmVLAError as e:
+                fail(prog, e)
+        return wrapped
+    return deco
 
 
 def add_env_args(p: argparse.ArgumentParser, task: str = "OpenArm-BoxGrasp", num_envs: int | None = 2,

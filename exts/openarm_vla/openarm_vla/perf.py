@@ -5,82 +5,13 @@ the benchmark script, never in timed tests."""
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 
 import torch
 
+from openarm_vla.utils.timing import TimedPolicy, device_sync
+
 H100_BF16_PEAK = 989e12
 """Dense bf16 peak of an H100 / H200 SXM (FLOP/s), the MFU denominator."""
-
-
-def device_sync(device):
-    """``torch.cuda.synchronize`` for a CUDA device (to time asynchronous GPU work), a no-op elsewhere."""
-    return torch.cuda.synchronize if str(device).startswith("cuda") and torch.cuda.is_available() else (lambda: None)
-
-
-def compile_env_step(env) -> float:
-    """Take one env step (all-zero action) and return its seconds; call it before a loop that times its steps.
-
-    Warp compiles the physics step's kernels (MuJoCo-Warp's collision and solver) on the first ``env.step`` of a
-    process whose kernel cache lacks them: a fresh machine (~40 s on a CPU), or a new ``--num_envs`` (one broadphase
-    kernel takes the world count as a constant). Without this that compilation lands in the first timed iteration.
-    The step leaves the envs mid-episode and draws no random numbers: callers reset before they run episodes."""
-    sync = device_sync(env.device)
-    sync()
-    t0 = time.perf_counter()
-    env.step(torch.zeros(env.num_envs, env.action_manager.total_action_dim, device=env.device))
-    sync()
-    return time.perf_counter() - t0
-
-
-def compile_model_passes(vla, instruction: str, rollout_batch: int, micro_batch: int, model=None) -> float:
-    """Run ``vla.model`` once as a rollout does (eval mode, no grad, ``rollout_batch`` rows) and ``model`` (the module
-    the update trains: the same one, or under FSDP the sharded one) once as an update does (train mode, forward and
-    backward of ``micro_batch`` rows) on placeholder inputs (black frames, the task's prompt, zero proprio); return
-    the seconds. With ``agent.compile`` torch.compile builds each of those graphs on first use (minutes for the 7B
-    on a GPU): without this, iteration 1 pays for it. Draws no random numbers and leaves no gradients."""
-    model = model if model is not None else vla.model
-    sync = device_sync(vla.device)
-    sync()
-    t0 = time.perf_counter()
-    size = vla.config.image_size
-    for module, n, train in ((vla.model, rollout_batch, False), (model, micro_batch, True)):
-        ids, mask = vla.prompt_ids([instruction] * n)
-        batch = {"rgb": torch.zeros(n, size, size, 3, dtype=torch.uint8, device=vla.device), "input_ids": ids,
-                 "attention_mask": mask, "proprio": torch.zeros(n, vla.config.proprio_dim, device=vla.device)}
-        module.train(train)
-        with torch.set_grad_enabled(train):
-            logits = module(**vla.model_inputs(batch), dtype=vla.dtype)
-            if train:
-                logits.sum().backward()
-        module.zero_grad(set_to_none=True)
-        module.eval()
-    sync()
-    return time.perf_counter() - t0
-
-
-class StageClock:
-    """Wall seconds per named part of a loop. On CUDA each part is synchronized at both ends, so asynchronous GPU
-    work is charged to the part that launched it (a few syncs per step: for finding the slow part, not for speed)."""
-
-    def __init__(self, device):
-        self.sync = device_sync(device)
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def time(self, name: str):
-        self.sync()
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.sync()
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
-
-    def summary(self, total: float, rest: str) -> str:
-        """``name X s, ...`` for every part, and ``rest`` for what the parts leave of ``total`` seconds."""
-        parts = {**self.seconds, rest: total - sum(self.seconds.values())}
-        return ", ".join(f"{k} {v:.1f} s" for k, v in parts.items())
 
 
 def _device_name(dev: str) -> str:
@@ -141,29 +72,6 @@ def forward_flops(model, prompt_len: int) -> dict:
     T = model.num_patches + prompt_len + A + (1 if cfg.append_stop_token else 0)
     lm = 2 * lparams * T + 4 * T * T * llm.hidden_size * llm.num_layers + 2 * cfg.n_bins * llm.hidden_size * A
     return {"vision": vision, "projector": projector, "llm": lm, "total": vision + projector + lm, "tokens": T}
-
-
-class TimedPolicy:
-    """Wraps an env policy to time its calls (GPU-synchronized) and count the samples it forwards."""
-
-    def __init__(self, policy, sync):
-        self.policy, self.sync = policy, sync
-        self.seconds, self.samples, self.forwards = 0.0, 0, 0
-        self.accepts_active = getattr(policy, "accepts_active", False)
-
-    def __call__(self, obs, **kw):
-        self.sync()
-        t0 = time.perf_counter()
-        actions = self.policy(obs, **kw)
-        self.sync()
-        self.seconds += time.perf_counter() - t0
-        m = int(self.policy.last["new_chunk"].sum()) if getattr(self.policy, "last", None) else 0
-        self.samples += m
-        self.forwards += int(m > 0)
-        return actions
-
-    def reset(self, env_ids=None):
-        self.policy.reset(env_ids)
 
 
 def policy_rollout_throughput(task: str, preset: str, num_envs: int, image_size: int | None, steps: int, warmup: int,

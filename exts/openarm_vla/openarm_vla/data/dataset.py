@@ -1,9 +1,12 @@
 """PyTorch dataset over Isaac Lab recorder HDF5 demo files: one item per (episode, step).
 
 Only attributes and metadata are read at construction (``num_samples``, ``success``, ``instruction``,
-dataset shapes); arrays are read lazily per item, so memory stays bounded regardless of dataset
-size. File handles are opened lazily per process (safe with ``DataLoader(num_workers>0)``, fork or
-spawn) and kept in a small LRU.
+dataset shapes). SFT reads every step at once (:meth:`DemoDataset.load_arrays`, into
+:class:`~openarm_vla.data.demo_tensors.DemoTensors` on the GPU). The per-item path is kept on purpose, for a
+dataset that does not fit in memory (the 7B's 224 px frames of thousands of demos): arrays are read lazily per
+item, so memory stays bounded regardless of dataset size, and file handles are opened lazily per process (safe
+with ``DataLoader(num_workers>0)``, fork or spawn) and kept in a small LRU. Both cut chunks the same way
+(:func:`~openarm_vla.data.demo_tensors.chunk_rows`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from torch.utils.data import Dataset
 
 from ..action_space import DEFAULT_STATS_KEY, STATS_FILENAME, normalize
 from .hdf5_format import DemoFileError, check_demo, data_group, decode_attr, demo_names, env_args_of, one_line, open_demo_file
+from .demo_tensors import chunk_rows
 from .statistics import load_dataset_statistics
 
 __all__ = ["DemoDataset"]
@@ -245,8 +249,8 @@ class DemoDataset(Dataset):
         key = "actions"
         try:
             grp = self._file(fi)["data"][name]
-            end = min(t + self.chunk_size, T)
-            acts = np.asarray(grp["actions"][t:end], dtype=np.float32)
+            rows = chunk_rows(torch.tensor([t]), torch.tensor([T - 1]), self.chunk_size)[0].numpy()
+            acts = np.asarray(grp["actions"][t:int(rows[-1]) + 1], dtype=np.float32)[rows - t]
             key = f"obs/{self.image_key}"
             image = np.asarray(grp["obs"][self.image_key][t])
             proprio = None
@@ -258,12 +262,7 @@ class DemoDataset(Dataset):
         except OSError as e:
             raise DemoFileError(f"{path}: data/{name}: cannot read '{key}' ({one_line(e)})") from None
 
-        K = self.chunk_size
-        n_valid = acts.shape[0]
-        pad_mask = np.zeros(K, dtype=bool)
-        if n_valid < K:
-            acts = np.concatenate([acts, np.repeat(acts[-1:], K - n_valid, axis=0)], axis=0)
-            pad_mask[n_valid:] = True
+        pad_mask = np.arange(t, t + self.chunk_size) > T - 1
         acts = torch.from_numpy(np.ascontiguousarray(acts, dtype=np.float32))
         if self.normalize:
             acts = normalize(acts, self.stats["action"])

@@ -34,6 +34,7 @@ import h5py
 import numpy as np
 
 from ..action_space import ACTION_SPACE
+from ..errors import DemoFileError
 from ..utils.io import atomic_path
 
 __all__ = [
@@ -67,8 +68,6 @@ IMAGE_COMPRESSIONS = ("gzip", "lzf", "none")
 none (raw frames: the fastest to write and to load, ~49 KB per 128 px frame)."""
 DEFAULT_ENV_NAME = "OpenArm-BoxGrasp"
 
-class DemoFileError(Exception):
-    """A demonstration file is missing, corrupt, or lacks a required key. The message is one line."""
 
 
 # --------------------------------------------------------------------------------------------------

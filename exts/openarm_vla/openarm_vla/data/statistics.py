@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 
 from ..action_space import DEFAULT_STATS_KEY, STATS_FILENAME
+from ..errors import StatisticsKeyError
 from ..utils.io import atomic_write_json
 from .hdf5_format import DemoFileError, data_group, demo_names, one_line, open_demo_file
 
@@ -41,11 +42,6 @@ __all__ = [
 
 
 
-class StatisticsKeyError(KeyError):
-    """Missing dataset key in a statistics file (a KeyError whose message prints unquoted)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 def compute_action_stats(arrays: Iterable[Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import torch
 
-from .errors import PolicyError
+from openarm_vla.errors import PolicyError
 
 __all__ = ["Policy", "PolicyError", "check_policy_spec", "make_policy"]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from openarm_vla.errors import PPOError
 from openarm_vla.utils.io import atomic_path
 
 POLICY_FILE = "ppo_policy.pt"
@@ -22,8 +23,6 @@ POLICY_VERSION = 1
 OBS_GROUP = "policy"
 
 
-class PPOError(ValueError):
-    """A bad PPO run config or policy file, with a one-line message."""
 
 
 def _plain(obj):

@@ -1,6 +1,6 @@
 """The VLA as an env policy: ``obs["policy"]`` (front camera + joint state) + the task instruction -> actions.
 
-    VLAEnvPolicy     adapts :class:`openarm_vla.vla.VLAPolicy` (chunk queues over N envs) to the env
+    VLAEnvPolicy     adapts :class:`openarm_vla.vla.VLARunner` (chunk queues over N envs) to the env
     preset_vla       a randomly initialised model of a preset (``preset:NAME``; smoke tests, benchmarks)
     checkpoint_vla   a checkpoint directory, ours or the published OpenVLA-OFT layout (``CKPT_DIR``)
 """
@@ -15,7 +15,7 @@ import torch
 
 from openarm_vla.action_space import ACTION_DIM, action_stats, joint_state_to_action
 
-from .errors import PolicyError
+from openarm_vla.errors import PolicyError
 
 
 class VLAEnvPolicy:
@@ -32,7 +32,7 @@ class VLAEnvPolicy:
         self.generator = None
         if self.temperature is not None and seed is not None:
             self.generator = torch.Generator(device=vla.device).manual_seed(seed)
-        self.last: dict | None = None  # the full VLAPolicy.act output of the last call
+        self.last: dict | None = None  # the full VLARunner.act output of the last call
 
     @property
     def config(self):
@@ -54,8 +54,8 @@ class VLAEnvPolicy:
 
 
 def preset_vla(name: str, num_envs: int, device, seed: int = 0, **overrides):
-    """A VLAPolicy around a randomly initialised model of preset `name` (config fields in ``overrides``)."""
-    from openarm_vla.vla import OpenVLAForActionPrediction, VLAPolicy, get_preset, make_text_tokenizer
+    """A VLARunner around a randomly initialised model of preset `name` (config fields in ``overrides``)."""
+    from openarm_vla.vla import OpenVLAForActionPrediction, VLARunner, get_preset, make_text_tokenizer
 
     try:
         cfg = get_preset(name, **overrides)
@@ -75,7 +75,7 @@ def preset_vla(name: str, num_envs: int, device, seed: int = 0, **overrides):
                 torch.set_default_dtype(prev)
     else:
         model = OpenVLAForActionPrediction(cfg).to(dev)
-    return VLAPolicy(model.eval(), tok, num_envs, action_dim=ACTION_DIM)
+    return VLARunner(model.eval(), tok, num_envs, action_dim=ACTION_DIM)
 
 
 def check_checkpoint_dir(path: str | os.PathLike) -> dict:
@@ -98,7 +98,7 @@ def check_checkpoint_dir(path: str | os.PathLike) -> dict:
 
 
 def checkpoint_vla(path: str | os.PathLike, num_envs: int, device):
-    from openarm_vla.vla import VLAPolicy
+    from openarm_vla.vla import VLARunner
     from openarm_vla.vla.checkpoint import CheckpointError, load_checkpoint
 
     d = Path(path)
@@ -113,5 +113,5 @@ def checkpoint_vla(path: str | os.PathLike, num_envs: int, device):
             unnorm = "q01" in action_stats(ck.norm_stats)
         except ValueError:
             unnorm = False
-    return VLAPolicy(ck.model.eval(), ck.tokenizer, num_envs, action_dim=ACTION_DIM,
+    return VLARunner(ck.model.eval(), ck.tokenizer, num_envs, action_dim=ACTION_DIM,
                      norm_stats=ck.norm_stats, unnormalize_actions=unnorm)

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import torch
 
+from openarm_vla.errors import TaskError
+
 PHYSICS = {"newton": "newton_mjwarp", "physx": "physx"}
 """``--physics`` name -> Isaac Lab physics preset of the task (:class:`~.box_grasp.box_grasp_env_cfg.PhysicsCfg`)."""
 
 
-class TaskError(ValueError):
-    """A bad task request (unknown id, unavailable backend, missing asset, bad override), with a one-line message."""
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -158,3 +158,22 @@ def make_env(task: str = "OpenArm-BoxGrasp", cfg=None, headless: bool = True, re
 
     env.close = close
     return env
+
+
+def compile_env_step(env) -> float:
+    """Take one env step (all-zero action) and return its seconds; call it before a loop that times its steps.
+
+    Warp compiles the physics step's kernels (MuJoCo-Warp's collision and solver) on the first ``env.step`` of a
+    process whose kernel cache lacks them: a fresh machine, or a new ``--num_envs`` (one broadphase kernel takes
+    the world count as a constant). Without this that compilation lands in the first timed iteration. The step
+    leaves the envs mid-episode and draws no random numbers: callers reset before they run episodes."""
+    import time
+
+    from openarm_vla.utils.timing import device_sync
+
+    sync = device_sync(env.device)
+    sync()
+    t0 = time.perf_counter()
+    env.step(torch.zeros(env.num_envs, env.action_manager.total_action_dim, device=env.device))
+    sync()
+    return time.perf_counter() - t0

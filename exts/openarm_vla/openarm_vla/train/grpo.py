@@ -1,61 +1,98 @@
-"""GRPO of the VLA from the binary success reward, in B x G GPU-vectorized envs: one readable loop.
+"""GRPO of the VLA from the binary success reward, in B x G GPU-vectorized envs: SimpleVLA-RL's recipe
+(``docs/grpo.md``), one loop in the shape of rsl_rl's ``learn()``.
 
-Per iteration (SimpleVLA-RL's recipe, shared/reference/grpo-anchors.md spec (a)):
+Per iteration, three steps over one small state (:class:`GRPOLearner`):
 
-1. Rollout rounds. Every group of G consecutive envs is reset to one shared initial state (fresh states each
-   round) and acts by sampling the 256-way action tokens at temperature T; each env's first episode counts
-   (a ``finished`` latch: Isaac Lab auto-resets inside ``step()``), the round ends when every env has
-   finished, and finished envs are no longer forwarded. Only what the update needs is stored, on the device:
-   the uint8 frame, proprio and prompt ids of each new chunk, its token ids and rollout log-probs, its start
-   step, and each trajectory's finish step and reward.
-2. Dynamic sampling: groups whose success rate lies strictly inside (keep_low, keep_high) are kept; rounds
-   repeat until B groups are kept, at most ``max_rounds``; with fewer than ``min_groups`` the update is
-   skipped (logged), surplus groups are dropped.
-3. Advantages (r - mean_g) / (std_g + 1e-6) on every action token before the finish step.
-4. Old log-probs recomputed under the rollout weights (or the rollout's reused), then one epoch of
-   mini-batches of ``batch_size`` trajectories: token-level clipped objective (0.2 / 0.28), seq-mean-token-mean
-   or token-mean aggregation, no KL, no critic, AdamW at a constant LR, gradient clipping.
-5. Greedy validation on a fixed bank of held-out starts before training, every ``eval_every`` iterations
-   and at the end; checkpoints every ``save_every``.
+1. :func:`collect_groups`: rollout rounds. Every group of G consecutive envs is reset to one shared initial
+   state (fresh states each round) and acts by sampling the 256-way action tokens at temperature T; each env's
+   first episode counts (a ``finished`` latch: Isaac Lab auto-resets inside ``step()``), the round ends when
+   every env has finished, and finished envs are no longer forwarded. Only what the update needs is stored, on
+   the device: the uint8 frame, proprio and prompt ids of each new chunk, its token ids and rollout log-probs,
+   its start step, and each trajectory's finish step and reward. Dynamic sampling keeps the groups whose
+   success rate lies strictly inside (keep_low, keep_high); rounds repeat until B groups are kept, at most
+   ``max_rounds``; surplus groups are dropped.
+2. :func:`prepare_batch`: advantages (r - mean_g) / (std_g + 1e-6) on every action token before the finish
+   step, the token mask, the mini-batch schedule, and the old log-probs (recomputed under the rollout weights,
+   or the rollout's reused).
+3. :func:`update`: one epoch of mini-batches of ``batch_size`` trajectories: the token-level clipped
+   objective (0.2 / 0.28), seq-mean-token-mean or token-mean aggregation, no KL, no critic, AdamW, gradient
+   clipping.
+
+With fewer than ``min_groups`` kept groups the update is skipped (logged). Greedy validation on a fixed bank
+of held-out starts before training, every ``eval_every`` iterations and at the end; checkpoints every
+``save_every``.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 
-from openarm_vla.perf import TimedPolicy, compile_env_step, compile_model_passes, device_sync
+from openarm_vla.errors import TrainError
 from openarm_vla.policies.vla import VLAEnvPolicy
 from openarm_vla.rollout import first_episodes
 from openarm_vla.tasks.box_grasp.scene_state import reset_groups
+from openarm_vla.utils.timing import TimedPolicy, device_sync
 from openarm_vla.vla.batch import collate_chunks
 from openarm_vla.vla.sampling import entropy, logprobs_of
 
-from . import distributed
 from .losses import action_token_mask, clipped_token_loss, group_advantages, keep_groups, token_weights
-from .runtime import (
-    RunLogger,
-    TrainError,
-    build_model,
-    check_finite,
-    checkpoint_dirs,
-    cuda_oom_as_error,
-    decay_param_groups,
-    export_final,
-    lr_factor,
-    peak_memory_gb,
-    plot_run,
-    restore_training,
-    rng_state,
-    save_training_checkpoint,
-    seed_everything,
-    training_state_bytes,
-    write_run_config,
-)
+from .memory import peak_memory_gb
+from .scaffold import TrainingRun
 
 _CHUNK_KEYS = ("rgb", "input_ids", "attention_mask", "proprio", "token_idx", "logprobs")
+_SUMMED = ("rollout/kept_groups", "rollout/env_steps_total", "perf/env_steps_per_s", "policy/trajectories",
+           "policy/chunks", "perf/update_env_steps_per_s")
+"""Metrics added up over the ranks (the others are averaged)."""
+
+
+@dataclass
+class GRPOLearner:
+    """What the three steps of an iteration share."""
+
+    run: TrainingRun
+    env: object
+    runner: object
+    """The rollout model's :class:`~openarm_vla.vla.VLARunner` (under FSDP an unsharded replica)."""
+    sampler: VLAEnvPolicy
+    B: int
+    """Groups this rank keeps per update."""
+    G: int
+    min_groups: int
+    shuffle: torch.Generator
+    """The mini-batch order."""
+    sync: object = field(default=None)
+
+    @property
+    def agent(self):
+        return self.run.agent
+
+
+@dataclass
+class Rollout:
+    chunks: list[dict]
+    """Per kept round: the chunks of its kept trajectories (``traj`` renumbered across rounds)."""
+    reward: torch.Tensor
+    finish: torch.Tensor
+    """Per kept trajectory: 0/1 reward and finish step."""
+    kept_groups: int
+    metrics: dict
+
+
+@dataclass
+class Batch:
+    data: dict
+    """The kept chunks (frames, prompts, tokens, ``traj``, ``start``)."""
+    adv: torch.Tensor
+    mask: torch.Tensor
+    """[chunks, chunk, action_dim]: each token's advantage, and whether it ran before its trajectory finished."""
+    old: torch.Tensor | None
+    schedule: list[list[torch.Tensor]]
+    """This rank's mini-batches, each a list of micro-batches of chunk indices."""
+    n_traj: int
+    finish: torch.Tensor
 
 
 class ChunkStore:
@@ -89,16 +126,57 @@ def collect_round(env, policy: VLAEnvPolicy, group_size: int, max_steps: int | N
     return store.gather(), out, timed.seconds
 
 
-def select_trajectories(chunks: dict, out, keep_env: torch.Tensor, traj_offset: int) -> tuple[dict, dict]:
-    """The chunks and per-trajectory data of the kept envs, renumbered from ``traj_offset``."""
-    envs = keep_env.nonzero().squeeze(1)
+def select_trajectories(chunks: dict, keep_env: torch.Tensor, traj_offset: int) -> dict:
+    """The chunks of the kept envs, their trajectories renumbered from ``traj_offset`` in env order."""
     new_id = torch.full((keep_env.numel(),), -1, dtype=torch.long, device=keep_env.device)
-    new_id[envs] = torch.arange(envs.numel(), device=keep_env.device) + traj_offset
+    new_id[keep_env] = torch.arange(int(keep_env.sum()), device=keep_env.device) + traj_offset
     rows = keep_env[chunks["env"]].nonzero().squeeze(1)
     kept = {k: v[rows] for k, v in chunks.items() if k != "env"}
     kept["traj"] = new_id[chunks["env"][rows]]
-    traj = {"reward": out.success[envs].float(), "finish": out.finish_step[envs]}
-    return kept, traj
+    return kept
+
+
+def collect_groups(s: GRPOLearner) -> Rollout:
+    """Rollout rounds with dynamic sampling until B mixed-outcome groups are kept (or ``max_rounds``)."""
+    a, env = s.agent, s.env
+    t0 = time.perf_counter()
+    s.runner.model.eval()
+    kept, rewards, finishes = [], [], []
+    n_kept = rounds = steps = successes = finish_sum = 0
+    policy_s = 0.0
+    while n_kept < s.B and rounds < a.max_rounds:
+        chunks, out, secs = collect_round(env, s.sampler, s.G, a.max_rollout_steps)
+        policy_s += secs
+        rounds += 1
+        steps += out.steps * env.num_envs
+        successes += int(out.success.sum())
+        finish_sum += int(out.finish_step.sum())
+        keep = keep_groups(out.success.float(), s.G, a.keep_low, a.keep_high)
+        keep[keep.cumsum(0) > s.B - n_kept] = False  # surplus groups are dropped
+        if keep.any() and chunks:
+            keep_env = keep.repeat_interleave(s.G)
+            kept.append(select_trajectories(chunks, keep_env, n_kept * s.G))
+            rewards.append(out.success[keep_env].float())
+            finishes.append(out.finish_step[keep_env])
+            n_kept += int(keep.sum())
+    s.sync()
+    rollout_s = time.perf_counter() - t0
+    seen = rounds * env.num_envs
+    s.run.counters["env_steps"] += steps
+    s.run.counters["trajectories"] += seen
+    empty = torch.zeros(0, device=env.device)
+    return Rollout(kept, torch.cat(rewards) if rewards else empty, torch.cat(finishes) if finishes else empty.long(),
+                   n_kept, {"rollout/success_rate": successes / max(seen, 1), "rollout/kept_groups": n_kept,
+                            "rollout/rounds": rounds, "rollout/mean_finish_step": finish_sum / max(seen, 1),
+                            "rollout/env_steps_total": s.run.counters["env_steps"], "perf/rollout_s": rollout_s,
+                            "perf/rollout_policy_s": policy_s, "perf/env_steps_per_s": steps / max(rollout_s, 1e-9)})
+
+
+def _forward_logprobs(runner, data: dict, idx: torch.Tensor, temperature: float, model=None):
+    """Log-probs and entropies of the stored tokens of chunks ``idx`` under ``model`` (default: the runner's)."""
+    batch = {k: data[k][idx] for k in ("rgb", "input_ids", "attention_mask", "proprio") if k in data}
+    logits = (model if model is not None else runner.model)(**runner.model_inputs(batch), dtype=runner.dtype)
+    return logprobs_of(logits, data["token_idx"][idx].long(), temperature), entropy(logits, temperature)
 
 
 def _schedule(num_traj: int, traj: torch.Tensor, num_minibatches: int, micro: int, generator) -> list[list[torch.Tensor]]:
@@ -116,161 +194,107 @@ def _schedule(num_traj: int, traj: torch.Tensor, num_minibatches: int, micro: in
     return out
 
 
-def _forward_logprobs(vla, data: dict, idx: torch.Tensor, temperature: float, dtype: str, model=None):
-    """Log-probs and entropies of the stored tokens of chunks ``idx`` under ``model`` (default: ``vla.model``)."""
-    batch = {k: data[k][idx] for k in ("rgb", "input_ids", "attention_mask", "proprio") if k in data}
-    logits = (model if model is not None else vla.model)(**vla.model_inputs(batch), dtype=dtype)
-    tokens = data["token_idx"][idx].long()
-    return logprobs_of(logits, tokens, temperature), entropy(logits, temperature)
+def prepare_batch(s: GRPOLearner, r: Rollout) -> tuple[Batch, dict]:
+    """Advantages, token masks, the mini-batch schedule and the old log-probs of the kept trajectories."""
+    a, cfg, dev = s.agent, s.runner.config, s.env.device
+    if r.chunks:
+        data = collate_chunks(r.chunks, s.runner.tokenizer.pad_token_id)
+    else:  # this rank kept no group, the others did: it still joins every gradient sum
+        data = {"traj": torch.zeros(0, dtype=torch.long, device=dev), "start": torch.zeros(0, dtype=torch.long, device=dev)}
+    n_traj = r.reward.numel()
+    adv_traj = group_advantages(r.reward, s.G) if n_traj else r.reward
+    mask = action_token_mask(data["start"], r.finish[data["traj"]].long(), cfg.chunk, cfg.action_dim)
+    num_mb = max(1, -(-int(s.run.d.all_sum(n_traj)) // a.batch_size))
+    schedule = _schedule(n_traj, data["traj"], num_mb, a.micro_batch_size, s.shuffle)
+    t0 = time.perf_counter()
+    old = data.get("logprobs")
+    if a.recompute_old_logprobs and n_traj:
+        old = torch.empty(mask.shape, dtype=torch.float32, device=dev)
+        with torch.no_grad():
+            for idx in (i for mb in schedule for i in mb):
+                old[idx] = _forward_logprobs(s.runner, data, idx, a.temperature)[0]
+    s.sync()
+    metrics = {"adv/mean": float(adv_traj.mean()) if n_traj else 0.0,
+               "adv/std": float(adv_traj.std()) if n_traj > 1 else 0.0, "perf/logprob_s": time.perf_counter() - t0}
+    return Batch(data, adv_traj[data["traj"]], mask, old, schedule, n_traj, r.finish), metrics
 
 
-def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = False, num_envs: int | None = None) -> dict:
-    """Run GRPO; returns the final validation metrics and paths."""
-    from openarm_vla.eval.bank import EvalBank
-    from openarm_vla.tasks.factory import make_env
-    from openarm_vla.vla import VLAPolicy
+def update(s: GRPOLearner, b: Batch, iteration: int) -> dict:
+    """One epoch over the mini-batches: the clipped token objective, one optimizer step per mini-batch.
 
-    from .validation import validate
+    Every rank runs the same number of mini-batches (the global trajectory count / batch_size), each a share of
+    its own trajectories, with loss weights from the global counts and gradients summed over the ranks: the
+    gradient of the global mini-batch. Under FSDP a rank with fewer micro-batches pads with zero-weight ones."""
+    a, run, par = s.agent, s.run, s.run.par
+    t0 = time.perf_counter()
+    par.module.train()
+    sums = {"loss": 0.0, "entropy": 0.0, "tokens": 0.0, "clip_frac_low": 0.0, "clip_frac_high": 0.0, "approx_kl": 0.0}
+    grad_norms, first_ratio_dev, lr = [], None, run.opt.param_groups[0]["lr"]
+    for mb in b.schedule:
+        idx_all = torch.cat(mb) if mb else torch.zeros(0, dtype=torch.long, device=b.mask.device)
+        local = torch.unique(b.data["traj"][idx_all], return_inverse=True)[1]
+        counts = run.d.all_sum([float(local.max() + 1) if local.numel() else 0.0, float(b.mask[idx_all].sum())])
+        weights = token_weights(b.mask[idx_all], local, a.aggregation, n_traj=float(counts[0]), n_tokens=float(counts[1]))
+        mb = mb + [None] * (par.forwards(len(mb)) - len(mb))
+        offset, mb_loss = 0, 0.0
+        lr = run.opt.param_groups[0]["lr"]
+        for idx in mb:
+            pad = idx is None or idx.numel() == 0
+            if pad:  # a zero-weight forward: FSDP's collectives need every rank in every forward
+                idx, w = torch.zeros(1, dtype=torch.long, device=b.mask.device), torch.zeros_like(b.mask[:1], dtype=torch.float32)
+            else:
+                w, offset = weights[offset:offset + idx.numel()], offset + idx.numel()
+            logp, ent = _forward_logprobs(s.runner, b.data, idx, a.temperature, par.module)
+            loss, st = clipped_token_loss(logp, b.old[idx], b.adv[idx], w, a.clip_low, a.clip_high)
+            run.check_finite(loss, iteration)
+            loss.backward()
+            if pad:
+                continue
+            valid = b.mask[idx]
+            n_valid = float(valid.sum())
+            mb_loss += loss.item()
+            sums["entropy"] += float((ent.detach() * valid).sum())
+            sums["tokens"] += n_valid
+            for k in ("clip_frac_low", "clip_frac_high", "approx_kl"):
+                sums[k] += st[k] * n_valid
+            first_ratio_dev = st["ratio_dev"] if first_ratio_dev is None else first_ratio_dev
+        grad_norms.append(run.optimizer_step())
+        sums["loss"] += float(run.d.all_sum(mb_loss))
+    s.sync()
+    par.sync_replica()  # the rollouts' unsharded copy takes the new weights (FSDP)
+    update_s = time.perf_counter() - t0
+    s.runner.model.eval()
+    tok = max(sums["tokens"], 1)
+    return {"policy/loss": sums["loss"] / len(b.schedule), "policy/entropy": sums["entropy"] / tok,
+            **{f"policy/{k}": sums[k] / tok for k in ("approx_kl", "clip_frac_low", "clip_frac_high")},
+            "policy/grad_norm": sum(grad_norms) / len(grad_norms), "policy/ratio_dev_first_minibatch": first_ratio_dev or 0.0,
+            "policy/optimizer_steps": len(b.schedule), "policy/lr": lr, "policy/trajectories": b.n_traj,
+            "policy/chunks": int(b.mask.shape[0]), "perf/update_s": update_s,
+            "perf/update_env_steps_per_s": float(b.finish.sum()) / max(update_s, 1e-9)}
 
-    run_dir = Path(output)
-    G = agent.group_size
-    if agent.aggregation not in ("seq-mean-token-mean", "token-mean"):
-        raise TrainError(f"agent.aggregation={agent.aggregation!r}: expected seq-mean-token-mean or token-mean")
-    if resume and not checkpoint_dirs(run_dir):
-        raise TrainError(f"--resume: no checkpoint in {run_dir / 'checkpoints'} to continue from")
-    d = distributed.init(device, agent.parallel)
-    device = d.device
-    # agent.num_groups counts the whole update (all ranks); --num_envs is one rank's envs
-    if num_envs is not None:
-        if num_envs % G:
-            raise TrainError(f"--num_envs {num_envs} is not a multiple of agent.group_size {G} (groups never split)")
-        B = max(1, round(num_envs // G / agent.oversample))
-        agent.num_groups, rollout_groups = B * d.world, num_envs // G
-    else:
-        if agent.num_groups % d.world:
-            raise TrainError(f"agent.num_groups {agent.num_groups} does not divide over {d.world} processes "
-                             "(a group never spans ranks): make it a multiple of the world size")
-        B = agent.num_groups // d.world
-        rollout_groups = max(B, round(agent.oversample * B))
-    min_groups = agent.min_groups if agent.min_groups is not None else max(1, agent.num_groups // 4)
-    seed_everything(agent.seed)  # the same initial model on every rank
-    cuda = str(device).startswith("cuda")
-    dtype = agent.dtype if cuda else "float32"
 
-    # ------------------------------------------------------------------ the policy to improve
-    # without --init: a from-scratch model, for smoke tests and throughput only (GRPO needs groups that sometimes succeed)
-    model, tok, norm_stats = build_model(agent, device)
-    cfg = model.config
-    distributed.broadcast_model(d, model)
-    model, kind = distributed.wrap(d, model, agent.parallel, summed_gradients=True, dtype=dtype)
-    # under FSDP every rank rolls out an unsharded copy, refreshed from the shards after each update
-    rollout_model = distributed.plain_replica(model, device, dtype) if kind == "fsdp" else model
-    opt = torch.optim.AdamW(decay_param_groups(model, agent.weight_decay), lr=agent.lr, betas=tuple(agent.betas), fused=cuda)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(agent.warmup_steps, 0))
-    rank_seed = agent.seed + 7919 * d.rank  # each rank its own starts, samples and mini-batch order
-    gen = torch.Generator(device=device).manual_seed(rank_seed + 1)  # action sampling
-    shuffle = torch.Generator().manual_seed(rank_seed + 2)  # mini-batch order
-    counters = {"env_steps": 0, "trajectories": 0, "updates": 0, "skipped": 0}
-    start = 0
-    env_cfg.scene.num_envs = rollout_groups * G
-    env = make_env(task, cfg=env_cfg, device=device, group_size=G, seed=rank_seed)
-    if agent.eval_episodes > env.num_envs:
-        env.close()
-        raise TrainError(f"agent.eval_episodes {agent.eval_episodes} > num_envs {env.num_envs}: the validation bank "
-                         "runs in one pass (lower agent.eval_episodes or raise --num_envs)")
-    first_step_s = compile_env_step(env)  # so that iteration 1's times show the steady state
-    if d.main:
-        print(f"[grpo] first env step {first_step_s:.1f} s (Warp compiles the physics kernels its cache lacks: "
-              "a fresh machine or a new --num_envs)", flush=True)
-    # rank 0 validates on the bank; the other ranks wait for it
-    bank = EvalBank.build(env, agent.eval_episodes, agent.eval_seed) if agent.eval_episodes > 0 and d.main else None
-    if resume:  # after the env is built: its construction draws from the RNGs restored here
-        state = restore_training(run_dir, model, opt, device, gen, sched, rank=d.rank, world=d.world, kind=kind)
-        shuffle.set_state(state["shuffle"][d.rank])
-        counters, start = state["counters"], state["iteration"]
-    if d.main:
-        write_run_config(run_dir, task, env_cfg, agent, {"algo": "grpo", "device": str(device), "world_size": d.world,
-                                                          "model": cfg.to_dict()})
-    log = RunLogger(run_dir, {"agent": agent, "model": cfg.to_dict()}, agent.logger, agent.wandb_project,
-                    resume_from=start if resume else None, enabled=d.main)
-    if kind == "fsdp":
-        distributed.sync_replica(model, rollout_model)
-    vla = VLAPolicy(rollout_model, tok, env.num_envs, norm_stats=norm_stats, unnormalize_actions=bool(norm_stats), dtype=dtype)
-    sampler = VLAEnvPolicy(vla, env.cfg.instruction, temperature=agent.temperature)
-    sampler.generator = gen
-    if agent.compile:  # after the env: its construction and first step draw from the RNGs, this draws nothing
-        compile_s = compile_model_passes(vla, env.cfg.instruction, env.num_envs, agent.micro_batch_size, model)
-        if d.main:
-            print(f"[grpo] compiled the model's rollout and update passes in {compile_s:.1f} s (agent.compile)", flush=True)
-    fps = round(1 / env.step_dt)
-    last_eval: dict = {}
-    try:
-        def evaluate(iteration: int) -> dict:
-            if agent.eval_episodes <= 0:
-                return {}
-            if bank is None:  # not rank 0
-                distributed.barrier(d)
-                return {}
-            metrics, _, clips = validate(env, vla, bank, videos=agent.eval_videos)
-            distributed.barrier(d)
-            log.videos(iteration, clips, fps)
-            print(f"\n[grpo] iteration {iteration}: held-out success {metrics['eval/success']:.3f} "
-                  f"[{metrics['eval/ci_low']:.3f}, {metrics['eval/ci_high']:.3f}] over {metrics['eval/episodes']}", flush=True)
-            return metrics
-
-        with cuda_oom_as_error("--num_envs (agent.num_groups) or agent.micro_batch_size",
-                               held=lambda: training_state_bytes([model, rollout_model], opt)):
-            if start == 0 and agent.eval_episodes > 0:
-                last_eval = evaluate(0)
-                log.log(0, last_eval)
-            from tqdm import tqdm
-
-            bar = tqdm(range(start, agent.max_iterations), desc="grpo", unit="it", dynamic_ncols=True, initial=start,
-                       total=agent.max_iterations, disable=not d.main)
-            for it in bar:
-                metrics = iteration_step(env, vla, sampler, model, opt, sched, agent, B, G, min_groups, dtype, shuffle,
-                                         counters, it + 1, run_dir, d, kind)
-                done = it + 1
-                if agent.eval_every and done % agent.eval_every == 0 and done < agent.max_iterations:
-                    last_eval = evaluate(done)
-                    metrics.update(last_eval)
-                log.log(done, metrics)
-                bar.set_postfix(success=f"{metrics['rollout/success_rate']:.2f}", kept=metrics["rollout/kept_groups"],
-                                eval=f"{last_eval.get('eval/success', float('nan')):.2f}")
-                if d.main and "perf/iteration_s" in metrics:  # a skipped update printed its own line
-                    bar.write(iteration_summary(done, agent.max_iterations, metrics))
-                if (agent.save_every and done % agent.save_every == 0) or done == agent.max_iterations:
-                    rngs = distributed.gather_objects(d, (rng_state(gen), shuffle.get_state()))  # every rank's
-                    optim_sd = distributed.optimizer_state(kind, model, opt)
-                    model_sd = distributed.full_model_state(kind, model)
-                    if d.main:
-                        save_training_checkpoint(run_dir, done, rollout_model, tok, norm_stats, {
-                            "optimizer": optim_sd, "scheduler": sched.state_dict(), "rng": [r for r, _ in rngs],
-                            "shuffle": [s for _, s in rngs],
-                            "counters": dict(counters), "config": {"agent": agent.to_dict(), "model": cfg.to_dict()}},
-                            agent.keep_last, model_sd)
-                    optim_sd = model_sd = None
-                    distributed.barrier(d)
-            bar.close()
-            last_eval = evaluate(agent.max_iterations)
-            log.log(agent.max_iterations, {**last_eval, "rollout/env_steps_total": counters["env_steps"]})
-            final = run_dir / "final"
-            if d.main:  # last: DIR/final marks a finished run (it links the last checkpoint's gathered weights)
-                export_final(run_dir, rollout_model, tok, norm_stats, agent.max_iterations)
-            distributed.barrier(d)
-    finally:
-        records = log.records()
-        log.close()
-        env.close()
-        distributed.close(d)
-    if not d.main:
-        return {"final": str(final)}
-    plot_run(run_dir, records, f"GRPO {cfg.name}: {B} groups x {G} ({rollout_groups} per round)", "policy/loss",
-             ["eval/success", "rollout/success_rate"])
-    held_out = f"held-out success {last_eval['eval/success']:.3f}" if last_eval else "no validation (agent.eval_episodes=0)"
-    print(f"[grpo] done: {agent.max_iterations} iterations, {counters['env_steps']} env-steps; final {final}; {held_out}",
-          flush=True)
-    return {"final": str(final), "env_steps": counters["env_steps"], **last_eval}
+def grpo_iteration(s: GRPOLearner, iteration: int) -> dict:
+    """One iteration of this rank (collect, prepare, update); returns the metrics over all ranks."""
+    d = s.run.d
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    rollout = collect_groups(s)
+    metrics = rollout.metrics
+    kept_all = int(d.all_sum(rollout.kept_groups))
+    fewest = -d.max_over_ranks(-rollout.kept_groups)
+    if kept_all < s.min_groups or (s.run.par.kind == "fsdp" and fewest == 0):
+        s.run.counters["skipped"] += 1
+        why = f"need {s.min_groups}" if kept_all < s.min_groups else "a rank kept none, and FSDP needs data on every rank"
+        s.run.say(f"iteration {iteration}: {kept_all} of {s.B * d.world} groups had mixed outcomes after "
+                  f"{metrics['rollout/rounds']} round(s) ({why}): update skipped")
+        return d.mean_metrics({**metrics, "policy/skipped": 1, "perf/peak_mem_gb": peak_memory_gb()}, _SUMMED)
+    batch, prep = prepare_batch(s, rollout)
+    metrics.update(prep)
+    metrics.update(update(s, batch, iteration))
+    s.run.counters["updates"] += 1
+    metrics["perf/iteration_s"] = metrics["perf/rollout_s"] + metrics["perf/logprob_s"] + metrics["perf/update_s"]
+    metrics["perf/peak_mem_gb"] = peak_memory_gb()
+    return d.mean_metrics(metrics, _SUMMED)
 
 
 def iteration_summary(iteration: int, total: int, m: dict) -> str:
@@ -283,148 +307,94 @@ def iteration_summary(iteration: int, total: int, m: dict) -> str:
             f"peak {m.get('perf/peak_mem_gb', 0.0):.1f} GB")
 
 
-def iteration_step(env, vla, sampler, model, opt, sched, agent, B: int, G: int, min_groups: int, dtype: str,
-                   shuffle: torch.Generator, counters: dict, iteration: int, run_dir, d=None, kind: str = "single") -> dict:
-    """One GRPO iteration (rollout rounds, filter, update) of this rank; returns the metrics over all ranks.
-
-    ``vla`` rolls out (and recomputes the old log-probs) with the rollout weights; ``model`` is trained (the
-    same module, or under FSDP the sharded one, whose weights are copied into ``vla.model`` afterwards). Ranks
-    roll out and filter their own B groups; the update runs the same number of mini-batches on every rank (the
-    global trajectory count / batch_size), each rank a share of its own trajectories, with loss weights from
-    the global counts and gradients summed over the ranks: the gradient of the global mini-batch. Under FSDP
-    every forward is collective, so ranks with fewer micro-batches pad with zero-weight ones."""
-    d = d or distributed.Dist(device=str(env.device))
-    sync = device_sync(env.device)
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    # ------------------------------------------------------------------ 1-2. rollout rounds with dynamic sampling
-    t0 = time.perf_counter()
-    vla.model.eval()
-    parts, trajs, kept_groups, rounds, steps, successes, seen, finish_sum = [], [], 0, 0, 0, 0, 0, 0
-    policy_s = 0.0
-    while kept_groups < B and rounds < agent.max_rounds:
-        chunks, out, secs = collect_round(env, sampler, G, agent.max_rollout_steps)
-        policy_s += secs
-        rounds += 1
-        steps += out.steps * env.num_envs
-        successes += int(out.success.sum())
-        seen += env.num_envs
-        finish_sum += int(out.finish_step.sum())
-        keep = keep_groups(out.success.float(), G, agent.keep_low, agent.keep_high)
-        keep[keep.cumsum(0) > B - kept_groups] = False  # surplus groups are dropped
-        if keep.any() and chunks:
-            kept, traj = select_trajectories(chunks, out, keep.repeat_interleave(G), kept_groups * G)
-            parts.append(kept)
-            trajs.append(traj)
-            kept_groups += int(keep.sum())
-    sync()
-    rollout_s = time.perf_counter() - t0
-    counters["env_steps"] += steps
-    counters["trajectories"] += seen
-    metrics = {"rollout/success_rate": successes / max(seen, 1), "rollout/kept_groups": kept_groups,
-               "rollout/rounds": rounds, "rollout/mean_finish_step": finish_sum / max(seen, 1),
-               "rollout/env_steps_total": counters["env_steps"], "perf/rollout_s": rollout_s,
-               "perf/rollout_policy_s": policy_s,
-               "perf/env_steps_per_s": steps / max(rollout_s, 1e-9)}
-    kept_all = int(distributed.all_sum(d, kept_groups))
-    sums = ("rollout/kept_groups", "rollout/env_steps_total", "perf/env_steps_per_s", "policy/trajectories",
-            "policy/chunks", "perf/update_env_steps_per_s")
-    fewest = -distributed.max_over_ranks(d, -kept_groups)
-    if kept_all < min_groups or (kind == "fsdp" and fewest == 0):
-        counters["skipped"] += 1
-        if d.main:
-            why = f"need {min_groups}" if kept_all < min_groups else "a rank kept none, and FSDP needs data on every rank"
-            print(f"[grpo] iteration {iteration}: {kept_all} of {B * d.world} groups had mixed outcomes after {rounds} "
-                  f"round(s) ({why}): update skipped", flush=True)
-        return distributed.mean_metrics(d, {**metrics, "policy/skipped": 1, "perf/peak_mem_gb": peak_memory_gb() or 0.0}, sums)
-
-    # ------------------------------------------------------------------ 3. advantages and token masks
-    cfg = vla.config
-    if parts:
-        data = collate_chunks(parts, vla.tokenizer.pad_token_id)
-        reward = torch.cat([t["reward"] for t in trajs])
-        finish = torch.cat([t["finish"] for t in trajs])
-    else:  # this rank kept no group, the others did: it still joins every gradient sum
-        data = {"traj": torch.zeros(0, dtype=torch.long, device=env.device), "start": torch.zeros(0, dtype=torch.long, device=env.device)}
-        reward = finish = torch.zeros(0, device=env.device)
-    adv_traj = group_advantages(reward, G) if reward.numel() else reward
-    n_traj = reward.numel()
-    mask = action_token_mask(data["start"], finish[data["traj"]].long(), cfg.chunk, cfg.action_dim)
-    adv = adv_traj[data["traj"]]
-    num_mb = max(1, -(-int(distributed.all_sum(d, n_traj)) // agent.batch_size))
-    schedule = _schedule(n_traj, data["traj"], num_mb, agent.micro_batch_size, shuffle)
-
-    # ------------------------------------------------------------------ 4. old log-probs, then one epoch of mini-batches
-    t1 = time.perf_counter()
-    if agent.recompute_old_logprobs and n_traj:
-        old = torch.empty(mask.shape, dtype=torch.float32, device=mask.device)
-        with torch.no_grad():
-            for mb in schedule:
-                for idx in mb:
-                    old[idx] = _forward_logprobs(vla, data, idx, agent.temperature, dtype)[0]
+def group_counts(agent, num_envs: int | None, world: int) -> tuple[int, int, int]:
+    """(B kept per update on this rank, groups rolled out per round on this rank, min_groups over all ranks).
+    ``agent.num_groups`` counts the whole update (all ranks); ``--num_envs`` is one rank's envs."""
+    G = agent.group_size
+    if num_envs is not None:
+        if num_envs % G:
+            raise TrainError(f"--num_envs {num_envs} is not a multiple of agent.group_size {G} (groups never split)")
+        B = max(1, round(num_envs // G / agent.oversample))
+        agent.num_groups, rollout_groups = B * world, num_envs // G
     else:
-        old = data.get("logprobs")
-    sync()
-    logprob_s = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    model.train()
-    loss_total, ent_sum, tok_sum, grad_norms = 0.0, 0.0, 0.0, []
-    stat_sums = {"clip_frac_low": 0.0, "clip_frac_high": 0.0, "approx_kl": 0.0}
-    first_ratio_dev = None
-    for mb in schedule:
-        idx_all = torch.cat(mb) if mb else torch.zeros(0, dtype=torch.long, device=mask.device)
-        local = torch.unique(data["traj"][idx_all], return_inverse=True)[1]
-        counts = distributed.all_sum(d, [float(local.max() + 1) if local.numel() else 0.0, float(mask[idx_all].sum())])
-        weights_all = token_weights(mask[idx_all], local, agent.aggregation, n_traj=float(counts[0]), n_tokens=float(counts[1]))
-        if kind == "fsdp":  # the same number of forwards everywhere: pad with one chunk at weight 0
-            mb = mb + [idx_all[:0]] * (distributed.max_over_ranks(d, len(mb)) - len(mb))
-        offset, mb_loss = 0, 0.0
-        for idx in mb:
-            w = weights_all[offset:offset + idx.numel()]
-            offset += idx.numel()
-            pad = idx.numel() == 0
-            if pad:
-                idx, w = torch.zeros(1, dtype=torch.long, device=mask.device), torch.zeros_like(mask[:1], dtype=torch.float32)
-            logp, ent = _forward_logprobs(vla, data, idx, agent.temperature, dtype, model)
-            loss, st = clipped_token_loss(logp, old[idx], adv[idx], w, agent.clip_low, agent.clip_high)
-            check_finite(loss, iteration, run_dir)
-            loss.backward()
-            if pad:
-                continue
-            valid = mask[idx]
-            n_valid = float(valid.sum())
-            mb_loss += loss.item()
-            ent_sum += float((ent.detach() * valid).sum())
-            tok_sum += n_valid
-            for k in stat_sums:
-                stat_sums[k] += st[k] * n_valid
-            if first_ratio_dev is None:
-                first_ratio_dev = st["ratio_dev"]
-        if kind != "fsdp":  # FSDP summed them in backward (its gradient divide factor is 1)
-            distributed.sum_gradients(d, model)
-        grad_norms.append(distributed.clip_grad_norm(model, agent.grad_clip))
-        lr = opt.param_groups[0]["lr"]
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        sched.step()
-        loss_total += float(distributed.all_sum(d, mb_loss))
-    sync()
-    if kind == "fsdp":
-        distributed.sync_replica(model, vla.model)
-    update_s = time.perf_counter() - t2
-    counters["updates"] += 1
-    vla.model.eval()
-    metrics.update({
-        "policy/loss": loss_total / len(schedule), "policy/entropy": ent_sum / max(tok_sum, 1),
-        "policy/approx_kl": stat_sums["approx_kl"] / max(tok_sum, 1),
-        "policy/clip_frac_low": stat_sums["clip_frac_low"] / max(tok_sum, 1),
-        "policy/clip_frac_high": stat_sums["clip_frac_high"] / max(tok_sum, 1),
-        "policy/grad_norm": sum(grad_norms) / len(grad_norms), "policy/ratio_dev_first_minibatch": first_ratio_dev or 0.0,
-        "policy/optimizer_steps": len(schedule), "policy/lr": lr, "policy/trajectories": n_traj,
-        "policy/chunks": int(mask.shape[0]),
-        "adv/mean": float(adv_traj.mean()) if n_traj else 0.0, "adv/std": float(adv_traj.std()) if n_traj > 1 else 0.0,
-        "perf/logprob_s": logprob_s, "perf/update_s": update_s,
-        "perf/update_env_steps_per_s": float(finish.sum()) / max(update_s, 1e-9),
-        "perf/iteration_s": rollout_s + logprob_s + update_s, "perf/peak_mem_gb": peak_memory_gb() or 0.0,
-    })
-    return distributed.mean_metrics(d, metrics, sums)
+        if agent.num_groups % world:
+            raise TrainError(f"agent.num_groups {agent.num_groups} does not divide over {world} processes "
+                             "(a group never spans ranks): make it a multiple of the world size")
+        B = agent.num_groups // world
+        rollout_groups = max(B, round(agent.oversample * B))
+    min_groups = agent.min_groups if agent.min_groups is not None else max(1, agent.num_groups // 4)
+    return B, rollout_groups, min_groups
+
+
+def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = False, num_envs: int | None = None) -> dict:
+    """Run GRPO; returns the final validation metrics and paths."""
+    from openarm_vla.eval.bank import EvalBank
+    from openarm_vla.tasks.factory import compile_env_step, make_env
+    from openarm_vla.vla import VLARunner
+
+    from .model_init import build_model, compile_model_passes
+    from .validation import validate
+
+    run = TrainingRun("grpo", task, env_cfg, agent, output, device, resume)
+    B, rollout_groups, min_groups = group_counts(agent, num_envs, run.d.world)
+    G, d = agent.group_size, run.d
+    # without --init: a from-scratch model, for smoke tests and throughput only (GRPO needs groups that sometimes succeed)
+    model, tok, norm_stats = build_model(agent, run.device)
+    par = run.wrap(model, tok, norm_stats, summed_gradients=True, replica_on="all", ddp_module=False)
+    rank_seed = agent.seed + 7919 * d.rank  # each rank its own starts, samples and mini-batch order
+    run.counters.update(env_steps=0, trajectories=0, updates=0, skipped=0)
+    run.generators = {"sample": torch.Generator(device=run.device).manual_seed(rank_seed + 1),
+                      "shuffle": torch.Generator().manual_seed(rank_seed + 2)}
+    env_cfg.scene.num_envs = rollout_groups * G
+    env = make_env(task, cfg=env_cfg, device=run.device, group_size=G, seed=rank_seed)
+    try:
+        if agent.eval_episodes > env.num_envs:
+            raise TrainError(f"agent.eval_episodes {agent.eval_episodes} > num_envs {env.num_envs}: the validation bank "
+                             "runs in one pass (lower agent.eval_episodes or raise --num_envs)")
+        run.say(f"first env step {compile_env_step(env):.1f} s (Warp compiles the physics kernels its cache lacks: "
+                "a fresh machine or a new --num_envs)")
+        # rank 0 validates on the bank; the other ranks wait for it
+        bank = EvalBank.build(env, agent.eval_episodes, agent.eval_seed) if agent.eval_episodes > 0 and d.main else None
+        run.restore()  # after the env is built: its construction draws from the RNGs restored here
+        run.open_log({})
+        runner = VLARunner(par.plain, tok, env.num_envs, norm_stats=norm_stats, unnormalize_actions=bool(norm_stats),
+                           dtype=run.dtype)
+        sampler = VLAEnvPolicy(runner, env.cfg.instruction, temperature=agent.temperature)
+        sampler.generator = run.generators["sample"]
+        if agent.compile:  # after the env: its construction and first step draw from the RNGs, this draws nothing
+            secs = compile_model_passes(runner, env.cfg.instruction, env.num_envs, agent.micro_batch_size, par.module)
+            run.say(f"compiled the model's rollout and update passes in {secs:.1f} s (agent.compile)")
+        s = GRPOLearner(run, env, runner, sampler, B, G, min_groups, run.generators["shuffle"], device_sync(env.device))
+        fps = round(1 / env.step_dt)
+
+        def validation():
+            metrics, _, clips = validate(env, runner, bank, videos=agent.eval_videos)
+            return metrics, clips, fps
+
+        with run.oom_guard("--num_envs (agent.num_groups) or agent.micro_batch_size"):
+            last_eval = run.evaluate(0, validation) if run.start == 0 else {}
+            if last_eval:
+                run.log.log(0, last_eval)
+            for done in run.iterations():
+                metrics = grpo_iteration(s, done)
+                if run.due(agent.eval_every, done) and done < agent.max_iterations:
+                    last_eval = run.evaluate(done, validation)
+                    metrics.update(last_eval)
+                run.log.log(done, metrics)
+                run.bar.set_postfix(success=f"{metrics['rollout/success_rate']:.2f}", kept=metrics["rollout/kept_groups"],
+                                    eval=f"{last_eval.get('eval/success', float('nan')):.2f}")
+                if d.main and "perf/iteration_s" in metrics:  # a skipped update printed its own line
+                    run.bar.write(iteration_summary(done, agent.max_iterations, metrics))
+                run.save(done)
+            last_eval = run.evaluate(agent.max_iterations, validation)
+            final = run.finish(last_eval, {"rollout/env_steps_total": run.counters["env_steps"]})
+    finally:
+        run.close()
+        env.close()
+    run.plot(f"GRPO {model.config.name}: {B} groups x {G} ({rollout_groups} per round)", "policy/loss",
+             ["eval/success", "rollout/success_rate"])
+    if not d.main:
+        return {"final": str(final)}
+    held_out = f"held-out success {last_eval['eval/success']:.3f}" if last_eval else "no validation (agent.eval_episodes=0)"
+    run.say(f"done: {agent.max_iterations} iterations, {run.counters['env_steps']} env-steps; final {final}; {held_out}")
+    return {"final": str(final), "env_steps": run.counters["env_steps"], **last_eval}

@@ -37,7 +37,7 @@ def apply_lora(model, rank: int, alpha: int, dropout: float, target_modules) -> 
 def enable_lora(model, cfg, autocast_dtype: str | None = None) -> None:
     """:func:`apply_lora` with an agent's ``lora`` config, then the frozen weights in ``autocast_dtype`` when it
     is bfloat16 and ``cfg.frozen_bf16`` (the caller passes None without autocast); a missing peft is one line."""
-    from .runtime import TrainError
+    from openarm_vla.errors import TrainError
 
     try:
         n = apply_lora(model, cfg.rank, cfg.alpha, cfg.dropout, cfg.target_modules)

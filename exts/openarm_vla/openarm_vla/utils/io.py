@@ -12,17 +12,18 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from openarm_vla.errors import DiskFullError
+
 __all__ = ["DiskFullError", "atomic_path", "atomic_write_json", "atomic_write_text", "ensure_free_space", "fsync_path",
-           "remove_path", "temp_path"]
+           "remove_path", "remove_stale_temps", "temp_path"]
 
-
-class DiskFullError(OSError):
-    """A write that the disk cannot hold, with one line naming the target, what it needs and what is free."""
+_LEFTOVER = re.compile(r"\.(?P<name>.+)\.(?:tmp|old)(?P<pid>\d+)(?:\.[^.]*)?")
 
 
 def _free_bytes(path: Path) -> int:
@@ -69,6 +70,32 @@ def temp_path(path: str | os.PathLike) -> Path:
     """The hidden temporary name :func:`atomic_path` writes ``path`` under."""
     final = Path(path)
     return final.with_name(f".{final.stem}.tmp{os.getpid()}{final.suffix}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
+    """Delete what killed writers left in ``directory``: :func:`atomic_path`'s hidden temporary and set-aside
+    names (``.NAME.tmpPID``, ``.NAME.oldPID``) of processes no longer alive (a 7B checkpoint cut short is tens of
+    GB). Returns what was removed; a live writer's (this process's included) is left alone."""
+    d = Path(directory)
+    removed = []
+    if not d.is_dir():
+        return removed
+    for p in d.iterdir():
+        m = _LEFTOVER.fullmatch(p.name)
+        if m and int(m.group("pid")) != os.getpid() and not _alive(int(m.group("pid"))):
+            remove_path(p)
+            removed.append(p)
+    return removed
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from .io import atomic_path
+from .manifest import MANIFEST_FILE
 
 STATE_FILE = "trainer_state.pt"
 """The trainer's state inside a checkpoint directory: its presence marks the checkpoint complete."""
@@ -78,9 +79,12 @@ def _iteration(line: str) -> int | None:
 
 
 def checkpoint_dirs(run_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints of a run, oldest first (temporary leftovers of a killed write are hidden names)."""
+    """A run's checkpoints, oldest first: the ``iter_K`` directories with their trainer state and manifest (a
+    killed write leaves only a hidden temporary name). Whether their files are intact is the reader's check
+    (:func:`openarm_vla.utils.manifest.verify_manifest`)."""
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _ITER_DIR.fullmatch(p.name)) and (p / STATE_FILE).is_file()]
+    found = [(int(m.group(1)), p) for p in root.iterdir()
+             if (m := _ITER_DIR.fullmatch(p.name)) and (p / STATE_FILE).is_file() and (p / MANIFEST_FILE).is_file()]
     return [p for _, p in sorted(found)]

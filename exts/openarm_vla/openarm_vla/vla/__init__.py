@@ -8,7 +8,7 @@
     model           OpenVLAForActionPrediction (parallel decoding of a whole action chunk)
     sampling        sample / log-prob / entropy over the action slice with temperature
     checkpoint      our checkpoint format and the published HF layout
-    policy          VLAPolicy: per-env chunk queues for N vectorized envs
+    runner          VLARunner: per-env chunk queues for N vectorized envs (one forward per step over the envs that need a chunk)
 """
 
 from .checkpoint import (
@@ -20,7 +20,7 @@ from .checkpoint import (
 )
 from .config import PRESETS, LLMConfig, VisionConfig, VLAConfig, get_preset
 from .model import OpenVLAForActionPrediction, count_parameters
-from .policy import VLAPolicy
+from .runner import VLARunner
 from .preprocess import ImagePreprocessor
 from .prompt import build_prompt, tokenize_prompts
 from .sampling import entropy, logprobs_of, sample_actions
@@ -39,7 +39,7 @@ __all__ = [
     "PRESETS",
     "TextTokenizer",
     "VLAConfig",
-    "VLAPolicy",
+    "VLARunner",
     "VisionConfig",
     "build_prompt",
     "count_parameters",

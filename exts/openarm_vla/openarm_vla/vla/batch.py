@@ -1,6 +1,6 @@
 """Batches of stored action chunks, shared by the GRPO update and the log-prob checks.
 
-A chunk record is what :meth:`VLAPolicy.act` returns under ``"chunks"`` (or a slice of it): uint8 ``rgb``
+A chunk record is what :meth:`VLARunner.act` returns under ``"chunks"`` (or a slice of it): uint8 ``rgb``
 (or ``pixel_values``), ``input_ids`` / ``attention_mask`` [M, L], optional ``proprio``, ``token_idx`` and
 ``logprobs``. Prompts of different lengths are left-padded to the longest, as the policy pads them.
 """

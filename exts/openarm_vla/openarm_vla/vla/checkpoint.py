@@ -35,7 +35,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from openarm_vla.action_space import STATS_FILENAME as STATS_FILE
+from openarm_vla.errors import CheckpointError
 from openarm_vla.utils.io import atomic_path, ensure_free_space
+from openarm_vla.utils.manifest import verify_manifest, write_manifest
 
 from .config import IMAGENET_MEAN, IMAGENET_STD, SIGLIP_MEAN, SIGLIP_STD, LLMConfig, VisionConfig, VLAConfig
 from .model import OpenVLAForActionPrediction
@@ -58,8 +60,6 @@ OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 LLAMA_EMPTY_TOKEN = 29871  # "▁": OpenVLA-OFT appends it after "Out:"
 
 
-class CheckpointError(ValueError):
-    pass
 
 
 @dataclass
@@ -89,8 +89,10 @@ def save_checkpoint(
     tokenizer: TextTokenizer,
     norm_stats: dict | None = None,
     state_dict: dict | None = None,
+    manifest: bool = True,
 ) -> Path:
-    """Our format. Pass `state_dict` when the model is sharded (e.g. a gathered FSDP full state dict)."""
+    """Our format. Pass `state_dict` when the model is sharded (e.g. a gathered FSDP full state dict).
+    ``manifest``: write the files' sizes and hashes last (a trainer that adds files writes it itself)."""
     sd = state_dict if state_dict is not None else model.state_dict()
     ensure_free_space(Path(directory), sum(t.numel() * t.element_size() for t in sd.values()), "a checkpoint")
     with atomic_path(directory) as tmp:
@@ -100,6 +102,8 @@ def save_checkpoint(
                                         "vla_config": model.config.to_dict(), "norm_stats": norm_stats or {}})
         _write_json(tmp / STATS_FILE, norm_stats or {})
         tokenizer.save_pretrained(tmp)
+        if manifest:
+            write_manifest(tmp)
     return Path(directory)
 
 
@@ -214,9 +218,12 @@ def read_state_dict(directory: str | os.PathLike, device: str | torch.device = "
         raise CheckpointError(f"{d}: no {MODEL_FILE} or {INDEX_FILE}")
     sd = {}
     for f in files:
-        with safe_open(str(f), framework="pt", device=str(device)) as fh:
-            for k in fh.keys():
-                sd[k] = fh.get_tensor(k)
+        try:
+            with safe_open(str(f), framework="pt", device=str(device)) as fh:
+                for k in fh.keys():
+                    sd[k] = fh.get_tensor(k)
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own types for truncated or corrupt files
+            raise CheckpointError(f"{f}: unreadable weights ({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
     return sd, where
 
 
@@ -339,6 +346,9 @@ def load_checkpoint(
     d = Path(directory)
     if not (d / CONFIG_FILE).is_file():
         raise CheckpointError(f"{d}: no {CONFIG_FILE}")
+    problem = verify_manifest(d)
+    if problem:
+        raise CheckpointError(f"{d}: {problem}")
     cfg_json = _read_json(d / CONFIG_FILE)
     if cfg_json.get("format") == FORMAT:
         if "vla_config" not in cfg_json:

@@ -50,9 +50,6 @@ class BoxGraspGRPOCfg(VLATrainerCfg):
     max_iterations: int = 100
     lr: float = 5e-6
     """Constant after the warm-up (SimpleVLA-RL's, for the 7B model)."""
-    warmup_steps: int = 0
-    """Optimizer steps of linear LR warm-up (0: the constant LR from the first step, SimpleVLA-RL). Adam's first
-    steps move every weight by ~lr whatever its gradient: a from-scratch policy's first iteration jumps."""
     batch_size: int = 128
     """Trajectories per optimizer step (mini-batch): 512 kept trajectories make 4 optimizer steps."""
     micro_batch_size: int = 512

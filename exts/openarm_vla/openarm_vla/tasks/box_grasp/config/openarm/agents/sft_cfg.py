@@ -49,8 +49,8 @@ class BoxGraspSFTCfg(VLATrainerCfg):
     lr: float = 3e-4
     min_lr: float = 3e-5
     lr_schedule: str = "cosine"
-    """cosine (to ``min_lr``) | constant, after ``warmup_iterations`` of linear warm-up."""
-    warmup_iterations: int = 100
+    """cosine (to ``min_lr``) | constant, after ``warmup_steps`` of linear warm-up."""
+    warmup_steps: int = 100
     betas: tuple[float, float] = (0.9, 0.95)
     augment: AugmentCfg = AugmentCfg()
 

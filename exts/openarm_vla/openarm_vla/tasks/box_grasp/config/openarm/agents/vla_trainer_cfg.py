@@ -35,6 +35,9 @@ class VLATrainerCfg:
     """AdamW weight decay (matrices only; biases and norms are not decayed)."""
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float = 1.0
+    warmup_steps: int = 0
+    """Optimizer steps of linear LR warm-up (0: the full LR from the first step, SimpleVLA-RL's GRPO). Adam's first
+    steps move every weight by ~lr whatever its gradient: a from-scratch policy's first iteration jumps."""
     dtype: str = "bfloat16"
     """Autocast dtype on CUDA (float32 on the CPU)."""
     gradient_checkpointing: bool = False

@@ -27,7 +27,7 @@ from .text_tokenizer import TextTokenizer
 from .action_tokenizer import ActionTokenizer
 
 
-class VLAPolicy:
+class VLARunner:
     """Runs an OpenVLAForActionPrediction over N envs.
 
     act(obs, instruction, temperature, generator, active) -> dict:

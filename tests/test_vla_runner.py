@@ -1,4 +1,4 @@
-"""VLAPolicy: per-env chunk queues, resets, greedy/sampled decoding, log-prob consistency,
+"""VLARunner: per-env chunk queues, resets, greedy/sampled decoding, log-prob consistency,
 un-normalization and input validation."""
 
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from openarm_vla.action_space import action_stats, normalize, unnormalize
-from openarm_vla.vla import ByteTokenizer, OpenVLAForActionPrediction, VLAPolicy, get_preset
+from openarm_vla.vla import ByteTokenizer, OpenVLAForActionPrediction, VLARunner, get_preset
 from openarm_vla.vla.batch import collate_chunks
 
 N = 3
@@ -42,7 +42,7 @@ class CountingModel(torch.nn.Module):
 
 def test_chunk_queues_resets_and_partial_forward(model):
     counting = CountingModel(model)
-    policy = VLAPolicy(counting, ByteTokenizer(), num_envs=N)
+    policy = VLARunner(counting, ByteTokenizer(), num_envs=N)
     obs, instr = _obs(), ["pick up the box", "lift the box", "grasp"]
     outs = [policy.act(obs, instr, temperature=1.6, generator=torch.Generator().manual_seed(0)) for _ in range(3)]
     assert counting.batches == [N]  # one forward for the first chunk of all envs
@@ -88,7 +88,7 @@ def test_chunk_queues_resets_and_partial_forward(model):
 
 
 def test_greedy_is_deterministic_argmax(model):
-    policy = VLAPolicy(model, ByteTokenizer(), num_envs=N)
+    policy = VLARunner(model, ByteTokenizer(), num_envs=N)
     obs = _obs()
     a = policy.act(obs, "pick up the box")
     policy.reset()
@@ -101,7 +101,7 @@ def test_greedy_is_deterministic_argmax(model):
 
 
 def test_sampling_is_seedable_and_temperature_raises_entropy(model):
-    policy = VLAPolicy(model, ByteTokenizer(), num_envs=N)
+    policy = VLARunner(model, ByteTokenizer(), num_envs=N)
     obs = _obs()
     a = policy.act(obs, "lift", temperature=1.6, generator=torch.Generator().manual_seed(3))
     policy.reset()
@@ -114,7 +114,7 @@ def test_sampling_is_seedable_and_temperature_raises_entropy(model):
 
 
 def test_rollout_logprobs_match_recomputed_fp32_and_report_bf16_gap(model):
-    policy = VLAPolicy(model, ByteTokenizer(), num_envs=N)
+    policy = VLARunner(model, ByteTokenizer(), num_envs=N)
     obs = _obs(seed=1)
     instr = ["pick up the box", "lift the red box now", "go"]
     first = policy.act(obs, instr, temperature=1.6, generator=torch.Generator().manual_seed(0))
@@ -148,8 +148,8 @@ def test_unnormalize_hand_computed_and_policy_option(model):
     with pytest.raises(ValueError, match="pass unnorm_key"):
         action_stats(nested)
     assert action_stats(nested, "box")["q99"] == [2.0] * 8
-    plain = VLAPolicy(model, ByteTokenizer(), num_envs=N).act(_obs(), "lift")
-    shifted = VLAPolicy(model, ByteTokenizer(), num_envs=N, norm_stats=nested, unnorm_key="box",
+    plain = VLARunner(model, ByteTokenizer(), num_envs=N).act(_obs(), "lift")
+    shifted = VLARunner(model, ByteTokenizer(), num_envs=N, norm_stats=nested, unnorm_key="box",
                         unnormalize_actions=True).act(_obs(), "lift")
     assert torch.allclose(shifted["actions"], plain["actions"] + 1.0)
     # normalize: 2 (a - q01) / (q99 - q01) - 1, clipped, only where mask; it inverts unnormalize inside the bounds
@@ -161,8 +161,8 @@ def test_unnormalize_hand_computed_and_policy_option(model):
 def test_input_errors(model):
     tok = ByteTokenizer()
     with pytest.raises(ValueError, match="env action_dim 7 != model action_dim 8"):
-        VLAPolicy(model, tok, num_envs=N, action_dim=7)
-    policy = VLAPolicy(model, tok, num_envs=N)
+        VLARunner(model, tok, num_envs=N, action_dim=7)
+    policy = VLARunner(model, tok, num_envs=N)
     with pytest.raises(ValueError, match=r"obs\['rgb'\] must be uint8 \[3, H, W, 3\]"):
         policy.act(_obs(n=2), "lift")
     with pytest.raises(ValueError, match=r"obs\['rgb'\] must be uint8"):
@@ -171,7 +171,7 @@ def test_input_errors(model):
         policy.act({"image": _obs()["rgb"]}, "lift")
     proprio_model = OpenVLAForActionPrediction(get_preset("tiny", use_proprio=True)).eval()
     with pytest.raises(ValueError, match=r"obs\['proprio'\] must be \[3, 8\]; got \(2, 9\)"):
-        VLAPolicy(proprio_model, tok, num_envs=N).act({"rgb": _obs()["rgb"], "proprio": torch.zeros(2, 9)}, "lift")
+        VLARunner(proprio_model, tok, num_envs=N).act({"rgb": _obs()["rgb"], "proprio": torch.zeros(2, 9)}, "lift")
     with pytest.raises(ValueError, match="got 2 instructions for 3 envs"):
         policy.act(_obs(), ["a", "b"])
 
@@ -187,7 +187,7 @@ def test_delta_frame_decodes_relative_to_the_joint_state():
     # the policy adds the joint state at the chunk's start back to every action of the chunk
     torch.manual_seed(0)
     model = OpenVLAForActionPrediction(get_preset("tiny", use_proprio=True, action_frame="delta")).eval()
-    policy = VLAPolicy(model, ByteTokenizer(), num_envs=N)
+    policy = VLARunner(model, ByteTokenizer(), num_envs=N)
     obs = _obs()
     first = policy.act(obs, "lift")
     values = policy.action_tokenizer.slice_to_actions(first["chunks"]["token_idx"])
@@ -196,4 +196,4 @@ def test_delta_frame_decodes_relative_to_the_joint_state():
     obs2 = {**obs, "proprio": obs["proprio"] + 0.1}  # the chunk was fixed when drawn: later joint states do not move it
     assert torch.allclose(policy.act(obs2, "lift")["actions"], expected[:, 1])
     with pytest.raises(ValueError, match=r"takes proprio: obs\['proprio'\] must be \[3, 8\]; got nothing"):
-        VLAPolicy(model, ByteTokenizer(), num_envs=N).act({"rgb": obs["rgb"]}, "lift")
+        VLARunner(model, ByteTokenizer(), num_envs=N).act({"rgb": obs["rgb"]}, "lift")

@@ -1,0 +1,140 @@
+"""Training checkpoints that survive ``kill -9`` and bad disks, and the final policy export.
+
+``DIR/checkpoints/iter_<K>/`` holds the policy (our checkpoint format: weights, config, statistics, tokenizer),
+``trainer_state.pt`` (optimizer, LR schedule, one RNG state per rank, counters, config) and, written last,
+``manifest.json`` (size and SHA-256 of every file). The directory is written under a hidden temporary name
+and renamed (the rename is the commit); the last ``keep_last`` are kept. ``--resume`` takes the newest
+checkpoint whose manifest holds, names and skips any that does not (a truncated or corrupt file), and starts
+from the beginning when there is none (a run killed before its first checkpoint). Leftovers of killed writes
+are deleted at the start of every run and at every save.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from openarm_vla.errors import CheckpointError, TrainError
+from openarm_vla.utils.io import atomic_path, remove_stale_temps
+from openarm_vla.utils.manifest import MANIFEST_FILE, copy_manifest, verify_manifest, write_manifest
+from openarm_vla.utils.run_files import STATE_FILE, checkpoint_dirs
+
+from .rng import set_rng_state
+
+
+def export_policy(model, directory: Path, tokenizer, norm_stats: dict, state_dict: dict | None = None,
+                  manifest: bool = True) -> Path:
+    """The policy as a plain checkpoint (LoRA adapters merged into their weights, under the plain names;
+    ``state_dict``: the weights gathered from FSDP's shards, ``model`` then gives the config)."""
+    from openarm_vla.vla.checkpoint import save_checkpoint
+
+    from .lora import has_lora, merged_state_dict
+
+    if state_dict is None and has_lora(model):
+        state_dict = merged_state_dict(model)
+    return save_checkpoint(model, directory, tokenizer, norm_stats, state_dict=state_dict, manifest=manifest)
+
+
+def save_training_checkpoint(run_dir: str | os.PathLike, iteration: int, model, tokenizer, norm_stats: dict,
+                             state: dict, keep_last: int = 3, state_dict: dict | None = None) -> Path:
+    """Write ``checkpoints/iter_<iteration>/`` atomically (policy export + ``trainer_state.pt``, with LoRA's
+    trainable tensors themselves, + the manifest last); keep the last K. ``model``: unsharded (under FSDP the
+    replica, with the fp32 weights in ``state_dict``: :meth:`~.distributed.Parallel.checkpoint_state`)."""
+    from .lora import has_lora, trainable_state
+
+    root = Path(run_dir) / "checkpoints"
+    final = root / f"iter_{iteration:06d}"
+    remove_stale_temps(root)
+    with atomic_path(final) as tmp:
+        export_policy(model, tmp, tokenizer, norm_stats, state_dict, manifest=False)
+        torch.save({**state, "iteration": iteration, **({"trainable": trainable_state(model)} if has_lora(model) else {})},
+                   tmp / STATE_FILE)
+        write_manifest(tmp)
+    for old in checkpoint_dirs(run_dir)[:-max(keep_last, 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def newest_good_checkpoint(run_dir: str | os.PathLike, say=print) -> Path | None:
+    """The newest checkpoint whose files match its manifest; each newer one that does not is named (``say``)
+    and skipped. None when there is none."""
+    for ck in reversed(checkpoint_dirs(run_dir)):
+        problem = verify_manifest(ck)
+        if problem is None:
+            return ck
+        say(f"[resume] skipped {ck}: {problem}")
+    return None
+
+
+def check_finite(loss: torch.Tensor, iteration: int, run_dir) -> None:
+    """Stop on a non-finite loss with one line naming the last good checkpoint to go back to."""
+    if not torch.isfinite(loss).all():
+        last = checkpoint_dirs(run_dir)
+        keep = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was written yet"
+        raise TrainError(f"non-finite loss ({loss.item()}) at iteration {iteration}; stopped, {keep} "
+                         "(lower agent.lr or check the data)")
+
+
+def load_trainer_state(ckpt_dir: Path) -> dict:
+    try:
+        return torch.load(ckpt_dir / STATE_FILE, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - an unreadable state is a bad checkpoint, whatever the reason
+        raise TrainError(f"{ckpt_dir / STATE_FILE}: unreadable trainer state ({type(e).__name__}: {e})") from None
+
+
+def restore_training(ckpt: Path, par, optimizer, scheduler, generators: dict, rank: int = 0, world: int = 1) -> dict:
+    """Load checkpoint ``ckpt`` into the model (``par``: :class:`~.distributed.Parallel`), optimizer and
+    scheduler, set this rank's RNGs and named generators; returns the trainer state (``iteration``, counters,
+    ...). A checkpoint holds one RNG state per process, so it resumes with the number of processes that wrote it."""
+    state = load_trainer_state(ckpt)
+    if len(state["rng"]) != world:
+        raise TrainError(f"{ckpt}: written by a run of {len(state['rng'])} process(es); resume it with "
+                         f"torchrun --nproc_per_node={len(state['rng'])} (this run has {world})")
+    if "trainable" in state:  # LoRA: the base came from agent.init; the adapters and trainable layers from here
+        unknown = par.module.load_state_dict(state["trainable"], strict=False).unexpected_keys
+        if unknown:
+            raise TrainError(f"{ckpt}: trainable tensors the model lacks: {unknown[:3]} (was agent.lora changed?)")
+        optimizer.load_state_dict(state["optimizer"])
+    else:
+        from openarm_vla.vla.checkpoint import read_state_dict
+
+        try:
+            sd, _ = read_state_dict(ckpt, device="cpu")
+            par.load_state(optimizer, sd, state["optimizer"])
+        except (CheckpointError, RuntimeError, KeyError, ValueError) as e:
+            raise TrainError(f"{ckpt}: does not fit this model or optimizer ({' '.join(str(e).split())[:200]})") from None
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"][rank], generators)
+    par.stale = True
+    par.sync_replica()
+    return state
+
+
+def export_final(run_dir: str | os.PathLike, model, tokenizer, norm_stats: dict, iteration: int | None = None) -> Path:
+    """DIR/final: the policy as a plain checkpoint (``model`` unsharded, as for a training checkpoint).
+
+    The run's last training checkpoint (``iteration``: just written, or the one a finished run resumed from)
+    holds these very weights: final/ then hard-links its policy files rather than writing them again, so a 7B
+    run writes its ~28 GB once (the trainers always checkpoint their last iteration: under FSDP the weights
+    gathered from the shards, not the bf16 rollout replica), and takes its manifest without the trainer state.
+    Without that checkpoint, or where links fail, the files are written or copied."""
+    from openarm_vla.vla.checkpoint import MODEL_FILE
+
+    final = Path(run_dir) / "final"
+    last = Path(run_dir) / "checkpoints" / f"iter_{iteration:06d}" if iteration is not None else None
+    if last is None or not (last / MODEL_FILE).is_file():
+        return export_policy(model, final, tokenizer, norm_stats)
+    with atomic_path(final) as tmp:
+        shutil.copytree(last, tmp, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(STATE_FILE, MANIFEST_FILE))
+        copy_manifest(last, tmp, exclude=(STATE_FILE,))
+    return final
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or one without hard links
+        shutil.copy2(src, dst)
