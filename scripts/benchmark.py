@@ -30,10 +30,10 @@ def main(argv=None) -> None:
     p.add_argument("--no_physics_only", action="store_true", help="skip the camera-less runs")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--policy", default=None, metavar="preset:NAME",
-                   help="benchmark VLA rollout (random-init preset tiny|small|openvla-oft-7b) driving the env")
+                   help="benchmark VLA rollout (random-init preset tiny|mini|small|openvla-oft-7b) driving the env")
     args, _ = parse(p, argv)
     if args.policy is not None and not args.policy.startswith("preset:"):
-        p.error("--policy must be preset:NAME (tiny | small | openvla-oft-7b)")
+        p.error("--policy must be preset:NAME (tiny | mini | small | openvla-oft-7b)")
 
     from openarm_vla.perf import env_throughput, policy_rollout_throughput
     from openarm_vla.utils.io import atomic_write_json

@@ -3,7 +3,7 @@
     python scripts/evaluate.py --task OpenArm-BoxGrasp --policy CKPT_DIR --num_episodes 100 \
         --num_envs 16 --output results/eval_ckpt --video 3 [--bank_seed 10000] [env.…=v]
 
---policy: random | expert | ppo:PPO_POLICY_PT | preset:tiny|small|openvla-oft-7b (random init) | a checkpoint
+--policy: random | expert | ppo:PPO_POLICY_PT | preset:tiny|mini|small|openvla-oft-7b (random init) | a checkpoint
 directory. Greedy decoding unless --temperature > 0. Episodes start from random initial states with an even
 per-env quota, or with --bank_seed from a held-out bank (one episode from each of --num_episodes fixed starts,
 the same bank GRPO validates on with agent.eval_seed). Writes OUTPUT/results.json and

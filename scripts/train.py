@@ -1,6 +1,6 @@
 """Train a policy: SFT and GRPO of the VLA, or the PPO state teacher.
 
-    isaaclab -p scripts/train.py --algo sft|grpo|ppo --task OpenArm-BoxGrasp [--preset tiny|small|openvla-oft-7b]
+    isaaclab -p scripts/train.py --algo sft|grpo|ppo --task OpenArm-BoxGrasp [--preset tiny|mini|small|openvla-oft-7b]
         [--num_envs N] [--max_iterations K] [--seed S] [--device auto|cpu|cuda:0] [--output DIR] [--resume]
         [--dataset HDF5 ...] (sft) [--init CKPT_DIR] (grpo: the SFT checkpoint) [--recipe YAML] [--wandb]
         [env.…=v agent.…=v]

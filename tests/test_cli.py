@@ -38,16 +38,16 @@ def test_unknown_words_are_an_error(capsys):
 
 
 def test_the_7b_recipe_resolves_to_the_grpo_config():
-    """configs/grpo_7b.yaml through the same layer train.py uses (a misspelled key would be refused)."""
+    """configs/train/grpo_7b.yaml through the same layer train.py uses (a misspelled key would be refused)."""
     from pathlib import Path
 
     from openarm_vla.cli import recipe_overrides
     from openarm_vla.tasks.factory import load_cfgs
 
-    recipe = Path(__file__).resolve().parents[1] / "configs" / "grpo_7b.yaml"
+    recipe = Path(__file__).resolve().parents[1] / "configs" / "train" / "grpo_7b.yaml"
     env_cfg, agent = load_cfgs("OpenArm-BoxGrasp", "grpo_cfg_entry_point", overrides=recipe_overrides(recipe))
     assert agent.preset == "openvla-oft-7b" and agent.lora.enabled and agent.lora.rank == 32 and agent.lora.frozen_bf16
-    assert (agent.num_groups, agent.group_size, agent.max_rollout_steps, agent.micro_batch_size, agent.batch_size) == (
+    assert (agent.num_groups, env_cfg.group_size, agent.max_rollout_steps, agent.micro_batch_size, agent.batch_size) == (
         64, 8, 200, 16, 128)
     assert not agent.gradient_checkpointing and not agent.recompute_old_logprobs and agent.compile
     assert (env_cfg.scene.front_camera.width, env_cfg.scene.front_camera.height) == (224, 224)

@@ -7,6 +7,8 @@ import json
 import pytest
 
 from openarm_vla.pipeline import Pipeline
+from openarm_vla.pipeline_cfg import PipelineCfg, load_pipeline_cfg
+from openarm_vla.utils.manifest import MANIFEST_FILE
 from openarm_vla.utils.run_files import STATE_FILE
 
 
@@ -19,11 +21,12 @@ def _pipeline(tmp_path, evals: dict[int, float], ckpts=(), finished=True) -> Pip
     for it in ckpts:
         (sft / "checkpoints" / f"iter_{it:06d}").mkdir(parents=True)
         (sft / "checkpoints" / f"iter_{it:06d}" / STATE_FILE).write_bytes(b"")
+        (sft / "checkpoints" / f"iter_{it:06d}" / MANIFEST_FILE).write_text('{"files": {}}')
     (sft / "checkpoints" / "iter_000900").mkdir(parents=True)  # torn write: no state file, never chosen
     if finished:
         (sft / "final").mkdir()
         (sft / "final" / "config.json").write_text("{}")
-    return Pipeline({"output": "out", "sft_band": [0.05, 0.70]}, tmp_path)
+    return Pipeline(PipelineCfg(output="out", sft_band=(0.05, 0.70)), tmp_path)
 
 
 def test_final_policy_inside_the_band(tmp_path):
@@ -65,3 +68,33 @@ def test_stage_log_lists_a_command_before_it_runs(tmp_path):
     assert json.loads(p.stage_file.read_text()) == {"sft": {"wall_s": 0.0, "commands": ["python scripts/train.py --algo sft"]}}
     p._record("sft", wall_s=12.5)
     assert json.loads(p.stage_file.read_text())["sft"]["wall_s"] == 12.5
+
+
+def test_recipes_load_typed_and_bad_keys_or_values_are_one_line(tmp_path):
+    """Every shipped pipeline recipe loads into the typed schema; a misspelt key, a wrong type or a value out of
+    range is a ConfigError naming the key."""
+    from pathlib import Path
+
+    from openarm_vla.errors import ConfigError
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "pipelines"
+    recipes = sorted(root.glob("*.yaml"))
+    assert {p.stem for p in recipes} >= {"quickstart", "h100", "mini"}
+    for path in recipes:
+        cfg = load_pipeline_cfg(path)
+        assert isinstance(cfg, PipelineCfg) and cfg.sft.max_iterations >= 1 and cfg.name == path.stem
+    quick = load_pipeline_cfg(root / "quickstart.yaml", ["grpo.max_iterations=3", "demos.num_demos=8"])
+    assert (quick.grpo.max_iterations, quick.demos.num_demos, quick.grpo.env["group_size"]) == (3, 8, 2)
+    assert quick.show is not None and Path(quick.show.policy).parts[0] == "assets"
+    for bad, match in ((["sft.max_iterations=abc"], r"quickstart.yaml: sft.max_iterations: Value 'abc'"),
+                       (["sftt.preset=tiny"], r"quickstart.yaml: sftt: Key 'sftt' not in 'PipelineCfg'"),
+                       (["sft_band=[0.5,0.2]"], r"quickstart.yaml: sft_band: must be two rates"),
+                       (["demos.num_demos=0"], r"demos.num_demos: must be >= 1")):
+        with pytest.raises(ConfigError, match=match):
+            load_pipeline_cfg(root / "quickstart.yaml", bad)
+    with pytest.raises(ConfigError, match="recipe not found: .*nope.yaml .have: .*quickstart"):
+        load_pipeline_cfg(root / "nope.yaml")
+    # a training stage's agent / env sections become the trainer's overrides, values as Hydra literals
+    p = Pipeline(quick, tmp_path)
+    assert p._overrides(quick.grpo)[:2] == ["agent.num_groups=4", "agent.max_rounds=2"]
+    assert "env.group_size=2" in p._overrides(quick.grpo)

@@ -110,7 +110,7 @@ def test_sft_loss_falls_and_resumes_after_sigkill(demos, tmp_path):
         assert rb_["sft/loss"] == pytest.approx(ra_["sft/loss"], rel=1e-6, abs=1e-7), (ra_["iteration"], ra_, rb_)
 
 
-GRPO_ARGS = ["--algo", "grpo", "--num_envs", "4", "--device", "cpu", "agent.group_size=2", "agent.eval_episodes=4",
+GRPO_ARGS = ["--algo", "grpo", "--num_envs", "4", "--device", "cpu", "env.group_size=2", "agent.eval_episodes=4",
              "agent.max_rollout_steps=24", "agent.max_rounds=2", "agent.batch_size=2", "agent.micro_batch_size=6",
              "agent.lr=1e-4", "agent.warmup_steps=3", "agent.save_every=1", "agent.eval_videos=1", *TINY_ENV]
 
@@ -198,8 +198,8 @@ def test_bad_input_gets_one_line(tmp_path, script_main, capsys, synthetic_demos)
     with DemoWriter(seven, instruction="x", action_dim=None) as w:
         w.write_episode(obs={"front_rgb": torch.zeros(3, 8, 8, 3, dtype=torch.uint8)}, actions=torch.zeros(3, 7), success=True)
     assert "seven.hdf5: data/demo_0: 'actions' has shape (3, 7), expected [3, 8]" in err("--algo", "sft", "--dataset", str(seven))
-    assert "--num_envs 6 is not a multiple of agent.group_size 4" in err("--algo", "grpo", "--num_envs", "6",
-                                                                        "agent.group_size=4")
+    assert "--num_envs 6 is not a multiple of env.group_size 4" in err("--algo", "grpo", "--num_envs", "6",
+                                                                        "env.group_size=4")
     assert "not a checkpoint directory" in err("--algo", "grpo", "--init", str(tmp_path))
     from openarm_vla.vla import ByteTokenizer, OpenVLAForActionPrediction, get_preset, save_checkpoint
 

@@ -2,6 +2,7 @@
 errors for missing/unexpected keys, missing tokenizer files; atomic writes."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -257,3 +258,28 @@ def test_sparse_published_config_means_openvla_7b():
         config_from_published({**hf, "llm_backbone_id": "phi-2-3b"}, LlamaLikeTokenizer())
     with pytest.raises(CheckpointError, match="text_config.model_type 'mistral' is not supported"):
         config_from_published({**hf, "text_config": {"model_type": "mistral"}}, LlamaLikeTokenizer())
+
+
+def test_export_policy_in_bf16_shards_loads_back_in_fp32(model, inputs, tmp_path, capsys):
+    """scripts/export_policy.py: the policy as bf16 safetensors shards under a size bound (how a policy leaves a
+    machine that passes files back 16 MiB at a time, and how the shipped CPU policy is stored), loaded back in
+    fp32 with the logits of the bf16-rounded weights."""
+    import importlib.util
+
+    from openarm_vla.utils.manifest import verify_manifest
+
+    src = save_checkpoint(model, tmp_path / "src", ByteTokenizer(), NORM_STATS)
+    spec = importlib.util.spec_from_file_location("export_policy", Path(__file__).resolve().parents[1] / "scripts" / "export_policy.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main([str(src), str(tmp_path / "dst"), "--max_shard_mb", "0.5"]) == 0
+    shards = sorted((tmp_path / "dst").glob("model-*.safetensors"))
+    assert len(shards) >= 2 and all(f.stat().st_size <= 0.5 * 2**20 + 4096 for f in shards), [f.stat().st_size for f in shards]
+    assert verify_manifest(tmp_path / "dst") is None and "bfloat16" in capsys.readouterr().out
+    from openarm_vla.policies.vla import checkpoint_vla
+
+    runner = checkpoint_vla(tmp_path / "dst", num_envs=2, device="cpu")
+    assert {p.dtype for p in runner.model.parameters()} == {torch.float32} and runner.stats is not None
+    rounded = OpenVLAForActionPrediction(model.config)
+    rounded.load_state_dict({k: v.to(torch.bfloat16).float() if v.is_floating_point() else v for k, v in model.state_dict().items()})
+    assert torch.allclose(_logits(runner.model, inputs), _logits(rounded, inputs), atol=1e-5)

@@ -222,7 +222,9 @@ def test_presets_sizes_and_config_json_round_trip():
     assert 20_000_000 <= count_parameters(small) <= 100_000_000
     assert small.vision_backbone.num_patches == 64 and small.vision_backbone.embed_dim == 768  # 128 px, ViT/16
     assert small.num_patches == 64 and small.config.action_frame == "delta" and not small.config.use_proprio
-    for name in ("tiny", "small", "openvla-oft-7b"):
+    mini = OpenVLAForActionPrediction(get_preset("mini"))  # the README's CPU policy: 64 px, 8-px patches, ~6 M
+    assert 4_000_000 <= count_parameters(mini) <= 8_000_000 and mini.num_patches == 64 and mini.config.image_size == 64
+    for name in ("tiny", "mini", "small", "openvla-oft-7b"):
         cfg = get_preset(name)
         assert VLAConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown keys"):

@@ -1,4 +1,4 @@
-"""The issue's second bar: does a run of configs/h100.yaml with another seed land inside the first run's CIs?
+"""The issue's second bar: does a run of configs/pipelines/h100.yaml with another seed land inside the first run's CIs?
 
     python benchmarks/learning_h100/compare_seeds.py benchmarks/learning_h100 benchmarks/learning_h100/seed1
 
@@ -45,7 +45,7 @@ def main(first: str, *others: str) -> int:
                                            "bar": "each later run's SFT and GRPO success inside the first run's 95 % CIs"})
     plot_curves([records[k] for k in sorted(records)], out / "seeds.png",
                 [([f"seed {s}" for s in seed_of], "held-out greedy success (256 starts)", (-0.02, 1.02), ("ci_low", "ci_high"))],
-                xlabel="GRPO iteration", title="configs/h100.yaml, two seeds (band: the first run's 95 % CI)")
+                xlabel="GRPO iteration", title="configs/pipelines/h100.yaml, two seeds (band: the first run's 95 % CI)")
     for r in rows:
         print(f"seed {r['seed']}: SFT {100 * r['sft']['success']:.1f}% -> GRPO {100 * r['grpo']['success']:.1f}% "
               f"(+{r['gain_points']:.1f} points); inside the first run's CIs: SFT {r['sft']['inside_first_ci']}, "

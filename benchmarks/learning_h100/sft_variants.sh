@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The SFT choice of configs/h100.yaml, measured: one demo set, then several SFT runs of the recipe at once on
+# The SFT choice of configs/pipelines/h100.yaml, measured: one demo set, then several SFT runs of the recipe at once on
 # one GPU (on an H200 two at once ran ~1,300 samples/s each, one alone ~2,250; three fit at ~25 GB each). Each
 # run is a full pipeline directory RUN_BASE_<name> sharing the demos, so the best one continues with
 # `RUN=RUN_BASE_<name> ARGS="<its overrides>" gpu_stages.sh

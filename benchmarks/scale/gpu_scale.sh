@@ -2,7 +2,7 @@
 # The scale-out measurements (issue 10) on a lent GPU machine with Isaac Lab staged under /root/site:
 #   bash benchmarks/scale/gpu_scale.sh small1 small2 7b_lora 7b_fsdp       (each <= BUDGET_S seconds)
 #   small1 / small2   small-preset GRPO, 2048 envs (256 groups x 8) per GPU, on 1 and 2 GPUs: scaling efficiency
-#   7b_lora           the 7B preset (configs/grpo_7b.yaml), one GRPO step of 64 x 8 trajectories on one GPU: LoRA
+#   7b_lora           the 7B preset (configs/train/grpo_7b.yaml), one GRPO step of 64 x 8 trajectories on one GPU: LoRA
 #                     r=32, frozen base in bf16, decoder layers compiled (before the timed iteration), micro-batches
 #                     of 16 without gradient checkpointing, the rollout's log-probs reused (measured 2026-12-02 as
 #                     7b_lora_compile: h200/7b_lora_compile.*)
@@ -32,7 +32,7 @@ mkdir -p "$RUN" ${OUT:+"$OUT"}
 common=(--algo grpo --device cuda agent.eval_episodes=0 agent.keep_low=-0.01 agent.save_every=0 agent.max_rounds=1)
 small=(--preset small --num_envs 2048 agent.group_size=8 agent.max_iterations=3 agent.max_rollout_steps=300
        agent.batch_size=512 agent.micro_batch_size=512 env.scene.front_camera.width=128 env.scene.front_camera.height=128)
-big=(--recipe configs/grpo_7b.yaml agent.max_iterations=1)
+big=(--recipe configs/train/grpo_7b.yaml agent.max_iterations=1)
 tight=PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True  # full fine-tunes fill the GPU: no room lost to fragmentation
 for name in "$@"; do
   case $name in

@@ -74,7 +74,7 @@ def recipe_overrides(path: str | os.PathLike) -> list[str]:
             for k, v in node.items():
                 walk(f"{prefix}.{k}" if prefix else str(k), v)
         else:
-            out.append(f"{prefix}={_literal(node)}")
+            out.append(f"{prefix}={override_literal(node)}")
 
     for key, value in data.items():
         if key not in ("env", "agent", "physics", "presets", "renderer"):
@@ -83,13 +83,14 @@ def recipe_overrides(path: str | os.PathLike) -> list[str]:
     return out
 
 
-def _literal(value) -> str:
+def override_literal(value) -> str:
+    """A YAML value as the right-hand side of a ``key=value`` override (Hydra's literal syntax)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(repr(v) if isinstance(v, str) else _literal(v) for v in value) + "]"
+        return "[" + ",".join(repr(v) if isinstance(v, str) else override_literal(v) for v in value) + "]"
     return str(value)
 
 

@@ -1,11 +1,14 @@
-"""The whole recipe as stages: scripted demos -> SFT -> choose the SFT checkpoint -> GRPO -> report.
+"""The whole recipe as stages: [show a shipped policy] -> scripted demos -> SFT -> choose the SFT checkpoint -> GRPO
+-> report. The recipe's schema is :mod:`openarm_vla.pipeline_cfg`.
 
-Each stage is one of the project's CLIs in its own process (Isaac Lab holds one simulation per process),
-writes under ``OUT/``, and is skipped when its output exists or resumed from its checkpoints when it was cut
-short, so a long pipeline runs as several commands of bounded length (``--stage NAME``). The SFT policy and
-the GRPO policy are evaluated on the same bank of held-out initial states: GRPO validates its starting point
-(the chosen SFT checkpoint) before its first update and its result after the last one, in one process, with
-the bank seed kept apart from the demos' and GRPO's training seeds.
+Each stage runs one of the project's CLIs in its own process rather than calling its function here: Isaac Lab
+holds one simulation per process, a CUDA context gives its memory back only when its process ends, and a stage
+that dies (out of memory, killed at a time budget) leaves the pipeline's process and the finished stages intact.
+Each writes under ``OUT/`` and is skipped when its output exists or resumed from its checkpoints when it was cut
+short, so a long pipeline runs as several commands of bounded length (``--stage NAME``). The SFT policy and the
+GRPO policy are evaluated on the same bank of held-out initial states: GRPO validates its starting point (the
+chosen SFT checkpoint) before its first update and its result after the last one, in one process, with the bank
+seed kept apart from the demos' and GRPO's training seeds.
 
 Choosing the SFT checkpoint: GRPO learns only from groups that sometimes succeed, so the recipe takes the
 final SFT policy if its held-out success lies in ``sft_band`` and otherwise the latest evaluated checkpoint
@@ -20,25 +23,27 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
+from openarm_vla.pipeline_cfg import PipelineCfg, TrainStage
 from openarm_vla.utils.io import atomic_write_json
 from openarm_vla.utils.plots import plot_curves
 from openarm_vla.utils.run_files import checkpoint_dirs, read_metrics
 
-STAGES = ("demos", "sft", "select", "grpo", "report")
+STAGES = ("show", "demos", "sft", "select", "grpo", "report")
 
 
 class Pipeline:
-    def __init__(self, recipe: dict, root: Path):
+    def __init__(self, recipe: PipelineCfg, root: Path):
         self.r, self.root = recipe, root
-        self.out = (root / recipe["output"]).resolve()
+        self.out = (root / recipe.output).resolve()
         self.commands: list[str] = []
         self.stage_file = self.out / "stages.json"
 
     # ------------------------------------------------------------------ helpers
     def _common(self) -> list[str]:
-        return ["--device", str(self.r["device"]), "--seed", str(self.r["seed"])]
+        return ["--device", str(self.r.device), "--seed", str(self.r.seed)]
 
     def _run(self, stage: str, args: list[str]) -> None:
         cmd = [sys.executable, *args]
@@ -64,35 +69,46 @@ class Pipeline:
         atomic_write_json(self.stage_file, times)
 
     @staticmethod
-    def _overrides(section: dict) -> list[str]:
-        return [f"agent.{k}={v}" for k, v in (section.get("agent") or {}).items()] + list(section.get("args") or [])
+    def _overrides(stage: TrainStage) -> list[str]:
+        from openarm_vla.cli import override_literal
+
+        return [f"{root}.{k}={override_literal(v)}" for root, section in (("agent", stage.agent), ("env", stage.env))
+                for k, v in section.items()] + list(stage.args)
 
     # ------------------------------------------------------------------ stages
+    def show(self) -> None:
+        """Evaluate and film the shipped policy on held-out starts (the recipe's ``show``; none: skipped)."""
+        sh, out = self.r.show, self.out / "show"
+        if sh is None or (out / "results.json").is_file():
+            return
+        self._run("show", ["scripts/evaluate.py", "--task", self.r.task, "--policy", sh.policy, "--num_episodes",
+                           str(sh.episodes), "--num_envs", str(sh.num_envs), "--image_size", str(sh.image_size),
+                           "--bank_seed", str(self.r.eval.seed), "--video", str(sh.videos), "--output", str(out),
+                           "--no_progress", *self._common()])
+
     def demos(self) -> None:
-        d, path = self.r["demos"], self.out / "demos.hdf5"
+        d, path = self.r.demos, self.out / "demos.hdf5"
         if path.is_file():
             print(f"[pipeline] demos: {path} exists, skipped", flush=True)
             return
-        self._run("demos", ["scripts/generate_demos.py", "--task", self.r["task"], "--num_demos", str(d["num_demos"]),
-                            "--num_envs", str(d["num_envs"]), "--image_size", str(self.r["image_size"]),
-                            "--group_size", str(d.get("group_size", 1)), "--output", str(path), "--no_progress",
-                            "--no_states", *self._common(), *(d.get("args") or [])])
+        self._run("demos", ["scripts/generate_demos.py", "--task", self.r.task, "--num_demos", str(d.num_demos),
+                            "--num_envs", str(d.num_envs), "--image_size", str(self.r.image_size),
+                            "--group_size", str(d.group_size), "--output", str(path), "--no_progress",
+                            "--no_states", *self._common(), *d.args])
 
     def sft(self) -> None:
-        s, run = self.r["sft"], self.out / "sft"
+        s, run = self.r.sft, self.out / "sft"
         if (run / "final" / "config.json").is_file():
             print(f"[pipeline] sft: {run / 'final'} exists, skipped", flush=True)
             return
-        resume = ["--resume"] if checkpoint_dirs(run) else []
-        self._run("sft", ["scripts/train.py", "--algo", "sft", "--task", self.r["task"], "--preset", s["preset"],
+        self._run("sft", ["scripts/train.py", "--algo", "sft", "--task", self.r.task, "--preset", str(s.preset),
                           "--dataset", str(self.out / "demos.hdf5"), "--output", str(run), "--max_iterations",
-                          str(s["max_iterations"]), *resume, *self._common(), *self._env_args(),
-                          f"agent.eval_seed={self.r['eval']['seed']}", f"agent.eval_episodes={self.r['eval']['episodes']}",
+                          str(s.max_iterations), "--resume", *self._common(), *self._env_args(), *self._bank(),
                           *self._overrides(s)])
 
     def select(self) -> Path:
         """The SFT checkpoint GRPO starts from (see the module docstring)."""
-        run, lo, hi = self.out / "sft", *self.r.get("sft_band", (0.05, 0.70))
+        run, (lo, hi) = self.out / "sft", tuple(self.r.sft_band)
         evals = [r for r in read_metrics(run / "metrics.jsonl") if "eval/success" in r]
         ckpts = {int(p.name.split("_")[1]): p for p in checkpoint_dirs(run)}
         finished = (run / "final" / "config.json").is_file()
@@ -128,21 +144,23 @@ class Pipeline:
         return choice
 
     def grpo(self) -> None:
-        g, run = self.r["grpo"], self.out / "grpo"
+        g, run = self.r.grpo, self.out / "grpo"
         if (run / "final" / "config.json").is_file():
             print(f"[pipeline] grpo: {run / 'final'} exists, skipped", flush=True)
             return
         choice = json.loads((self.out / "sft_choice.json").read_text())["checkpoint"] if (self.out / "sft_choice.json").is_file() \
             else str(self.select())
-        resume = ["--resume"] if checkpoint_dirs(run) else []
-        self._run("grpo", ["scripts/train.py", "--algo", "grpo", "--task", self.r["task"], "--init", choice,
-                           "--output", str(run), "--num_envs", str(g["num_envs"]), "--max_iterations", str(g["max_iterations"]),
-                           *resume, *self._common(), *self._env_args(), f"agent.eval_seed={self.r['eval']['seed']}",
-                           f"agent.eval_episodes={self.r['eval']['episodes']}", *self._overrides(g)])
+        envs = ["--num_envs", str(g.num_envs)] if g.num_envs else []
+        self._run("grpo", ["scripts/train.py", "--algo", "grpo", "--task", self.r.task, "--init", choice,
+                           "--output", str(run), *envs, "--max_iterations", str(g.max_iterations), "--resume",
+                           *self._common(), *self._env_args(), *self._bank(), *self._overrides(g)])
 
     def _env_args(self) -> list[str]:
-        size = self.r["image_size"]
-        return [f"env.scene.front_camera.width={size}", f"env.scene.front_camera.height={size}", *self.r.get("env_args", [])]
+        size = self.r.image_size
+        return [f"env.scene.front_camera.width={size}", f"env.scene.front_camera.height={size}", *self.r.env_args]
+
+    def _bank(self) -> list[str]:
+        return [f"agent.eval_seed={self.r.eval.seed}", f"agent.eval_episodes={self.r.eval.episodes}"]
 
     def report(self) -> dict:
         """OUT/results.json, OUT/curve.png and the clips of the final validation; prints both success rates."""
@@ -165,17 +183,18 @@ class Pipeline:
 
         env_steps = max([r.get("rollout/env_steps_total", 0) for r in grpo] or [0])
         results = {
-            "device": self.r.get("device_name") or _device_name(),
+            "device": self.r.device_name or _device_name(),
             "demos": info.get("num_trajectories"),
             "sft": {**side(sft_eval), "wall_s": round(stages.get("sft", {}).get("wall_s", 0.0), 1),
                     "checkpoint": json.loads((self.out / "sft_choice.json").read_text()) if (self.out / "sft_choice.json").is_file() else None},
             "grpo": {**side(grpo_eval), "wall_s": round(stages.get("grpo", {}).get("wall_s", 0.0), 1),
                      "iterations": max((r["iteration"] for r in steps), default=0), "env_steps": env_steps},
             "failures": {"sft": failures(sft_eval), "grpo": failures(grpo_eval)},
-            "bank": {"seed": self.r["eval"]["seed"], "episodes": self.r["eval"]["episodes"]},
+            "show": self._shown(),
+            "bank": {"seed": self.r.eval.seed, "episodes": self.r.eval.episodes},
             "stages": stages,
             "commands": [c for st in stages.values() for c in st["commands"]],
-            "recipe": self.r,
+            "recipe": asdict(self.r),
         }
         atomic_write_json(self.out / "results.json", results)
         curve = [{**r, "env_steps": r.get("rollout/env_steps_total", 0)} for r in grpo]
@@ -188,12 +207,25 @@ class Pipeline:
             if clip.name.startswith(f"iter{grpo_eval['iteration']:06d}_"):
                 shutil.copy2(clip, self.out / ("grpo_success.mp4" if "success" in clip.name else "grpo_failure.mp4"))
         s, g = results["sft"], results["grpo"]
-        print(f"\n[pipeline] held-out greedy success on {s['episodes']} starts (bank seed {self.r['eval']['seed']}):\n"
+        print(f"\n[pipeline] held-out greedy success on {s['episodes']} starts (bank seed {self.r.eval.seed}):\n"
               f"  SFT  : {100 * s['success']:.1f}% (95% CI {100 * s['ci_low']:.1f}-{100 * s['ci_high']:.1f}%)\n"
               f"  GRPO : {100 * g['success']:.1f}% (95% CI {100 * g['ci_low']:.1f}-{100 * g['ci_high']:.1f}%) after "
               f"{g['iterations']} iterations, {g['env_steps']:,} env-steps\n"
               f"  outputs: {self.out} (results.json, curve.png, sft/, grpo/, videos)", flush=True)
+        if results["show"]:
+            sh = results["show"]
+            print(f"  the shipped policy {sh['policy']}: {sh['successes']}/{sh['num_episodes']} = "
+                  f"{100 * sh['success_rate']:.1f}% (95% CI {100 * sh['ci95'][0]:.1f}-{100 * sh['ci95'][1]:.1f}%), "
+                  f"videos in {self.out / 'show' / 'videos'}", flush=True)
         return results
+
+    def _shown(self) -> dict | None:
+        """The shipped policy's evaluation (the ``show`` stage), if it ran."""
+        path = self.out / "show" / "results.json"
+        if not path.is_file():
+            return None
+        s = json.loads(path.read_text())["summary"]
+        return {k: s[k] for k in ("policy", "successes", "num_episodes", "success_rate", "ci95", "failure_counts")}
 
     def run(self, stage: str = "all") -> None:
         self.out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ Specs (``--policy`` of evaluate.py and benchmark.py, ``--expert`` of generate_de
     random              uniform actions in [-1, 1]
     expert              the scripted expert on the privileged observations
     ppo:PATH            the PPO state teacher (ppo_policy.pt from scripts/train.py --algo ppo)
-    preset:NAME         a randomly initialised VLA of preset NAME (tiny | small | openvla-oft-7b);
+    preset:NAME         a randomly initialised VLA of preset NAME (tiny | mini | small | openvla-oft-7b);
                         smoke tests and benchmarks only
     PATH                a checkpoint directory (ours or the published HF layout), greedy by default
 """

@@ -104,7 +104,7 @@ def checkpoint_vla(path: str | os.PathLike, num_envs: int, device):
     d = Path(path)
     check_checkpoint_dir(d)
     try:
-        ck = load_checkpoint(d, device=device)
+        ck = load_checkpoint(d, device=device, dtype=torch.float32)  # fp32 whatever was stored (a bf16 export moves)
     except CheckpointError as e:
         raise PolicyError(f"cannot load checkpoint: {e}") from None
     unnorm = False

@@ -307,13 +307,12 @@ def iteration_summary(iteration: int, total: int, m: dict) -> str:
             f"peak {m.get('perf/peak_mem_gb', 0.0):.1f} GB")
 
 
-def group_counts(agent, num_envs: int | None, world: int) -> tuple[int, int, int]:
+def group_counts(agent, G: int, num_envs: int | None, world: int) -> tuple[int, int, int]:
     """(B kept per update on this rank, groups rolled out per round on this rank, min_groups over all ranks).
-    ``agent.num_groups`` counts the whole update (all ranks); ``--num_envs`` is one rank's envs."""
-    G = agent.group_size
+    ``agent.num_groups`` counts the whole update (all ranks); ``--num_envs`` is one rank's envs; G the env's."""
     if num_envs is not None:
         if num_envs % G:
-            raise TrainError(f"--num_envs {num_envs} is not a multiple of agent.group_size {G} (groups never split)")
+            raise TrainError(f"--num_envs {num_envs} is not a multiple of env.group_size {G} (groups never split)")
         B = max(1, round(num_envs // G / agent.oversample))
         agent.num_groups, rollout_groups = B * world, num_envs // G
     else:
@@ -336,8 +335,8 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
     from .validation import validate
 
     run = TrainingRun("grpo", task, env_cfg, agent, output, device, resume)
-    B, rollout_groups, min_groups = group_counts(agent, num_envs, run.d.world)
-    G, d = agent.group_size, run.d
+    G, d = env_cfg.group_size, run.d
+    B, rollout_groups, min_groups = group_counts(agent, G, num_envs, d.world)
     # without --init: a from-scratch model, for smoke tests and throughput only (GRPO needs groups that sometimes succeed)
     model, tok, norm_stats = build_model(agent, run.device)
     par = run.wrap(model, tok, norm_stats, summed_gradients=True, replica_on="all", ddp_module=False)
@@ -346,7 +345,7 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
     run.generators = {"sample": torch.Generator(device=run.device).manual_seed(rank_seed + 1),
                       "shuffle": torch.Generator().manual_seed(rank_seed + 2)}
     env_cfg.scene.num_envs = rollout_groups * G
-    env = make_env(task, cfg=env_cfg, device=run.device, group_size=G, seed=rank_seed)
+    env = make_env(task, cfg=env_cfg, device=run.device, seed=rank_seed)
     try:
         if agent.eval_episodes > env.num_envs:
             raise TrainError(f"agent.eval_episodes {agent.eval_episodes} > num_envs {env.num_envs}: the validation bank "

@@ -21,7 +21,7 @@ def load_init_checkpoint(path: str, device, preset: str | None = None, what: str
     if not (d / "config.json").is_file():
         raise TrainError(f"{what} {d}: not a checkpoint directory (no config.json)")
     try:
-        ck = load_checkpoint(d, device=device)
+        ck = load_checkpoint(d, device=device, dtype=torch.float32)  # fp32 whatever was stored (a bf16 export moves)
     except CheckpointError as e:
         raise TrainError(f"{what} {d}: {e}") from None
     if ck.config.action_dim != ACTION_DIM:

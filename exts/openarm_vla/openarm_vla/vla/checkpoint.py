@@ -90,14 +90,20 @@ def save_checkpoint(
     norm_stats: dict | None = None,
     state_dict: dict | None = None,
     manifest: bool = True,
+    dtype: torch.dtype | None = None,
+    max_shard_bytes: int | None = None,
 ) -> Path:
     """Our format. Pass `state_dict` when the model is sharded (e.g. a gathered FSDP full state dict).
-    ``manifest``: write the files' sizes and hashes last (a trainer that adds files writes it itself)."""
+    ``manifest``: write the files' sizes and hashes last (a trainer that adds files writes it itself).
+    ``dtype`` (floating tensors cast, e.g. bf16 to move a policy) and ``max_shard_bytes`` (shards + index)."""
     sd = state_dict if state_dict is not None else model.state_dict()
+    sd = _cpu_state_dict(sd)
+    if dtype is not None:
+        sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
     ensure_free_space(Path(directory), sum(t.numel() * t.element_size() for t in sd.values()), "a checkpoint")
     with atomic_path(directory) as tmp:
         tmp.mkdir()
-        save_file(_cpu_state_dict(sd), str(tmp / MODEL_FILE), metadata={"format": "pt"})
+        _save_weights(sd, tmp, max_shard_bytes)
         _write_json(tmp / CONFIG_FILE, {"format": FORMAT, "format_version": 1,
                                         "vla_config": model.config.to_dict(), "norm_stats": norm_stats or {}})
         _write_json(tmp / STATS_FILE, norm_stats or {})
@@ -169,25 +175,31 @@ def save_published_layout(
             _write_json(tmp / STATS_FILE, norm_stats)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        if max_shard_bytes is None:
-            save_file(sd, str(tmp / MODEL_FILE), metadata={"format": "pt"})
-            return Path(directory)
-        shards, cur, size = [], {}, 0
-        for k, v in sd.items():
-            nbytes = v.numel() * v.element_size()
-            if cur and size + nbytes > max_shard_bytes:
-                shards.append(cur)
-                cur, size = {}, 0
-            cur[k], size = v, size + nbytes
-        shards.append(cur)
-        weight_map = {}
-        for i, shard in enumerate(shards):
-            name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-            save_file(shard, str(tmp / name), metadata={"format": "pt"})
-            weight_map.update({k: name for k in shard})
-        total = sum(v.numel() * v.element_size() for v in sd.values())
-        _write_json(tmp / INDEX_FILE, {"metadata": {"total_size": total}, "weight_map": weight_map})
+        _save_weights(sd, tmp, max_shard_bytes)
     return Path(directory)
+
+
+def _save_weights(sd: dict, directory: Path, max_shard_bytes: int | None = None) -> None:
+    """``model.safetensors``, or shards of at most ``max_shard_bytes`` (a tensor larger than that gets a shard
+    of its own) and ``model.safetensors.index.json``, as Hugging Face writes them."""
+    if max_shard_bytes is None:
+        save_file(sd, str(directory / MODEL_FILE), metadata={"format": "pt"})
+        return
+    shards, cur, size = [], {}, 0
+    for k, v in sd.items():
+        nbytes = v.numel() * v.element_size()
+        if cur and size + nbytes > max_shard_bytes:
+            shards.append(cur)
+            cur, size = {}, 0
+        cur[k], size = v, size + nbytes
+    shards.append(cur)
+    weight_map = {}
+    for i, shard in enumerate(shards):
+        name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, str(directory / name), metadata={"format": "pt"})
+        weight_map.update({k: name for k in shard})
+    total = sum(v.numel() * v.element_size() for v in sd.values())
+    _write_json(directory / INDEX_FILE, {"metadata": {"total_size": total}, "weight_map": weight_map})
 
 
 # ----------------------------------------------------------------------------- reading

@@ -263,7 +263,21 @@ def _tiny() -> VLAConfig:
     )
 
 
-PRESETS = {"openvla-oft-7b": _openvla_oft_7b, "small": _small, "tiny": _tiny}
+def _mini() -> VLAConfig:
+    # The policy the README's CPU job shows: small's design (delta actions, no proprio token) at 64 px with 8-px
+    # patches (8x8 = 64 patches per tower), ~6 M parameters: trained on a GPU in minutes, run on a CPU in real time.
+    vit = dict(patch_size=8, embed_dim=128, depth=4, num_heads=2)
+    return VLAConfig(
+        name="mini",
+        vision=(_dino("vit_small_patch14_reg4_dinov2", **vit), _siglip(**vit, mlp_ratio=4.0)),
+        llm=_byte_llm(hidden_size=256, num_layers=4, num_heads=4, intermediate_size=704, max_position_embeddings=512),
+        image_size=64,
+        use_proprio=False,
+        action_frame="delta",
+    )
+
+
+PRESETS = {"openvla-oft-7b": _openvla_oft_7b, "small": _small, "mini": _mini, "tiny": _tiny}
 
 
 def get_preset(name: str, **overrides) -> VLAConfig:

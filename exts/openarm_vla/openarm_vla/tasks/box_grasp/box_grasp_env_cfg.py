@@ -238,7 +238,8 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
     """The language instruction of this task (stored with demos, given to the VLA)."""
 
     group_size: int = 8
-    """Envs per GRPO group: consecutive env ids share the box variant (size, colour)."""
+    """G, the envs of a group: consecutive env ids share the box variant (size, colour), and GRPO resets each group
+    to one start. The one source of G: GRPO reads it from here (``env.group_size=...``)."""
 
     def __post_init__(self):
         self.decimation = 2

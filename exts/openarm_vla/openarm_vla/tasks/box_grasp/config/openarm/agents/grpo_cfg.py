@@ -1,8 +1,8 @@
 """GRPO of the VLA from the binary success reward (``scripts/train.py --algo grpo``): SimpleVLA-RL's recipe.
 
 Override any field from the command line as ``agent.<field>=value`` (Isaac Lab's Hydra layer), or from a
-YAML recipe under ``configs/``. ``num_envs = oversample x num_groups x group_size`` (1 x 64 x 8 by default);
-consecutive env ids form a group. Under ``torchrun`` with K processes each rank runs ``num_groups / K`` of the
+YAML recipe under ``configs/``. The group size G is the env's (``env.group_size``, 8 by default: consecutive env
+ids form a group and share the box variant and the start); ``num_envs = oversample x num_groups x G``. Under ``torchrun`` with K processes each rank runs ``num_groups / K`` of the
 groups in its own envs (``--num_envs`` is one rank's); ``num_groups``, ``batch_size`` and ``min_groups`` count
 the whole update.
 """
@@ -26,8 +26,6 @@ class BoxGraspGRPOCfg(VLATrainerCfg):
     """B: groups an update is made of, over all ranks (dynamic sampling fills it with mixed-outcome groups)."""
     oversample: float = 1.0
     """Each round runs round(oversample x B) groups (spec (a) 6: 1.5-3 fills B in fewer rounds; SimpleVLA-RL: 1)."""
-    group_size: int = 8
-    """G: members per group, all reset to the group's one initial state."""
     temperature: float = 1.6
     """Sampling temperature of the 256-way action-token slice (rollout, old and new log-probs alike)."""
     clip_low: float = 0.2

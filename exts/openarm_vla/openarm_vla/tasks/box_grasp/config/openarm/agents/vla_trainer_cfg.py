@@ -24,7 +24,7 @@ class LoraCfg:
 class VLATrainerCfg:
     seed: int = 0
     preset: str | None = None
-    """VLA preset (tiny | small | openvla-oft-7b): without ``init`` a model built from scratch ("small" if None);
+    """VLA preset (tiny | mini | small | openvla-oft-7b): without ``init`` a model built from scratch ("small" if None);
     with ``init`` it must match the checkpoint's (None: any)."""
     init: str | None = None
     """Checkpoint directory to start from (``--init``: ours or the published OpenVLA-OFT layout)."""
