@@ -64,6 +64,9 @@ class GRPOLearner:
     shuffle: torch.Generator
     """The mini-batch order."""
     sync: object = field(default=None)
+    """``torch.cuda.synchronize`` on CUDA (for the phase timings), else a no-op."""
+    bank: object = None
+    """The held-out validation bank (rank 0's; None elsewhere or without validation)."""
 
     @property
     def agent(self):
@@ -325,14 +328,16 @@ def group_counts(agent, G: int, num_envs: int | None, world: int) -> tuple[int, 
     return B, rollout_groups, min_groups
 
 
-def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = False, num_envs: int | None = None) -> dict:
-    """Run GRPO; returns the final validation metrics and paths."""
+def make_learner(task: str, env_cfg, agent, output, device: str, resume: bool = False,
+                 num_envs: int | None = None) -> GRPOLearner:
+    """Everything an iteration needs: the run (rank, wrapped model, optimizer, logger, restored state), the env of
+    ``rollout groups x G`` envs and its validation bank, the rollout runner and its sampler. The caller closes
+    ``learner.run`` and ``learner.env``."""
     from openarm_vla.eval.bank import EvalBank
     from openarm_vla.tasks.factory import compile_env_step, make_env
     from openarm_vla.vla import VLARunner
 
     from .model_init import build_model, compile_model_passes
-    from .validation import validate
 
     run = TrainingRun("grpo", task, env_cfg, agent, output, device, resume)
     G, d = env_cfg.group_size, run.d
@@ -355,7 +360,7 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
         # rank 0 validates on the bank; the other ranks wait for it
         bank = EvalBank.build(env, agent.eval_episodes, agent.eval_seed) if agent.eval_episodes > 0 and d.main else None
         run.restore()  # after the env is built: its construction draws from the RNGs restored here
-        run.open_log({})
+        run.open_log({"groups": f"{B} groups x {G} ({rollout_groups} per round)"})
         runner = VLARunner(par.plain, tok, env.num_envs, norm_stats=norm_stats, unnormalize_actions=bool(norm_stats),
                            dtype=run.dtype)
         sampler = VLAEnvPolicy(runner, env.cfg.instruction, temperature=agent.temperature)
@@ -363,36 +368,58 @@ def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = Fa
         if agent.compile:  # after the env: its construction and first step draw from the RNGs, this draws nothing
             secs = compile_model_passes(runner, env.cfg.instruction, env.num_envs, agent.micro_batch_size, par.module)
             run.say(f"compiled the model's rollout and update passes in {secs:.1f} s (agent.compile)")
-        s = GRPOLearner(run, env, runner, sampler, B, G, min_groups, run.generators["shuffle"], device_sync(env.device))
-        fps = round(1 / env.step_dt)
-
-        def validation():
-            metrics, _, clips = validate(env, runner, bank, videos=agent.eval_videos)
-            return metrics, clips, fps
-
-        with run.oom_guard("--num_envs (agent.num_groups) or agent.micro_batch_size"):
-            last_eval = run.evaluate(0, validation) if run.start == 0 else {}
-            if last_eval:
-                run.log.log(0, last_eval)
-            for done in run.iterations():
-                metrics = grpo_iteration(s, done)
-                if run.due(agent.eval_every, done) and done < agent.max_iterations:
-                    last_eval = run.evaluate(done, validation)
-                    metrics.update(last_eval)
-                run.log.log(done, metrics)
-                run.bar.set_postfix(success=f"{metrics['rollout/success_rate']:.2f}", kept=metrics["rollout/kept_groups"],
-                                    eval=f"{last_eval.get('eval/success', float('nan')):.2f}")
-                if d.main and "perf/iteration_s" in metrics:  # a skipped update printed its own line
-                    run.bar.write(iteration_summary(done, agent.max_iterations, metrics))
-                run.save(done)
-            last_eval = run.evaluate(agent.max_iterations, validation)
-            final = run.finish(last_eval, {"rollout/env_steps_total": run.counters["env_steps"]})
-    finally:
+    except BaseException:
         run.close()
         env.close()
-    run.plot(f"GRPO {model.config.name}: {B} groups x {G} ({rollout_groups} per round)", "policy/loss",
+        raise
+    return GRPOLearner(run, env, runner, sampler, B, G, min_groups, run.generators["shuffle"], device_sync(env.device), bank)
+
+
+def learn(s: GRPOLearner) -> dict:
+    """Validate, then iterate (collect, prepare, update), validating every ``eval_every`` and saving every
+    ``save_every``; validate and export the final policy. Returns the last validation metrics."""
+    from .validation import validate
+
+    run, agent = s.run, s.agent
+    fps = round(1 / s.env.step_dt)
+
+    def validation():
+        metrics, _, clips = validate(s.env, s.runner, s.bank, videos=agent.eval_videos)
+        return metrics, clips, fps
+
+    with run.oom_guard("--num_envs (agent.num_groups) or agent.micro_batch_size"):
+        last_eval = run.evaluate(0, validation) if run.start == 0 else {}
+        if last_eval:
+            run.log.log(0, last_eval)
+        for done in run.iterations():
+            metrics = grpo_iteration(s, done)
+            if run.due(agent.eval_every, done) and done < agent.max_iterations:
+                last_eval = run.evaluate(done, validation)
+                metrics.update(last_eval)
+            run.log.log(done, metrics)
+            run.bar.set_postfix(success=f"{metrics['rollout/success_rate']:.2f}", kept=metrics["rollout/kept_groups"],
+                                eval=f"{last_eval.get('eval/success', float('nan')):.2f}")
+            if run.d.main and "perf/iteration_s" in metrics:  # a skipped update printed its own line
+                run.bar.write(iteration_summary(done, agent.max_iterations, metrics))
+            run.save(done)
+        last_eval = run.evaluate(agent.max_iterations, validation)
+        run.finish(last_eval, {"rollout/env_steps_total": run.counters["env_steps"]})
+    return last_eval
+
+
+def train_grpo(task: str, env_cfg, agent, output, device: str, resume: bool = False, num_envs: int | None = None) -> dict:
+    """Run GRPO; returns the final validation metrics and paths."""
+    s = make_learner(task, env_cfg, agent, output, device, resume, num_envs)
+    try:
+        last_eval = learn(s)
+    finally:
+        s.run.close()
+        s.env.close()
+    run = s.run
+    run.plot(f"GRPO {run.config.name}: {s.B * run.d.world} groups x {s.G} kept per update", "policy/loss",
              ["eval/success", "rollout/success_rate"])
-    if not d.main:
+    final = run.dir / "final"
+    if not run.d.main:
         return {"final": str(final)}
     held_out = f"held-out success {last_eval['eval/success']:.3f}" if last_eval else "no validation (agent.eval_episodes=0)"
     run.say(f"done: {agent.max_iterations} iterations, {run.counters['env_steps']} env-steps; final {final}; {held_out}")

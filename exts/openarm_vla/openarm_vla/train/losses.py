@@ -3,7 +3,7 @@
 Shapes: N trajectories (B groups x G members, consecutive ids form a group), M stored chunks, each of
 C actions x D dims = C * D action tokens over the 256-way slice.
 
-GRPO follows SimpleVLA-RL (shared/reference/grpo-anchors.md, spec (a)):
+GRPO follows SimpleVLA-RL (``docs/grpo.md``):
     advantage     A_i = (r_i - mean_g r) / (std_g r + 1e-6), unbiased std, broadcast to every valid token
     filter        keep a group iff its success rate lies strictly inside (low, high) (default (0, 1))
     mask          token (c, d) of a chunk starting at env step t0 is valid iff t0 + c < finish step

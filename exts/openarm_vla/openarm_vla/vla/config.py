@@ -235,9 +235,8 @@ def _small() -> VLAConfig:
     # 128 px with ViT/16 patches -> 8x8 = 64 patches per tower (~50M parameters). 16x16 patches of 8 px
     # would mirror the 7B token count but cost 2.2x the FLOPs per sample in rollout, SFT and GRPO alike.
     # Trained from scratch on joint-space demos: delta-frame action tokens (the motion over the chunk, not joint
-    # angles to 1/256 of their range). No proprio token: with it the policy leans on the motion the joint state
-    # already shows rather than on where the camera sees the box (H200, 2048 demos, 2000 steps: held-out success 5.5 % with the token,
-    # 14.1 % without; closing beside the box 204 vs 27 of 256), although its token loss is lower (1.56 vs 2.06 at step 2250).
+    # angles to 1/256 of their range). No proprio token: with it the policy leaned on the motion the joint state
+    # already shows rather than on where the camera sees the box (docs/results.md, "proprio").
     vit = dict(patch_size=16, embed_dim=384, depth=6, num_heads=6)
     return VLAConfig(
         name="small",

@@ -43,9 +43,9 @@ class VLATrainerCfg:
     gradient_checkpointing: bool = False
     compile: bool = False
     """``torch.compile`` the Llama decoder layers (one graph shared by all layers, dynamic batch): fuses the
-    elementwise work around the matmuls (7B on an H200: rollout forward 1.4x, update 1.5x); the first forward and
-    the first backward compile. In bf16 the rollout's and the update's graphs round differently: GRPO's reused
-    log-probs then differ slightly from the update's (``policy/ratio_dev_first_minibatch``: 0.008 vs 0 uncompiled)."""
+    elementwise work around the matmuls (the speed-up is measured in ``benchmarks/scale/README.md``); the first
+    forward and the first backward compile. In bf16 the rollout's and the update's graphs round differently: GRPO's
+    reused log-probs then differ slightly from the update's (``policy/ratio_dev_first_minibatch`` > 0)."""
     lora: LoraCfg = LoraCfg()
     parallel: str = "auto"
     """Under torchrun: ddp (replicas) | fsdp (FSDP2, fully_shard per decoder layer) | auto (fsdp for the 7B)."""
