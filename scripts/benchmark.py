@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from openarm_vla.cli import parse
+from openarm_vla.cli import parse, run_main
 
 
+@run_main("benchmark")
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="benchmark", description=__doc__.splitlines()[0])
     p.add_argument("--task", default="OpenArm-BoxGrasp")

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-from openarm_vla.cli import add_env_args, fail, parse
+from openarm_vla.cli import add_env_args, fail, parse, run_main
 
 
+@run_main("evaluate")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="evaluate", description=__doc__.splitlines()[0])
     add_env_args(p)
@@ -35,65 +35,35 @@ def main(argv=None) -> int:
     if args.num_episodes <= 0 or args.num_envs <= 0:
         fail("evaluate", "--num_episodes and --num_envs must be positive")
 
-    from openarm_vla.policies import PolicyError, check_policy_spec, make_policy
-    from openarm_vla.tasks.factory import TaskError, load_env_cfg, make_env
+    from openarm_vla.policies import check_policy_spec, make_policy
+    from openarm_vla.tasks.factory import load_env_cfg, make_env
 
-    try:
-        check_policy_spec(args.policy)  # before paying for the simulator
-        cfg = load_env_cfg(args.task, args.physics, overrides)
-        if args.max_steps is not None:
-            cfg.episode_length_s = args.max_steps * cfg.sim.dt * cfg.decimation
-        env = make_env(args.task, cfg=cfg, num_envs=args.num_envs, device=args.device, image_size=args.image_size,
-                       seed=args.seed)
-    except (PolicyError, TaskError) as e:
-        fail("evaluate", e)
-
+    check_policy_spec(args.policy)  # before paying for the simulator
+    cfg = load_env_cfg(args.task, args.physics, overrides)
+    if args.max_steps is not None:
+        cfg.episode_length_s = args.max_steps * cfg.sim.dt * cfg.decimation
+    env = make_env(args.task, cfg=cfg, num_envs=args.num_envs, device=args.device, image_size=args.image_size,
+                   seed=args.seed)
     import torch
 
-    from openarm_vla.eval.bank import EvalBank, evaluate_bank
-    from openarm_vla.eval.metrics import format_failure_table, summarize
-    from openarm_vla.eval.video import EpisodeVideo
-    from openarm_vla.rollout import FAILURE_CATEGORIES, run_episodes
-    from openarm_vla.utils.io import atomic_write_json
+    from openarm_vla.eval.evaluate import evaluate_policy
+    from openarm_vla.eval.metrics import format_failure_table
 
     torch.manual_seed(args.seed)
-    steps = {"n": 0}
     try:
-        try:
-            policy = make_policy(args.policy, env, temperature=args.temperature, seed=args.seed)
-        except (PolicyError, ValueError) as e:
-            fail("evaluate", e)
-        video = EpisodeVideo([0], args.video, args.output / "videos", fps=round(1 / env.step_dt))
-
-        def on_step(step, *_):
-            steps["n"] = step.t
-            video(step)
-
-        t0 = time.perf_counter()
-        if args.bank_seed is None:
-            episodes = run_episodes(env, policy, args.num_episodes, on_step=on_step, progress=not args.no_progress)
-        else:
-            bank = EvalBank.build(env, args.num_episodes, args.bank_seed)
-            episodes = evaluate_bank(env, policy, bank, on_step=on_step, progress=not args.no_progress)
-        wall = time.perf_counter() - t0
+        policy = make_policy(args.policy, env, temperature=args.temperature, seed=args.seed)
+        info = {"task": args.task, "policy": args.policy, "temperature": args.temperature, "greedy": not args.temperature > 0,
+                "seed": args.seed, "max_steps": args.max_steps, "image_size": args.image_size}
+        summary = evaluate_policy(env, policy, args.num_episodes, args.output, args.bank_seed, args.video,
+                                  not args.no_progress, info)
     finally:
         env.close()
-
-    summary = summarize(episodes, FAILURE_CATEGORIES)
-    env_steps = steps["n"] * args.num_envs
-    summary.update({
-        "task": args.task, "policy": args.policy, "temperature": args.temperature, "greedy": not args.temperature > 0,
-        "num_envs": args.num_envs, "seed": args.seed, "bank_seed": args.bank_seed, "max_steps": args.max_steps,
-        "image_size": args.image_size, "wall_time_s": round(wall, 3), "env_steps": env_steps,
-        "env_steps_per_s": round(env_steps / wall, 2) if wall > 0 else None, "videos": video.written,
-    })
-    atomic_write_json(args.output / "results.json", {"summary": summary, "episodes": episodes})
     lo, hi = summary["ci95"]
     print(f"\n[evaluate] {args.policy} on {args.task}: success {summary['successes']}/{summary['num_episodes']} "
           f"= {100 * summary['success_rate']:.1f}% (95% CI {100 * lo:.1f}-{100 * hi:.1f}%), "
           f"mean steps {summary['mean_steps']:.1f}, {summary['env_steps_per_s']} env-steps/s")
     print(format_failure_table(summary["failure_counts"]))
-    print(f"[evaluate] wrote {args.output / 'results.json'}" + (f" and {len(video.written)} video(s)" if video.written else ""),
+    print(f"[evaluate] wrote {args.output / 'results.json'}" + (f" and {len(summary['videos'])} video(s)" if summary["videos"] else ""),
           flush=True)
     return 0
 

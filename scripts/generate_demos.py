@@ -19,9 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-from openarm_vla.cli import add_env_args, fail, parse
+from openarm_vla.cli import add_env_args, fail, parse, run_main
 
 
+@run_main("generate_demos")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="generate_demos", description=__doc__.splitlines()[0])
     add_env_args(p, image_size=128)
@@ -46,90 +47,37 @@ def main(argv=None) -> int:
         fail("generate_demos", f"--output {args.output}: is a directory, expected an HDF5 file path")
     spec = "expert" if args.expert == "scripted" else args.expert
 
-    from openarm_vla.policies import PolicyError, check_policy_spec, make_policy
-    from openarm_vla.tasks.factory import TaskError, load_env_cfg, make_env
-
-    try:
-        check_policy_spec(spec)
-        env = make_env(args.task, cfg=load_env_cfg(args.task, args.physics, overrides), num_envs=args.num_envs,
-                       device=args.device, image_size=args.image_size, group_size=args.group_size, seed=args.seed)
-    except (PolicyError, TaskError) as e:
-        fail("generate_demos", e)
-
-    import torch
-    from tqdm import tqdm
-
-    from openarm_vla.data.hdf5_format import DemoWriter
-    from openarm_vla.data.recorder import DemoRecorder
+    from openarm_vla.data.generate import generate_demos
     from openarm_vla.data.statistics import write_dataset_statistics
-    from openarm_vla.tasks.factory import compile_env_step
-    from openarm_vla.utils.timing import StageClock
-    from openarm_vla.rollout import step_loop
-    from openarm_vla.utils.io import DiskFullError
+    from openarm_vla.policies import check_policy_spec, make_policy
+    from openarm_vla.tasks.factory import load_env_cfg, make_env
+
+    check_policy_spec(spec)
+    env = make_env(args.task, cfg=load_env_cfg(args.task, args.physics, overrides), num_envs=args.num_envs,
+                   device=args.device, image_size=args.image_size, group_size=args.group_size, seed=args.seed)
+    import torch
 
     torch.manual_seed(args.seed)
     t0 = time.time()
-    error = None
     try:
-        if "privileged" not in env.observation_manager.active_terms:
-            raise PolicyError(f"task {args.task} has no 'privileged' observation group (the expert reads it)")
-        expert = make_policy(spec, env)
-        clock = StageClock(env.device)  # where the loop's time goes, printed at the end
-
-        def policy(obs):
-            with clock.time("expert"):
-                return expert(obs)
-
-        policy.reset = expert.reset
-        env_args = {"num_envs": env.num_envs, "seed": args.seed, "device": str(env.device), "image_size": args.image_size,
-                    "expert": args.expert, "group_size": args.group_size, "success_only": bool(args.success_only),
-                    "control_dt": float(env.step_dt), "max_episode_steps": int(env.max_episode_length)}
-        with DemoWriter(args.output, env_name=args.task, instruction=env.cfg.instruction, env_args=env_args,
-                        image_compression=args.image_compression) as writer:
-            rec = DemoRecorder(env, writer, args.num_demos, args.success_only, store_states=not args.no_states,
-                               max_episodes=args.max_episodes or 3 * args.num_demos + 2 * env.num_envs,
-                               seed=args.seed, expert=args.expert)
-            first_step_s = compile_env_step(env)  # kernel compilation stays out of the loop's breakdown
-            obs, _ = env.reset(seed=args.seed)
-            rec.begin(obs)
-            bar = tqdm(total=args.num_demos, desc="demos", unit="demo", dynamic_ncols=True, disable=args.no_progress)
-            steps = [0]
-
-            def on_step(step) -> bool:
-                with clock.time("buffering"):
-                    rec.add(step.obs, step.actions)
-                with clock.time("capture and write"):
-                    rec.end_step(step.episodes)
-                steps[0] = step.t
-                done = rec.done
-                bar.update(len([n for n in rec.last if n]))
-                bar.set_postfix(expert_success=f"{rec.succeeded}/{rec.finished}")
-                return done
-
-            t_loop = time.time()
-            step_loop(env, policy, obs, on_step)
-            loop_s = time.time() - t_loop
-            bar.close()
-            print(f"[generate_demos] {env.num_envs} envs x {steps[0]} steps in {loop_s:.1f} s: "
-                  f"{clock.summary(loop_s, 'env.step (physics, camera, observations)')}; before the loop, the first "
-                  f"env step (kernel compilation where Warp's cache lacks it) {first_step_s:.1f} s")
-            rate = 100 * rec.succeeded / rec.finished if rec.finished else float("nan")
-            print(f"[generate_demos] expert {args.expert}: {rec.succeeded}/{rec.finished} finished episodes succeeded "
-                  f"({rate:.1f}%); failures: {rec.failures}; {time.time() - t0:.1f} s wall")
-            if rec.written == 0:
-                raise PolicyError(f"no episodes to write after {rec.finished} finished episodes "
-                                  f"({'no successes' if args.success_only else 'none finished'}); nothing written to {args.output}")
-            if rec.written < args.num_demos:
-                print(f"[generate_demos] warning: only {rec.written}/{args.num_demos} demos after {rec.finished} episodes",
-                      file=sys.stderr)
-        stats = write_dataset_statistics(args.output)
-        print(f"[generate_demos] wrote {rec.written} demos ({writer.total} steps) to {args.output}; statistics: {stats}")
-    except (PolicyError, DiskFullError) as e:
-        error = str(e)
+        env_args = {"num_envs": env.num_envs, "seed": args.seed, "device": str(env.device),
+                    "image_size": args.image_size, "expert": args.expert, "group_size": args.group_size,
+                    "success_only": bool(args.success_only), "control_dt": float(env.step_dt),
+                    "max_episode_steps": int(env.max_episode_length)}
+        r = generate_demos(env, args.task, make_policy(spec, env), args.output, args.num_demos, args.seed, env_args,
+                           args.success_only, not args.no_states, args.max_episodes, args.image_compression,
+                           args.expert, progress=not args.no_progress)
     finally:
         env.close()
-    if error:
-        fail("generate_demos", error)
+    print(f"[generate_demos] {env_args['num_envs']} envs x {r.steps} steps in {r.loop_s:.1f} s: {r.parts}; before the "
+          f"loop, the first env step (kernel compilation where Warp's cache lacks it) {r.first_step_s:.1f} s")
+    rate = 100 * r.succeeded / r.finished if r.finished else float("nan")
+    print(f"[generate_demos] expert {args.expert}: {r.succeeded}/{r.finished} finished episodes succeeded ({rate:.1f}%); "
+          f"failures: {r.failures}; {time.time() - t0:.1f} s wall")
+    if r.written < args.num_demos:
+        print(f"[generate_demos] warning: only {r.written}/{args.num_demos} demos after {r.finished} episodes", file=sys.stderr)
+    stats = write_dataset_statistics(args.output)
+    print(f"[generate_demos] wrote {r.written} demos ({r.total_steps} steps) to {args.output}; statistics: {stats}")
     return 0
 
 

@@ -22,13 +22,14 @@ import signal
 import sys
 from pathlib import Path
 
-from openarm_vla.cli import add_env_args, fail, parse
+from openarm_vla.cli import add_env_args, fail, parse, run_main
 
 
 def _sigterm_as_ctrl_c(signum, frame):
     raise KeyboardInterrupt  # stop and write what was recorded
 
 
+@run_main("record_demos")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="record_demos", description=__doc__.splitlines()[0])
     add_env_args(p, task="OpenArm-BoxGrasp-Teleop", num_envs=1, image_size=128)
@@ -57,59 +58,23 @@ def main(argv=None) -> int:
 
     import torch
 
-    from openarm_vla.data.hdf5_format import DemoWriter
-    from openarm_vla.data.recorder import DemoRecorder
-    from openarm_vla.data.statistics import write_dataset_statistics
-    from openarm_vla.tasks.factory import TaskError, load_env_cfg, make_env
-    from openarm_vla.teleop.keyboard import TeleopKeyboard, attach_to_newton_viewer
-    from openarm_vla.teleop.recording import IsaacLabDeviceInput, TeleopRecorder
+    from openarm_vla.errors import TaskError
+    from openarm_vla.tasks.factory import load_env_cfg, make_env
+    from openarm_vla.teleop.recording import record_teleop_demos
 
     torch.manual_seed(args.seed)
-    try:
-        cfg = load_env_cfg(args.task, args.physics, overrides)
-        if getattr(cfg, "teleop", None) is None:
-            raise TaskError(f"task {args.task} is not a teleop task (no cfg.teleop); use OpenArm-BoxGrasp-Teleop")
-        if kitless:
-            cfg.enable_viewer(win_w, win_h)
-        env = make_env(args.task, cfg=cfg, num_envs=1, device=args.device, image_size=args.image_size, seed=args.seed,
-                       headless=False)
-    except TaskError as e:
-        fail("record_demos", e)
+    cfg = load_env_cfg(args.task, args.physics, overrides)
+    if getattr(cfg, "teleop", None) is None:
+        raise TaskError(f"task {args.task} is not a teleop task (no cfg.teleop); use OpenArm-BoxGrasp-Teleop")
+    if kitless:
+        cfg.enable_viewer(win_w, win_h)
+    env = make_env(args.task, cfg=cfg, num_envs=1, device=args.device, image_size=args.image_size, seed=args.seed,
+                   headless=False)
     signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
-    tc = cfg.teleop
-    viz = next((v for v in env.sim.visualizers if getattr(v, "_viewer", None) is not None), None) if kitless else None
-    if kitless and viz is None:
-        env.close()
-        fail("record_demos", "the Newton GL viewer window did not open (see the log above); is the display usable?")
-    keys = TeleopKeyboard(pos_step=tc.pos_step, rot_step=tc.rot_step) if kitless else IsaacLabDeviceInput(args.input, tc.pos_step, tc.rot_step)
-    env_args = {"num_envs": 1, "seed": args.seed, "device": str(env.device), "image_size": args.image_size,
-                "expert": f"teleop_{args.input}", "success_only": not args.all, "control_dt": float(env.step_dt),
-                "max_episode_steps": int(env.max_episode_length),
-                "teleop": {"pos_step": tc.pos_step, "rot_step": tc.rot_step, "input": args.input}}
-    writer = DemoWriter(args.output, env_name=args.task, instruction=env.cfg.instruction, env_args=env_args)
-    rec = DemoRecorder(env, writer, args.num_demos, success_only=not args.all, store_states=not args.no_states,
-                       seed=args.seed, expert=f"teleop_{args.input}")
-    session = TeleopRecorder(env, keys, rec, keep_all=args.all, ik_iters=tc.ik_iters, rate=args.rate, viewer=viz,
-                             log=lambda m: print(m, flush=True))
-    if viz is not None:
-        attach_to_newton_viewer(viz._viewer, keys, session.status, title="Teleop recording")
-    print("[record_demos] recording; keys: W/S A/D Q/E move, Z/X T/G C/V rotate, K gripper, R reset, "
-          "Backspace discard, Enter save, Esc quit", flush=True)
     try:
-        interrupted = session.run(args.seed)
-    except BaseException:
-        writer.abort()
-        env.close()
-        raise
-    try:
-        if rec.written == 0:
-            writer.abort()
-            print(f"[record_demos] no demos recorded; nothing written to {args.output}", file=sys.stderr, flush=True)
-            return 1
-        path = writer.close()
-        stats = write_dataset_statistics(path)
-        print(f"[record_demos] wrote {rec.written} demos ({writer.total} steps) to {path}; statistics: {stats}", flush=True)
-        return 130 if interrupted else 0
+        return record_teleop_demos(env, cfg.teleop, args.task, args.output, args.input, args.num_demos,
+                                   keep_all=args.all, store_states=not args.no_states, rate=args.rate, seed=args.seed,
+                                   image_size=args.image_size, kitless=kitless)
     finally:
         env.close()
 

@@ -15,9 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from openarm_vla.cli import fail, parse
+from openarm_vla.cli import parse, run_main
 
 
+@run_main("replay_demos")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="replay_demos", description=__doc__.splitlines()[0])
     p.add_argument("file", type=Path, help="HDF5 demo file")
@@ -32,30 +33,24 @@ def main(argv=None) -> int:
 
     from openarm_vla.data.hdf5_format import DemoFileError, list_demos, read_env_args, read_episode, validate_file
 
-    try:
-        validate_file(args.file, required_obs=())
-        env_args = read_env_args(args.file)
-        names = list_demos(args.file)
-        for k in args.demo or []:
-            if f"demo_{k}" not in names:
-                raise DemoFileError(f"{args.file}: no episode 'data/demo_{k}' (has {len(names)} demos)")
-        episodes = [read_episode(args.file, f"demo_{k}") for k in args.demo] if args.demo else [read_episode(args.file, n) for n in names]
-        for ep in episodes:
-            if not ep["initial_state"]:
-                raise DemoFileError(f"{args.file}: data/{ep['name']} has no initial_state group (cannot replay)")
-    except DemoFileError as e:
-        fail("replay_demos", e)
+    validate_file(args.file, required_obs=())
+    env_args = read_env_args(args.file)
+    names = list_demos(args.file)
+    for k in args.demo or []:
+        if f"demo_{k}" not in names:
+            raise DemoFileError(f"{args.file}: no episode 'data/demo_{k}' (has {len(names)} demos)")
+    episodes = [read_episode(args.file, f"demo_{k}") for k in args.demo] if args.demo else [read_episode(args.file, n) for n in names]
+    for ep in episodes:
+        if not ep["initial_state"]:
+            raise DemoFileError(f"{args.file}: data/{ep['name']} has no initial_state group (cannot replay)")
 
     from openarm_vla.data.replay import replay_episodes, summarize_replay
-    from openarm_vla.tasks.factory import TaskError, load_env_cfg, make_env
+    from openarm_vla.tasks.factory import load_env_cfg, make_env
 
     task = args.task or env_args.get("env_name", "OpenArm-BoxGrasp")
-    try:
-        env = make_env(task, cfg=load_env_cfg(task, overrides=overrides), num_envs=args.num_envs or int(env_args.get("num_envs", 1)),
-                       device=args.device, image_size=env_args.get("image_size"), group_size=env_args.get("group_size"),
-                       seed=int(env_args.get("seed", 0)))
-    except TaskError as e:
-        fail("replay_demos", e)
+    env = make_env(task, cfg=load_env_cfg(task, overrides=overrides), num_envs=args.num_envs or int(env_args.get("num_envs", 1)),
+                   device=args.device, image_size=env_args.get("image_size"), group_size=env_args.get("group_size"),
+                   seed=int(env_args.get("seed", 0)))
     frames: dict[str, list] = {}
     t0 = time.time()
     try:

@@ -156,3 +156,51 @@ class TeleopRecorder:
         # the episode in progress: kept with --all (it is what was recorded so far)
         if self.rec.buffered(0) and self.keep_all and self.rec.written < self.rec.num_demos:
             self._finish(manual, True, "stopped")
+
+
+def record_teleop_demos(env, tc, task: str, output, input_name: str, num_demos: int, keep_all: bool = False,
+                        store_states: bool = True, rate: float = 50.0, seed: int = 0, image_size: int | None = None,
+                        kitless: bool = True) -> int:
+    """Record demos by hand in ``env`` (a teleop task, its viewer open) into the HDF5 file ``output``; returns the
+    exit status (0 saved, 1 none recorded, 130 interrupted after saving). ``tc``: the task's teleop settings. The
+    caller closes ``env``."""
+    import sys
+
+    from openarm_vla.data.hdf5_format import DemoWriter
+    from openarm_vla.data.statistics import write_dataset_statistics
+    from openarm_vla.errors import TaskError
+
+    from .keyboard import TeleopKeyboard, attach_to_newton_viewer
+
+    viz = next((v for v in env.sim.visualizers if getattr(v, "_viewer", None) is not None), None) if kitless else None
+    if kitless and viz is None:
+        raise TaskError("the Newton GL viewer window did not open (see the log above); is the display usable?")
+    keys = TeleopKeyboard(pos_step=tc.pos_step, rot_step=tc.rot_step) if kitless else IsaacLabDeviceInput(input_name, tc.pos_step, tc.rot_step)
+    env_args = {"num_envs": 1, "seed": seed, "device": str(env.device), "image_size": image_size,
+                "expert": f"teleop_{input_name}", "success_only": not keep_all, "control_dt": float(env.step_dt),
+                "max_episode_steps": int(env.max_episode_length),
+                "teleop": {"pos_step": tc.pos_step, "rot_step": tc.rot_step, "input": input_name}}
+    writer = DemoWriter(output, env_name=task, instruction=env.cfg.instruction, env_args=env_args)
+    rec = DemoRecorder(env, writer, num_demos, success_only=not keep_all, store_states=store_states,
+                       seed=seed, expert=f"teleop_{input_name}")
+    session = TeleopRecorder(env, keys, rec, keep_all=keep_all, ik_iters=tc.ik_iters, rate=rate, viewer=viz,
+                             log=lambda m: print(m, flush=True))
+    if viz is not None:
+        attach_to_newton_viewer(viz._viewer, keys, session.status, title="Teleop recording")
+    print("[record_demos] recording; keys: W/S A/D Q/E move, Z/X T/G C/V rotate, K gripper, R reset, "
+          "Backspace discard, Enter save, Esc quit", flush=True)
+    try:
+        interrupted = session.run(seed)
+    except BaseException:
+        writer.abort()
+        raise
+    if rec.written == 0:
+        writer.abort()
+        print(f"[record_demos] no demos recorded; nothing written to {output}", file=sys.stderr, flush=True)
+        return 1
+    path = writer.close()
+    stats = write_dataset_statistics(path)
+    print(f"[record_demos] wrote {rec.written} demos ({writer.total} steps) to {path}; statistics: {stats}", flush=True)
+    return 130 if interrupted else 0
+
+

@@ -65,7 +65,6 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
     micro = agent.micro_batch_size or agent.batch_size
     if agent.batch_size % micro:
         raise TrainError(f"agent.batch_size {agent.batch_size} is not a multiple of agent.micro_batch_size {micro}")
-    accum = agent.batch_size // micro
     run = TrainingRun("sft", task, env_cfg, agent, output, device, resume)
     t0 = time.time()
     model, tok, data, stats, num_demos = load_demos(agent, run.device)
@@ -78,7 +77,6 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
     inputs_of = VLARunner(model, tok, num_envs=1, dtype=run.dtype)  # training inputs (prompts, preprocessing) only
     par = run.wrap(model, tok, norm_stats, agent.max_iterations, agent.lr_schedule, agent.min_lr)
     run.generators = {"batch": torch.Generator(device=run.device).manual_seed(agent.seed + 7919 * run.d.rank)}
-    gen = run.generators["batch"]
     run.restore()
     run.open_log({})
     evaluator = Evaluator(task, env_cfg, agent, num_envs or agent.eval_num_envs, par, tok, norm_stats, run.dtype)
@@ -88,25 +86,7 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
             par.module.train()
             t_last = time.time()
             for done in run.iterations(unit="step"):
-                idx = torch.randint(0, len(data), (agent.batch_size,), device=run.device, generator=gen)
-                batch = data.batch(idx)
-                if agent.augment.enabled:
-                    a = agent.augment
-                    batch["rgb"] = augment_images(batch["rgb"], tuple(a.crop_scale), a.brightness, a.contrast, a.saturation, gen)
-                targets = action_tok.actions_to_slice(normalize(batch["actions"], stats["action"]))
-                batch["input_ids"], batch["attention_mask"] = inputs_of.prompt_ids(data.instructions_of(idx))
-                loss_sum, acc_sum = 0.0, 0.0
-                for k in range(accum):
-                    sl = slice(k * micro, (k + 1) * micro)
-                    inputs = inputs_of.model_inputs({key: v[sl] for key, v in batch.items() if key != "actions"})
-                    with par.no_sync(last=k == accum - 1):  # DDP all-reduces on the last micro-batch only
-                        logits = par.net(**inputs, dtype=run.dtype)
-                        loss, acc = sft_token_loss(logits, targets[sl])
-                        run.check_finite(loss, done)
-                        (loss / accum).backward()
-                    loss_sum += loss.item() / accum
-                    acc_sum += acc.item() / accum
-                grad_norm = run.optimizer_step()
+                loss_sum, acc_sum, grad_norm = sft_step(run, data, stats["action"], inputs_of, action_tok, micro, done)
                 run.bar.set_postfix(loss=f"{loss_sum:.3f}", acc=f"{acc_sum:.2f}",
                                     success=f"{last_eval.get('eval/success', float('nan')):.2f}")
                 metrics = {}
@@ -133,6 +113,33 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
     held_out = f"held-out success {last_eval['eval/success']:.3f}" if last_eval else "no evaluation (agent.eval_episodes=0)"
     run.say(f"done: {agent.max_iterations} steps; final {final}; {held_out}")
     return {"final": str(final), **last_eval}
+
+
+def sft_step(run: TrainingRun, data, action_stats: dict, inputs_of, action_tok, micro: int,
+             iteration: int) -> tuple[float, float, float]:
+    """One optimizer step on ``agent.batch_size`` random demo steps in micro-batches of ``micro`` (gradient
+    accumulation): augmentation, targets (normalized, binned), the token cross-entropy; returns (loss, token
+    accuracy, gradient norm)."""
+    agent, par, gen = run.agent, run.par, run.generators["batch"]
+    idx = torch.randint(0, len(data), (agent.batch_size,), device=run.device, generator=gen)
+    batch = data.batch(idx)
+    if agent.augment.enabled:
+        a = agent.augment
+        batch["rgb"] = augment_images(batch["rgb"], tuple(a.crop_scale), a.brightness, a.contrast, a.saturation, gen)
+    targets = action_tok.actions_to_slice(normalize(batch.pop("actions"), action_stats))
+    batch["input_ids"], batch["attention_mask"] = inputs_of.prompt_ids(data.instructions_of(idx))
+    accum, loss_sum, acc_sum = agent.batch_size // micro, 0.0, 0.0
+    for k in range(accum):
+        sl = slice(k * micro, (k + 1) * micro)
+        inputs = inputs_of.model_inputs({key: v[sl] for key, v in batch.items()})
+        with par.no_sync(last=k == accum - 1):  # DDP all-reduces on the last micro-batch only
+            logits = par.net(**inputs, dtype=run.dtype)
+            loss, acc = sft_token_loss(logits, targets[sl])
+            run.check_finite(loss, iteration)
+            (loss / accum).backward()
+        loss_sum += loss.item() / accum
+        acc_sum += acc.item() / accum
+    return loss_sum, acc_sum, run.optimizer_step()
 
 
 class Evaluator:
