@@ -29,6 +29,8 @@ def main(argv=None) -> int:
     p.add_argument("recipe", nargs="?", default=None, help="recipe name in configs/pipelines/ or a YAML path")
     p.add_argument("--stage", default="all", choices=("all", *STAGES))
     args, rest = p.parse_known_args(argv)
+    if args.recipe and "=" in args.recipe:  # `./run.sh key=value ...`: an override, not a recipe name
+        rest, args.recipe = [args.recipe, *rest], None
     if any("=" not in r for r in rest):
         p.error(f"unrecognized arguments: {' '.join(r for r in rest if '=' not in r)} (overrides look like key=value)")
     from openarm_vla.pipeline import Pipeline

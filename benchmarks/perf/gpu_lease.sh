@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# One lease of the GPU machine, started detached so that it outlives the 10-minute command limit:
+#   setsid nohup bash benchmarks/perf/gpu_lease.sh [PART ...] > /root/runs/lease.log 2>&1 &
+# then follow /root/runs/lease.log from later calls; `bash benchmarks/perf/gpu_lease.sh collect` packs what came out
+# into $OUT (two tarballs under 16 MiB). Parts, in this order by default:
+#   profile   benchmarks/perf/profile_stages.py grpo, sft and demos at the learning recipe's sizes (small preset,
+#             4096 envs at 128 px; SFT batch 256; demos 2080 envs)
+#   mini      the mini recipe (configs/pipelines/mini.yaml) end to end, then its GRPO policy exported as bf16
+#             safetensors shards (the policy the CPU job shows)
+#   expert    the scripted expert on 4096 envs, 4096 episodes, 128 px
+# Isaac Lab etc. come staged under /root/site (the device tool); outputs stay in /root/runs between calls.
+set -o pipefail
+export PYTHONPATH=$PWD/exts/openarm_vla${PYTHONPATH:+:$PYTHONPATH} OMNI_KIT_ACCEPT_EULA=YES PYTHONUNBUFFERED=1
+R=/root/runs
+mkdir -p "$R/profile" "$R/out"
+parts=("$@")
+[ ${#parts[@]} -eq 0 ] && parts=(profile mini expert)
+quiet() { grep --line-buffered -v "^\s*$" | grep --line-buffered -v -E "^\+|^\| |INFO\]|Warp CUDA|it/s\]|ep/s\]|step/s\]"; }
+for part in "${parts[@]}"; do
+  t0=$SECONDS
+  echo "[lease] $part: start $(date +%T)"
+  case $part in
+    profile)
+      for stage in grpo sft demos; do
+        python3 benchmarks/perf/profile_stages.py "$stage" --out "$R/profile" 2>&1 | quiet | tail -40
+      done ;;
+    mini)
+      RUN=$R/mini RECIPE=mini BUDGET_S=1500 COPY_OUT=0 bash benchmarks/learning_h100/gpu_stages.sh demos sft select grpo report
+      python3 scripts/export_policy.py "$R/mini/grpo/final" "$R/box_grasp_mini" --dtype bfloat16 --max_shard_mb 15 ;;
+    expert)
+      python3 scripts/evaluate.py --policy expert --num_envs 4096 --num_episodes 4096 --image_size 128 --device cuda:0 \
+        --output "$R/expert4096" --no_progress 2>&1 | quiet | tail -15 ;;
+    collect)
+      mkdir -p "$OUT"
+      tar -czf "$OUT/results.tgz" -C "$R" profile/profile_grpo.json profile/profile_sft.json profile/profile_demos.json \
+        mini/results.json mini/curve.png mini/sft_choice.json mini/stages.json mini/sft/metrics.jsonl mini/grpo/metrics.jsonl \
+        mini/grpo_success.mp4 mini/grpo_failure.mp4 expert4096/results.json lease.log 2>/dev/null
+      [ -d "$R/box_grasp_mini" ] && tar -cf "$OUT/box_grasp_mini.tar" -C "$R" box_grasp_mini
+      ls -la "$OUT" ;;
+    *) echo "[lease] unknown part $part" ;;
+  esac
+  echo "[lease] $part: done in $((SECONDS - t0)) s"
+done
