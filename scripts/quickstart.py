@@ -44,7 +44,12 @@ def main(argv=None) -> int:
         print(f"[quickstart] error: {path.name}: {' '.join(str(e).split()[:12])}", file=sys.stderr)
         return 2
 
+    from openarm_vla.cli import output_problem
     from openarm_vla.pipeline import Pipeline
+
+    if line := output_problem("output", ROOT / str(recipe.get("output", "")), directory=True):
+        print(f"[quickstart] error: {line}", file=sys.stderr)
+        return 2
 
     Pipeline(recipe, ROOT).run(args.stage)
     return 0

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from isaaclab.utils import configclass
 
+from openarm_vla.checks import rule_problem
+
 from .vla_trainer_cfg import VLATrainerCfg
 
 
@@ -63,3 +65,31 @@ class BoxGraspGRPOCfg(VLATrainerCfg):
     eval_episodes: int = 256
     """Held-out initial states of the validation bank (one episode each, at most num_envs); 0 = no validation."""
     save_every: int = 5
+
+    __checks__ = {
+        "num_groups": ">= 1", "oversample": (">= 1", "a round runs at least num_groups groups"),
+        "group_size": (">= 2", "a group of one has no relative advantage"),
+        "temperature": ("> 0", "greedy rollouts never give a group mixed outcomes"),
+        "clip_low": ("in (0, 1)", "the ratio's lower clip is 1 - clip_low"), "clip_high": "> 0",
+        "keep_low": "in [0, 1]", "keep_high": "in [0, 1]", "max_rounds": ">= 1", "min_groups": ">= 1",
+        "aggregation": "in {seq-mean-token-mean, token-mean}", "max_rollout_steps": ">= 1", "warmup_steps": ">= 0",
+        "batch_size": ">= 1", "micro_batch_size": ">= 1",
+    }
+    __rules__ = (("keep_low < keep_high", "dynamic sampling keeps success rates strictly between them"),
+                 ("min_groups <= num_groups", "an update never holds more than num_groups groups"))
+
+    def run_problems(self, env_cfg, num_envs: int | None, world: int) -> list[str]:
+        """The rules that need the run: ``num_envs`` (``--num_envs``, one rank's envs) or, without it, the
+        envs ``num_groups`` makes per rank (as ``train_grpo`` splits them over ``world`` processes)."""
+        if num_envs is not None:
+            extra = {"num_envs": ("--num_envs", num_envs)}
+            rules = [("num_envs % group_size == 0", "a group is G consecutive envs: groups never split"),
+                     ("eval_episodes <= num_envs", "the validation bank runs in one pass over the envs")]
+        else:
+            per_rank = self.num_groups // world
+            envs = max(per_rank, round(self.oversample * per_rank)) * self.group_size
+            extra = {"world_size": ("processes (WORLD_SIZE)", world), "rollout_envs": ("rollout envs per rank", envs)}
+            rules = [("num_groups % world_size == 0", "a group never spans ranks"),
+                     ("eval_episodes <= rollout_envs", "the validation bank runs in one pass over the envs; "
+                      "lower agent.eval_episodes or raise agent.num_groups")]
+        return [line for expr, why in rules if (line := rule_problem(self, "agent", expr, why, extra))]
