@@ -3,8 +3,9 @@
 A bad value (``agent.temperature=-1``, ``agent.lr=abc``, ``--num_envs 0``) should cost one line naming the key
 and what is allowed, not a traceback from deep inside AdamW or the cloner, nor a run that "works" and learns
 nothing. Types come from the configclass annotations (``typing`` hints: ``int | None``, ``tuple[float, float]``,
-``list[str]``, ``Literal``, nested configclasses; ``float`` takes ints, ``int`` takes no bools). Ranges are
-declared beside the fields, in the class body:
+``list[str]``, ``Literal``, nested configclasses; ``float`` takes ints, ``int`` takes no bools), for every field
+of the tree, Isaac Lab's nested configs included (``env.sim.dt=abc``). Ranges are declared beside the fields,
+in the class body:
 
     __checks__ = {"lr": "> 0", "temperature": ("> 0", "why"), "scene.num_envs": ">= 1",
                   "terminations.success.params.lift_height": (float, "> 0")}
@@ -15,7 +16,9 @@ A range is ``any``, ``> x``, ``>= x``, ``< x``, ``<= x``, ``in [a, b]`` (bracket
 skips it. A dotted key reaches into nested configs and dicts; a type given with it is for dict entries, which
 carry no annotation. A rule is a Python expression over the fields (dotted names allowed); it is skipped
 while any value it names is ``None`` or already wrong. The names are dunders because a configclass turns every
-other class attribute into a field; subclasses inherit and may override both.
+other class attribute into a field; subclasses inherit and may override both. Rules that need the run (GRPO's
+``--num_envs`` a multiple of ``group_size``) are a trainer config's ``run_problems`` method
+(:func:`openarm_vla.cli.check_configs` calls it).
 """
 
 from __future__ import annotations
@@ -28,10 +31,10 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal, Union, get_args, get_origin
 
-__all__ = ["IMAGE_SIZE", "check_value", "declared", "flag_problems", "override_problems", "problems", "type_hints"]
+__all__ = ["IMAGE_SIZE", "Check", "check_value", "declared", "flag_problems", "problems", "rule_problem", "type_hints"]
 
 IMAGE_SIZE = "in [8, 2048]"
 """Camera width / height (``--image_size``, ``env.scene.front_camera.width``): pixels per side rendered per env."""
@@ -156,8 +159,19 @@ def describe(tp) -> str:
     if origin in (dict, Mapping) or tp in (dict, Mapping):
         return "a mapping"
     if dataclasses.is_dataclass(tp):
-        return f"a {tp.__name__} (a group of settings: set its fields, KEY.FIELD=value)"
+        return f"a {tp.__name__} (a group of settings: set its fields one by one, KEY.FIELD=value)"
     return getattr(tp, "__name__", str(tp))
+
+
+def _element_types(tp, n: int) -> list | None:
+    """The annotations of the ``n`` elements of a list / tuple annotation (None: not one, or not of length n)."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (Union, types.UnionType):
+        seqs = [a for a in args if a is not type(None)]
+        return _element_types(seqs[0], n) if len(seqs) == 1 else None
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        return list(args) if len(args) == n else None
+    return [args[0]] * n if origin in (tuple, list) and args else None
 
 
 def _article(word: str) -> str:
@@ -222,6 +236,10 @@ def check_value(key: str, value, tp, check: Check | None = None) -> str | None:
     check = check or Check()
     tp = check.type or tp
     if not type_ok(value, tp):
+        elements = _element_types(tp, len(value)) if isinstance(value, (list, tuple)) else None
+        if elements:  # the right length: name the element that is wrong
+            return next(check_value(f"{key}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, elements))
+                        if not type_ok(v, a))
         got = f"a list of {len(value)}" if isinstance(value, (list, tuple)) else _article(type(value).__name__)
         return f"{key}={show(value)}: must be {describe(tp).replace('KEY', key)}, not {got}"
     if value is None or range_ok(value, check.range):
@@ -256,26 +274,23 @@ def _hint(owner, name: str):
     return None if owner is None or isinstance(owner, Mapping) else type_hints(type(owner)).get(name)
 
 
-def problems(cfg, prefix: str, walk: bool = True) -> list[str]:
-    """Every type and range problem of configclass ``cfg`` as one line each, keys as ``prefix.field``.
-
-    ``walk``: also check nested configclasses (the trainer configs: every field); without it only the fields
-    of ``cfg`` itself, its declared dotted keys and nested configs that declare checks (the env config, most
-    of which is Isaac Lab's and left to Isaac Lab)."""
+def problems(cfg, prefix: str) -> list[str]:
+    """Every type and range problem of configclass ``cfg`` and the configclasses nested in it (Isaac Lab's
+    included: their annotations give the types), one line each, keys as ``prefix.field``."""
     out, bad = [], set()
     checks, rules = declared(type(cfg))
     hints = type_hints(type(cfg))
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
-        if value is dataclasses.MISSING or isinstance(value, dataclasses._MISSING_TYPE):
+        if isinstance(value, type(dataclasses.MISSING)):  # copies of the sentinel too
             continue  # deprecated fields Isaac Lab leaves unset
         key = f"{prefix}.{f.name}"
         line = check_value(key, value, hints.get(f.name), checks.get(f.name))
         if line:
             out.append(line)
             bad.add(f.name)
-        elif _is_cfg(value) and (walk or "__checks__" in vars(type(value)) or declared(type(value))[0]):
-            sub = problems(value, key, walk)
+        elif _is_cfg(value):
+            sub = problems(value, key)
             out += sub
             if sub:
                 bad.add(f.name)
@@ -347,23 +362,4 @@ def flag_problems(args, ranges: Mapping[str, str | tuple]) -> list[str]:
             line = check_value(f"--{name}", v, None, Check.of(spec)) if v is not None else None
             if line:
                 out.append(line)
-    return out
-
-
-def override_problems(roots: Mapping[str, Any], overrides: Sequence[str]) -> list[str]:
-    """Type problems of the values that ``env.…=v`` / ``agent.…=v`` overrides set, against the annotation of the
-    field each lands in: the env config is mostly Isaac Lab's, whose fields :func:`problems` does not walk, so
-    ``env.sim.dt=abc`` is caught here."""
-    out = []
-    for arg in overrides:
-        key = arg.split("=", 1)[0].lstrip("+")
-        sec, _, path = key.partition(".")
-        if sec not in roots or roots[sec] is None or not path or "=" not in arg:
-            continue
-        owner, value = _lookup(roots[sec], path)
-        if owner is None or value is _MISSING:
-            continue
-        line = check_value(key, value, _hint(owner, path.rsplit(".", 1)[1]))
-        if line and line not in out:
-            out.append(line)
     return out

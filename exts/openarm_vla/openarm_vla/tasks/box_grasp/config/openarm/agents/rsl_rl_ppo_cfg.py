@@ -46,7 +46,7 @@ class BoxGraspPPORunnerCfg(RslRlOnPolicyRunnerCfg):
     )
 
     __checks__ = {
-        "seed": ">= 0", "num_steps_per_env": ">= 1", "max_iterations": ">= 1", "save_interval": ">= 1",
+        "seed": ">= 0", "device": "non-empty", "num_steps_per_env": ">= 1", "max_iterations": ">= 1", "save_interval": ">= 1",
         "clip_actions": "> 0", "experiment_name": "non-empty", "init_action": "in {home, zero}",
         "actor.hidden_dims": ">= 1", "critic.hidden_dims": ">= 1",
         "actor.activation": "in {elu, selu, relu, crelu, lrelu, tanh, sigmoid, softplus, gelu, swish, mish, identity}",
