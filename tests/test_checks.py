@@ -66,6 +66,8 @@ TRAIN_CASES = {
                   "agent.eval_episodes=1000, rollout envs per rank=512: need eval_episodes <= rollout_envs"),
     "ppo_rl": (["--algo", "ppo", "agent.algorithm.gamma=2"], "agent.algorithm.gamma=2: must be in [0, 1]"),
     "ppo_literal": (["--algo", "ppo", "agent.logger=csv"], "agent.logger='csv': must be one of tensorboard, neptune, wandb"),
+    "optional_literal": (["--algo", "ppo", "agent.torch_compile_mode=fast"],
+                         "agent.torch_compile_mode='fast': must be one of default, max-autotune-no-cudagraphs or null"),
     "max_iterations": (["--algo", "sft", "--max_iterations", "0"], "--max_iterations=0: must be >= 1"),
 }
 
@@ -83,7 +85,7 @@ def test_train_refuses_bad_values_in_one_line_before_building(case, tmp_path, sc
     run = tmp_path / "run"
     line = _one_line(script_main, capsys, "train.py", *args, *_fail_fast(args[1], tmp_path), "--device", "cpu",
                      "--output", str(run))
-    assert line.startswith("[train] error: ") and expected in line, line
+    assert line.startswith("[train] error: " + expected), line
     assert not run.exists() and os.listdir(tmp_path) == []  # no run directory, no probe left behind
 
 

@@ -317,4 +317,5 @@ def test_torchrun_groups_that_do_not_divide_get_one_line(tmp_path):
                         "scripts/train.py", "--algo", "grpo", "--preset", "tiny", "--device", "cpu", "agent.num_groups=3",
                         "--output", str(tmp_path / "g")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode != 0
-    assert "[train] error: agent.num_groups 3 does not divide over 2 processes" in r.stdout + r.stderr
+    assert "[train] error: agent.num_groups=3, processes (WORLD_SIZE)=2: need num_groups % world_size == 0 " \
+           "(a group never spans ranks)" in r.stdout + r.stderr

@@ -163,6 +163,13 @@ def describe(tp) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _choices_only(tp) -> bool:
+    """A ``Literal`` (or an optional one)."""
+    if get_origin(tp) in (Union, types.UnionType):
+        return all(_choices_only(a) for a in get_args(tp) if a is not type(None))
+    return get_origin(tp) is Literal
+
+
 def _element_types(tp, n: int) -> list | None:
     """The annotations of the ``n`` elements of a list / tuple annotation (None: not one, or not of length n)."""
     origin, args = get_origin(tp), get_args(tp)
@@ -241,7 +248,8 @@ def check_value(key: str, value, tp, check: Check | None = None) -> str | None:
             return next(check_value(f"{key}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, elements))
                         if not type_ok(v, a))
         got = f"a list of {len(value)}" if isinstance(value, (list, tuple)) else _article(type(value).__name__)
-        return f"{key}={show(value)}: must be {describe(tp).replace('KEY', key)}, not {got}"
+        got = "" if _choices_only(tp) else f", not {got}"  # the choices say it all
+        return f"{key}={show(value)}: must be {describe(tp).replace('KEY', key)}{got}"
     if value is None or range_ok(value, check.range):
         return None
     if isinstance(value, (list, tuple)) and check.range != "non-empty":

@@ -247,7 +247,7 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
         "scene.front_camera.width": IMAGE_SIZE, "scene.front_camera.height": IMAGE_SIZE,
         "decimation": ">= 1", "episode_length_s": "> 0", "sim.dt": "> 0", "sim.render_interval": ">= 1",
         "seed": ">= 0", "group_size": ">= 1", "instruction": "non-empty",
-        "terminations.success.params.lift_height": (float, "> 0", "the box lifted this far above its rest is a success"),
+        "terminations.success.params.lift_height": (float, "> 0", "success: the box held this far above its resting height"),
         "terminations.box_off_table.params.minimum_height": (float, "any"),
         "events.box_mass.params.mass_distribution_params": (tuple[float, float], "> 0"),
     }

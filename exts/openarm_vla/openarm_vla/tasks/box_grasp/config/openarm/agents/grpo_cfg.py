@@ -71,7 +71,8 @@ class BoxGraspGRPOCfg(VLATrainerCfg):
         "group_size": (">= 2", "a group of one has no relative advantage"),
         "temperature": ("> 0", "greedy rollouts never give a group mixed outcomes"),
         "clip_low": ("in (0, 1)", "the ratio's lower clip is 1 - clip_low"), "clip_high": "> 0",
-        "keep_low": "in [0, 1]", "keep_high": "in [0, 1]", "max_rounds": ">= 1", "min_groups": ">= 1",
+        "keep_low": ("< 1", "no success rate lies above 1; -0.01 keeps all-failed groups too (timing runs)"),
+        "keep_high": ("> 0", "no success rate lies below 0"), "max_rounds": ">= 1", "min_groups": ">= 1",
         "aggregation": "in {seq-mean-token-mean, token-mean}", "max_rollout_steps": ">= 1", "warmup_steps": ">= 0",
         "batch_size": ">= 1", "micro_batch_size": ">= 1",
     }
