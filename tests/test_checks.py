@@ -106,6 +106,19 @@ def test_unwritable_output_is_one_line_naming_the_path(tmp_path, script_main, ca
     assert sorted(os.listdir(tmp_path)) == ["a_file"]
 
 
+def test_quickstart_checks_the_recipe_output(tmp_path, capsys):
+    import importlib.util
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    spec = importlib.util.spec_from_file_location("quickstart_script", ROOT / "scripts" / "quickstart.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["quickstart", f"output={blocker}/run"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"[quickstart] error: output {blocker}/run: cannot be created, {blocker} is a file"]
+
+
 @pytest.mark.parametrize("script,args,expected", [
     ("evaluate.py", ["--policy", NO_POLICY, "--num_envs", "0"], "--num_envs=0: must be >= 1"),
     ("evaluate.py", ["--policy", NO_POLICY, "--num_episodes", "-3"], "--num_episodes=-3: must be >= 1"),
