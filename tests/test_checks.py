@@ -348,3 +348,19 @@ def test_shipped_recipes_pass(monkeypatch):
             env_cfg.scene.num_envs = s.get("num_envs", env_cfg.scene.num_envs)
             env_cfg.set_camera_resolution(r["image_size"])
             _check(env_cfg, agent, num_envs=s.get("num_envs"))
+
+
+def test_declared_choices_match_the_code_that_reads_them():
+    """A choice list in a config must not drift from the names its consumer accepts."""
+    from openarm_vla.tasks.box_grasp.config.openarm.agents.rsl_rl_ppo_cfg import BoxGraspPPORunnerCfg
+    from openarm_vla.tasks.box_grasp.config.openarm.agents.vla_trainer_cfg import VLATrainerCfg
+    from openarm_vla.train.distributed import PARALLEL
+    from openarm_vla.train.ppo import INIT_ACTIONS
+    from openarm_vla.vla.config import PRESETS
+
+    def choices(cls, key):
+        return {c.strip() for c in re.match(r"^in\s*\{(.*)\}$", declared(cls)[0][key].range).group(1).split(",")}
+
+    assert choices(VLATrainerCfg, "preset") == set(PRESETS)
+    assert choices(VLATrainerCfg, "parallel") == set(PARALLEL)
+    assert choices(BoxGraspPPORunnerCfg, "init_action") == set(INIT_ACTIONS)
