@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from openarm_vla.cli import parse, run_main
+from openarm_vla.cli import check_args, parse, run_main
 
 
 @run_main("benchmark")
@@ -33,6 +33,7 @@ def main(argv=None) -> None:
     p.add_argument("--policy", default=None, metavar="preset:NAME",
                    help="benchmark VLA rollout (random-init preset tiny|mini|small|openvla-oft-7b) driving the env")
     args, _ = parse(p, argv)
+    check_args("benchmark", args, {"steps": ">= 1", "warmup": ">= 0"}, files=("json",))
     if args.policy is not None and not args.policy.startswith("preset:"):
         p.error("--policy must be preset:NAME (tiny | mini | small | openvla-oft-7b)")
 

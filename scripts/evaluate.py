@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from openarm_vla.cli import add_env_args, fail, parse, run_main
+from openarm_vla.cli import add_env_args, check_args, parse, run_main
 
 
 @run_main("evaluate")
@@ -32,8 +32,8 @@ def main(argv=None) -> int:
     p.add_argument("--bank_seed", type=int, default=None, help="evaluate on the held-out bank of this seed")
     p.add_argument("--no_progress", action="store_true")
     args, overrides = parse(p, argv)
-    if args.num_episodes <= 0 or args.num_envs <= 0:
-        fail("evaluate", "--num_episodes and --num_envs must be positive")
+    check_args("evaluate", args, {"num_episodes": ">= 1", "video": ">= 0", "temperature": ">= 0", "max_steps": ">= 1",
+                                  "bank_seed": ">= 0"}, dirs=("output",))
 
     from openarm_vla.policies import check_policy_spec, make_policy
     from openarm_vla.tasks.factory import load_env_cfg, make_env

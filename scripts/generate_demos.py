@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from openarm_vla.cli import add_env_args, fail, parse, run_main
+from openarm_vla.cli import add_env_args, check_args, fail, parse, run_main
 
 
 @run_main("generate_demos")
@@ -39,12 +39,10 @@ def main(argv=None) -> int:
                    help="filter of the image datasets: gzip (smallest), lzf or none (much faster to write and load)")
     p.add_argument("--no_progress", action="store_true")
     args, overrides = parse(p, argv)
-    if args.num_demos <= 0 or args.num_envs <= 0 or args.image_size is None or args.image_size <= 0:
-        fail("generate_demos", "--num_demos, --num_envs and --image_size must be positive")
+    check_args("generate_demos", args, {"num_demos": ">= 1", "group_size": ">= 1", "max_episodes": ">= 1"},
+               files=("output",))
     if args.expert != "scripted" and not args.expert.startswith("ppo:"):
         fail("generate_demos", f"--expert {args.expert!r}: expected 'scripted' or 'ppo:CKPT'")
-    if args.output.is_dir():
-        fail("generate_demos", f"--output {args.output}: is a directory, expected an HDF5 file path")
     spec = "expert" if args.expert == "scripted" else args.expert
 
     from openarm_vla.data.generate import generate_demos

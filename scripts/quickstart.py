@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from openarm_vla.cli import run_main
+from openarm_vla.cli import fail, run_main
 from openarm_vla.pipeline import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +33,7 @@ def main(argv=None) -> int:
         rest, args.recipe = [args.recipe, *rest], None
     if any("=" not in r for r in rest):
         p.error(f"unrecognized arguments: {' '.join(r for r in rest if '=' not in r)} (overrides look like key=value)")
+    from openarm_vla.cli import output_problem
     from openarm_vla.pipeline import Pipeline
     from openarm_vla.pipeline_cfg import load_pipeline_cfg, recipe_path
 
@@ -43,6 +44,8 @@ def main(argv=None) -> int:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     cuda = device.startswith("cuda")
     recipe = load_pipeline_cfg(recipe_path(args.recipe or ("h100" if cuda else "quickstart"), ROOT), rest)
+    if line := output_problem("output", ROOT / recipe.output, directory=True):
+        fail("quickstart", line)
     Pipeline(recipe, ROOT).run(args.stage)
     return 0
 

@@ -22,7 +22,7 @@ import signal
 import sys
 from pathlib import Path
 
-from openarm_vla.cli import add_env_args, fail, parse, run_main
+from openarm_vla.cli import add_env_args, check_args, fail, parse, run_main
 
 
 def _sigterm_as_ctrl_c(signum, frame):
@@ -41,10 +41,7 @@ def main(argv=None) -> int:
     p.add_argument("--window", default="1280x800", help="viewer window size WxH")
     p.add_argument("--no_states", action="store_true", help="do not store the per-step states/ group")
     args, overrides = parse(p, argv)
-    if args.num_demos <= 0:
-        fail("record_demos", "--num_demos must be positive")
-    if args.output.is_dir():
-        fail("record_demos", f"--output {args.output}: is a directory, expected an HDF5 file path")
+    check_args("record_demos", args, {"num_demos": ">= 1", "rate": ">= 0"}, files=("output",))
     try:
         win_w, win_h = (int(v) for v in args.window.lower().split("x"))
     except ValueError:

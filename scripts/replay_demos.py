@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from openarm_vla.cli import parse, run_main
+from openarm_vla.cli import check_args, parse, run_main
 
 
 @run_main("replay_demos")
@@ -30,6 +30,7 @@ def main(argv=None) -> int:
     p.add_argument("--results", type=Path, default=None, help="write per-demo results as JSON")
     p.add_argument("--strict", action="store_true", help="exit 1 unless every demo reproduces its outcome")
     args, overrides = parse(p, argv)
+    check_args("replay_demos", args, {"demo": ">= 0"}, files=("video", "results"))
 
     from openarm_vla.data.hdf5_format import DemoFileError, list_demos, read_env_args, read_episode, validate_file
 

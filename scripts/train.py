@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from openarm_vla.cli import fail, parse, run_main
+from openarm_vla.cli import check_args, check_configs, fail, parse, run_main
 
 ALGOS = {"sft": "sft_cfg_entry_point", "grpo": "grpo_cfg_entry_point", "ppo": "rsl_rl_cfg_entry_point"}
 
@@ -43,7 +43,8 @@ def main(argv=None) -> int:
     p.add_argument("--wandb", action="store_true", help="also log to W&B (offline unless WANDB_API_KEY is set)")
     args, overrides = parse(p, argv)
     task = args.task or ("OpenArm-BoxGrasp-State" if args.algo == "ppo" else "OpenArm-BoxGrasp")
-    output = args.output or f"runs/{args.algo}"
+    output = args.output = args.output or f"runs/{args.algo}"
+    check_args("train", args, {"max_iterations": ">= 1"}, dirs=("output",))
 
     from openarm_vla.tasks.factory import load_cfgs, resolve_device
 
@@ -58,6 +59,8 @@ def main(argv=None) -> int:
             setattr(agent, key, value)
     if args.num_envs is not None:
         env_cfg.scene.num_envs = args.num_envs
+    check_configs("train", env_cfg, agent, num_envs=args.num_envs)  # before the env or the model is built
+
     if args.algo == "ppo":
         from openarm_vla.train.ppo import train_ppo
 

@@ -35,7 +35,7 @@ def ppo_run(tmp_path_factory) -> Path:
 def test_bad_override_is_one_clear_line(script_main, capsys, tmp_path):
     assert script_main("train.py", "--algo", "ppo", "agent.init_action=sideways", "--output", str(tmp_path)) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].endswith("agent.init_action='sideways': expected one of home, zero")
+    assert err == ["[train] error: agent.init_action='sideways': must be one of home, zero"]
     assert script_main("train.py", "--algo", "ppo", "agent.learning_rat=1", "--output", str(tmp_path)) == 2
     assert "agent has no 'learning_rat'" in capsys.readouterr().err
 

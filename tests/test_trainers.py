@@ -198,8 +198,8 @@ def test_bad_input_gets_one_line(tmp_path, script_main, capsys, synthetic_demos)
     with DemoWriter(seven, instruction="x", action_dim=None) as w:
         w.write_episode(obs={"front_rgb": torch.zeros(3, 8, 8, 3, dtype=torch.uint8)}, actions=torch.zeros(3, 7), success=True)
     assert "seven.hdf5: data/demo_0: 'actions' has shape (3, 7), expected [3, 8]" in err("--algo", "sft", "--dataset", str(seven))
-    assert "--num_envs 6 is not a multiple of env.group_size 4" in err("--algo", "grpo", "--num_envs", "6",
-                                                                        "env.group_size=4")
+    assert "--num_envs=6, env.group_size=4: need num_envs % group_size == 0" in err(
+        "--algo", "grpo", "--num_envs", "6", "env.group_size=4", "agent.eval_episodes=0")
     assert "not a checkpoint directory" in err("--algo", "grpo", "--init", str(tmp_path))
     from openarm_vla.vla import ByteTokenizer, OpenVLAForActionPrediction, get_preset, save_checkpoint
 
@@ -317,4 +317,5 @@ def test_torchrun_groups_that_do_not_divide_get_one_line(tmp_path):
                         "scripts/train.py", "--algo", "grpo", "--preset", "tiny", "--device", "cpu", "agent.num_groups=3",
                         "--output", str(tmp_path / "g")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode != 0
-    assert "[train] error: agent.num_groups 3 does not divide over 2 processes" in r.stdout + r.stderr
+    assert "[train] error: agent.num_groups=3, 2 processes (WORLD_SIZE): need num_groups % world_size == 0 " \
+           "(a group never spans ranks)" in r.stdout + r.stderr

@@ -21,7 +21,12 @@ class TaskError(OpenArmVLAError, ValueError):
 
 
 class ConfigError(OpenArmVLAError, ValueError):
-    """A config value of the wrong type or out of range, named by its dotted key."""
+    """Config values of the wrong type or out of range, each named by its dotted key: one line per problem
+    (``problems``), as the scripts print them."""
+
+    def __init__(self, problems: str | list[str]):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
 
 
 class PolicyError(OpenArmVLAError, ValueError):

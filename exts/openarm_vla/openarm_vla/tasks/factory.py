@@ -16,12 +16,10 @@ from pathlib import Path
 
 import torch
 
-from openarm_vla.errors import TaskError
+from openarm_vla.errors import ConfigError, TaskError
 
 PHYSICS = {"newton": "newton_mjwarp", "physx": "physx"}
 """``--physics`` name -> Isaac Lab physics preset of the task (:class:`~.box_grasp.box_grasp_env_cfg.PhysicsCfg`)."""
-
-
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -117,7 +115,7 @@ def configure(
     group_size: int | None = None,
     seed: int | None = None,
 ):
-    """Apply the common overrides to an env config in place and return it."""
+    """Apply the common overrides to an env config in place, check every value (type, range) and return it."""
     usd = str(getattr(cfg.scene.robot.spawn, "usd_path", ""))
     if usd and "://" not in usd and not Path(usd).is_file():
         raise TaskError(f"robot asset not found: {usd}; rebuild it with `python scripts/build_assets.py`")
@@ -126,10 +124,17 @@ def configure(
     cfg.sim.device = resolve_device(device)
     if image_size is not None and getattr(cfg.scene, "front_camera", None) is not None:
         cfg.set_camera_resolution(image_size)
-    if hasattr(cfg, "set_group_size"):  # also re-syncs an env.group_size=... override
-        cfg.set_group_size(group_size if group_size is not None else cfg.group_size)
+    if group_size is not None and hasattr(cfg, "group_size"):
+        cfg.group_size = group_size
     if seed is not None:
         cfg.seed = seed
+    from openarm_vla.checks import problems
+
+    bad = problems(cfg, "env")
+    if bad:
+        raise ConfigError(bad)
+    if hasattr(cfg, "set_group_size"):  # also re-syncs an env.group_size=... override
+        cfg.set_group_size(cfg.group_size)
     return cfg
 
 

@@ -310,24 +310,6 @@ def iteration_summary(iteration: int, total: int, m: dict) -> str:
             f"peak {m.get('perf/peak_mem_gb', 0.0):.1f} GB")
 
 
-def group_counts(agent, G: int, num_envs: int | None, world: int) -> tuple[int, int, int]:
-    """(B kept per update on this rank, groups rolled out per round on this rank, min_groups over all ranks).
-    ``agent.num_groups`` counts the whole update (all ranks); ``--num_envs`` is one rank's envs; G the env's."""
-    if num_envs is not None:
-        if num_envs % G:
-            raise TrainError(f"--num_envs {num_envs} is not a multiple of env.group_size {G} (groups never split)")
-        B = max(1, round(num_envs // G / agent.oversample))
-        agent.num_groups, rollout_groups = B * world, num_envs // G
-    else:
-        if agent.num_groups % world:
-            raise TrainError(f"agent.num_groups {agent.num_groups} does not divide over {world} processes "
-                             "(a group never spans ranks): make it a multiple of the world size")
-        B = agent.num_groups // world
-        rollout_groups = max(B, round(agent.oversample * B))
-    min_groups = agent.min_groups if agent.min_groups is not None else max(1, agent.num_groups // 4)
-    return B, rollout_groups, min_groups
-
-
 def make_learner(task: str, env_cfg, agent, output, device: str, resume: bool = False,
                  num_envs: int | None = None) -> GRPOLearner:
     """Everything an iteration needs: the run (rank, wrapped model, optimizer, logger, restored state), the env of
@@ -341,7 +323,9 @@ def make_learner(task: str, env_cfg, agent, output, device: str, resume: bool = 
 
     run = TrainingRun("grpo", task, env_cfg, agent, output, device, resume)
     G, d = env_cfg.group_size, run.d
-    B, rollout_groups, min_groups = group_counts(agent, G, num_envs, d.world)
+    if problems := agent.run_problems(env_cfg, num_envs, d.world):  # scripts checked them already; the Python API
+        raise TrainError(problems[0])
+    B, rollout_groups, min_groups, agent.num_groups = agent.rollout_layout(G, num_envs, d.world)
     # without --init: a from-scratch model, for smoke tests and throughput only (GRPO needs groups that sometimes succeed)
     model, tok, norm_stats = build_model(agent, run.device)
     par = run.wrap(model, tok, norm_stats, summed_gradients=True, replica_on="all", ddp_module=False)
@@ -352,9 +336,6 @@ def make_learner(task: str, env_cfg, agent, output, device: str, resume: bool = 
     env_cfg.scene.num_envs = rollout_groups * G
     env = make_env(task, cfg=env_cfg, device=run.device, seed=rank_seed)
     try:
-        if agent.eval_episodes > env.num_envs:
-            raise TrainError(f"agent.eval_episodes {agent.eval_episodes} > num_envs {env.num_envs}: the validation bank "
-                             "runs in one pass (lower agent.eval_episodes or raise --num_envs)")
         run.say(f"first env step {compile_env_step(env):.1f} s (Warp compiles the physics kernels its cache lacks: "
                 "a fresh machine or a new --num_envs)")
         # rank 0 validates on the bank; the other ranks wait for it

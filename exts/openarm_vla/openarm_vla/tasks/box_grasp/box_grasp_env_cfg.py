@@ -36,6 +36,7 @@ from isaaclab.utils import configclass, replace
 from isaaclab.utils.math import quat_from_matrix
 from isaaclab_tasks.utils import PresetCfg
 
+from openarm_vla.checks import IMAGE_SIZE
 from openarm_vla.robots.openarm import OPENARM_CFG
 
 from . import mdp
@@ -115,7 +116,7 @@ class BoxGraspSceneCfg(InteractiveSceneCfg):
         spawn=box_spawn_cfg(),
         init_state=RigidObjectCfg.InitialStateCfg(pos=(0.29, 0.0, 0.04)),
     )
-    front_camera = CameraCfg(
+    front_camera: CameraCfg | None = CameraCfg(
         prim_path="{ENV_REGEX_NS}/front_camera",
         offset=CameraCfg.OffsetCfg(pos=CAMERA_EYE, rot=look_at_quat_world(CAMERA_EYE, CAMERA_TARGET), convention="world"),
         data_types=["rgb"],
@@ -124,6 +125,7 @@ class BoxGraspSceneCfg(InteractiveSceneCfg):
         height=224,
         renderer_cfg=NewtonWarpRendererCfg(),
     )
+    """None in the state task (no camera)."""
     light = AssetBaseCfg(
         prim_path="/World/light",
         spawn=sim_utils.DistantLightCfg(intensity=2500.0, color=(1.0, 1.0, 1.0), angle=0.5),
@@ -240,6 +242,19 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
     group_size: int = 8
     """G, the envs of a group: consecutive env ids share the box variant (size, colour), and GRPO resets each group
     to one start. The one source of G: GRPO reads it from here (``env.group_size=...``)."""
+
+    __checks__ = {
+        "scene.num_envs": ">= 1", "scene.env_spacing": "> 0",
+        "scene.front_camera.width": IMAGE_SIZE, "scene.front_camera.height": IMAGE_SIZE,
+        "decimation": ">= 1", "episode_length_s": "> 0", "sim.dt": "> 0", "sim.render_interval": ">= 1",
+        "seed": ">= 0", "group_size": ">= 1", "instruction": "non-empty",
+        "terminations.success.params.lift_height": (float, "> 0", "success: the box held this far above its resting height"),
+        "terminations.box_off_table.params.minimum_height": (float, "any"),
+        "events.box_mass.params.mass_distribution_params": (tuple[float, float], "> 0"),
+    }
+    """Ranges of the keys this task owns or users override (:mod:`openarm_vla.checks`: checked with their types
+    before the env is built); the rest of the config is Isaac Lab's."""
+    __rules__ = (("episode_length_s >= sim.dt * decimation", "an episode of at least one control step"),)
 
     def __post_init__(self):
         self.decimation = 2

@@ -28,6 +28,8 @@ class TeleopCfg:
     ik_iters: int = 8
     """Damped least-squares IK iterations per control step."""
 
+    __checks__ = {"pos_step": "> 0", "rot_step": "> 0", "ik_iters": ">= 1"}
+
 
 @configclass
 class BoxGraspTeleopEnvCfg(BoxGraspEnvCfg):

@@ -58,3 +58,46 @@ class BoxGraspGRPOCfg(VLATrainerCfg):
     eval_episodes: int = 256
     """Held-out initial states of the validation bank (one episode each, at most num_envs); 0 = no validation."""
     save_every: int = 5
+
+    __checks__ = {
+        "num_groups": ">= 1", "oversample": (">= 1", "a round runs at least num_groups groups"),
+        "temperature": ("> 0", "greedy rollouts never give a group mixed outcomes"),
+        "clip_low": ("in (0, 1)", "the ratio's lower clip is 1 - clip_low"), "clip_high": "> 0",
+        "keep_low": ("< 1", "no success rate lies above 1; -0.01 keeps all-failed groups too (timing runs)"),
+        "keep_high": ("> 0", "no success rate lies below 0"), "max_rounds": ">= 1", "min_groups": ">= 1",
+        "aggregation": "in {seq-mean-token-mean, token-mean}", "max_rollout_steps": ">= 1",
+        "batch_size": ">= 1", "micro_batch_size": ">= 1",
+    }
+    __rules__ = (("keep_low < keep_high", "dynamic sampling keeps success rates strictly between them"),
+                 ("min_groups <= num_groups", "an update never holds more than num_groups groups"))
+
+    def rollout_layout(self, group_size: int, num_envs: int | None, world: int) -> tuple[int, int, int, int]:
+        """(B: groups this rank keeps per update, groups it rolls out per round, ``min_groups`` and ``num_groups``
+        over all ranks). With ``num_envs`` (``--num_envs``, one rank's envs) B follows from it and ``oversample``;
+        else from ``num_groups`` split over the ``world`` ranks. The one place this arithmetic lives."""
+        if num_envs is not None:
+            rollout = num_envs // group_size
+            B = max(1, round(rollout / self.oversample))
+            total = B * world
+        else:
+            B = self.num_groups // world
+            rollout, total = max(B, round(self.oversample * B)), self.num_groups
+        return B, rollout, (self.min_groups if self.min_groups is not None else max(1, total // 4)), total
+
+    def run_problems(self, env_cfg, num_envs: int | None, world: int) -> list[str]:
+        """The rules that need the run: the env's group size G, ``num_envs`` (``--num_envs``, one rank's envs) or,
+        without it, the envs ``num_groups`` makes per rank over ``world`` processes."""
+        G = env_cfg.group_size
+        if G < 2:
+            return [f"env.group_size={G}: must be >= 2 for GRPO (a group of one has no relative advantage)"]
+        if num_envs is not None and num_envs % G:
+            return [f"--num_envs={num_envs}, env.group_size={G}: need num_envs % group_size == 0 (a group is G "
+                    "consecutive envs: groups never split)"]
+        if num_envs is None and self.num_groups % world:
+            return [f"agent.num_groups={self.num_groups}, {world} processes (WORLD_SIZE): need num_groups % world_size "
+                    "== 0 (a group never spans ranks)"]
+        _, rollout, _, _ = self.rollout_layout(G, num_envs, world)
+        if self.eval_episodes > rollout * G:
+            return [f"agent.eval_episodes={self.eval_episodes}: must be <= the {rollout * G} rollout envs per rank (the "
+                    "validation bank runs in one pass over the envs; lower agent.eval_episodes or raise the envs)"]
+        return []

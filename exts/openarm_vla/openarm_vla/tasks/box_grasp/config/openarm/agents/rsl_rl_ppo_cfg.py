@@ -6,6 +6,8 @@ from isaaclab.utils import configclass
 
 from isaaclab_rl.rsl_rl import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg
 
+from openarm_vla.checks import rule_problem
+
 
 @configclass
 class BoxGraspPPORunnerCfg(RslRlOnPolicyRunnerCfg):
@@ -42,3 +44,24 @@ class BoxGraspPPORunnerCfg(RslRlOnPolicyRunnerCfg):
         desired_kl=0.01,
         max_grad_norm=1.0,
     )
+
+    __checks__ = {
+        "seed": ">= 0", "device": "non-empty", "num_steps_per_env": ">= 1", "max_iterations": ">= 1", "save_interval": ">= 1",
+        "clip_actions": "> 0", "experiment_name": "non-empty", "init_action": "in {home, zero}",
+        "actor.hidden_dims": ">= 1", "critic.hidden_dims": ">= 1",
+        "actor.activation": "in {elu, selu, relu, crelu, lrelu, tanh, sigmoid, softplus, gelu, swish, mish, identity}",
+        "critic.activation": "in {elu, selu, relu, crelu, lrelu, tanh, sigmoid, softplus, gelu, swish, mish, identity}",
+        "actor.distribution_cfg.init_std": "> 0",
+        "algorithm.num_learning_epochs": ">= 1", "algorithm.num_mini_batches": ">= 1", "algorithm.learning_rate": "> 0",
+        "algorithm.schedule": "in {adaptive, fixed}", "algorithm.gamma": "in [0, 1]", "algorithm.lam": "in [0, 1]",
+        "algorithm.entropy_coef": ">= 0", "algorithm.desired_kl": "> 0", "algorithm.max_grad_norm": "> 0",
+        "algorithm.value_loss_coef": ">= 0", "algorithm.clip_param": "> 0",
+    }
+    """Ranges of the fields we set (:mod:`openarm_vla.checks`); the other rsl-rl fields get their type checked."""
+
+    def run_problems(self, env_cfg, num_envs: int | None, world: int) -> list[str]:
+        """rsl-rl splits the num_envs x num_steps_per_env samples of an iteration into num_mini_batches."""
+        n = env_cfg.scene.num_envs if env_cfg is not None else None
+        line = rule_problem(self, "agent", "num_envs * num_steps_per_env >= algorithm.num_mini_batches",
+                            "no empty mini-batch", {"num_envs": ("env.scene.num_envs", n)})
+        return [line] if line else []

@@ -25,6 +25,10 @@ class AugmentCfg:
     saturation: float = 0.2
     """Colour jitter: each factor is drawn from [1 - x, 1 + x]."""
 
+    __checks__ = {"crop_scale": "in (0, 1]", "brightness": "in [0, 1]", "contrast": "in [0, 1]",
+                  "saturation": "in [0, 1]"}
+    __rules__ = (("crop_scale[0] <= crop_scale[1]", "the smallest crop area first"),)
+
 
 @configclass
 class BoxGraspSFTCfg(VLATrainerCfg):
@@ -60,3 +64,11 @@ class BoxGraspSFTCfg(VLATrainerCfg):
     """Envs of the evaluation env (``--num_envs`` overrides; the bank is evaluated in passes of this many)."""
     save_every: int = 500
     log_every: int = 10
+
+    __checks__ = {
+        "action_frame": "in {absolute, delta}", "datasets": "any", "batch_size": ">= 1", "micro_batch_size": ">= 1",
+        "min_lr": ">= 0", "lr_schedule": "in {cosine, constant}", "eval_num_envs": ">= 1",
+        "log_every": ">= 1",
+    }
+    __rules__ = (("min_lr <= lr", "the cosine schedule decays from lr to min_lr"),
+                 ("batch_size % micro_batch_size == 0", "gradient accumulation adds whole micro-batches"))

@@ -19,6 +19,10 @@ class LoraCfg:
     """On CUDA with bf16 autocast, hold the frozen linear weights in bf16: the same forward (autocast multiplies
     with bf16 copies of them anyway), half the memory for the frozen base (7B: 28 -> 14 GB); exports stay fp32."""
 
+    __checks__ = {"rank": ">= 1", "alpha": "> 0", "dropout": "in [0, 1)",
+                  "target_modules": ("non-empty", "the layers that get adapters")}
+    """Ranges of the fields (:mod:`openarm_vla.checks`: checked with their types before anything is built)."""
+
 
 @configclass
 class VLATrainerCfg:
@@ -65,3 +69,13 @@ class VLATrainerCfg:
     logger: str = "tensorboard"
     """tensorboard | wandb (TensorBoard is always written; W&B is offline unless WANDB_API_KEY is set)."""
     wandb_project: str = "openarm_vla"
+
+    __checks__ = {
+        "seed": ">= 0", "preset": "in {tiny, mini, small, openvla-oft-7b}", "max_iterations": ">= 1", "lr": "> 0",
+        "warmup_steps": ">= 0",
+        "weight_decay": ">= 0", "betas": "in [0, 1)", "grad_clip": ("> 0", "a clip norm of 0 zeroes every gradient"),
+        "dtype": "in {float32, bfloat16, float16}", "parallel": "in {auto, ddp, fsdp}",
+        "eval_every": ">= 0", "eval_episodes": ">= 0", "eval_seed": ">= 0", "eval_videos": ">= 0",
+        "save_every": ">= 0", "keep_last": ">= 1", "logger": "in {tensorboard, wandb}", "wandb_project": "non-empty",
+    }
+    """Ranges of the fields (:mod:`openarm_vla.checks`: checked with their types before anything is built)."""
