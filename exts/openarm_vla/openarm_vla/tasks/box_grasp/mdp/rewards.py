@@ -19,13 +19,13 @@ def reach_box(env, std: float = 0.1) -> torch.Tensor:
 
 
 def box_held(env) -> torch.Tensor:
-    return grasp_monitor(env).held.float()
+    return grasp_monitor(env).grasped.float()
 
 
 def box_lifted(env, height: float = 0.10) -> torch.Tensor:
     """Held and lifted, as a fraction of the success height."""
     m = grasp_monitor(env)
-    return m.held.float() * (m.lift / height).clamp(0.0, 1.0)
+    return m.grasped.float() * (m.lift / height).clamp(0.0, 1.0)
 
 
 def close_near_box(env, std: float = 0.02) -> torch.Tensor:
