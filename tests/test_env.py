@@ -271,11 +271,15 @@ def test_state_task_has_privileged_obs_and_dense_reward(env_factory):
     e = env_factory("OpenArm-BoxGrasp-State", num_envs=2, image_size=None, group_size=1)
     obs, _ = e.reset()
     assert "front_camera" not in e.scene.sensors
-    # 8 joint state + 8 joint vel + 3 box pos + 4 box quat + 3 tcp-to-box + 8 last action
-    assert obs["policy"].shape == (2, 34)
-    _, reward, *_ = e.step(hold_action(e))
+    # 8 joint state + 8 joint vel + 3 tcp + 3 box pos + 4 box quat + 3 tcp-to-box + 1 yaw error + 2 pad contact
+    # + 3 tcp target error + 5 last action
+    assert obs["policy"].shape == (2, 40)
+    assert e.action_manager.total_action_dim == 5 and not e.cfg.success.terminate
+    _, reward, *_ = e.step(torch.zeros(2, 5))  # the top-down deltas hold the pose at 0
     assert (reward > 0).all(), "the reach shaping term rewards every step"
-    assert set(e.reward_manager.active_terms) >= {"reach", "close_near", "held", "lifted", "success"}
+    assert set(e.reward_manager.active_terms) >= {"reach", "grasp", "lift", "hold", "success"}
+    with pytest.raises(ValueError, match="expected: 5, received: 8"):  # an 8-DoF action is refused
+        e.step(torch.zeros(2, 8))
 
 
 def test_compile_env_step_takes_one_step_and_draws_no_random_numbers(env):

@@ -170,6 +170,8 @@ class ObservationsCfg:
         tcp_pos = ObsTerm(func=mdp.tcp_pos)
         tcp_to_box = ObsTerm(func=mdp.tcp_to_box)
         box_size = ObsTerm(func=mdp.box_size)
+        grasp_yaw_error = ObsTerm(func=mdp.grasp_yaw_error)
+        pad_contact = ObsTerm(func=mdp.pad_contact)
 
         def __post_init__(self):
             self.enable_corruption = False
@@ -296,7 +298,18 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
 
 @configclass
 class BoxGraspStateEnvCfg(BoxGraspEnvCfg):
-    """OpenArm-BoxGrasp-State: privileged state observations and dense shaping, for a PPO teacher (no camera)."""
+    """OpenArm-BoxGrasp-State: privileged state, top-down end-effector actions and dense shaping, for PPO.
+
+    Shaped after Isaac Lab's lift task (tanh-kernel reach, lift and hold terms, small action-rate and joint
+    velocity penalties) on the same scene and success rule, with what our box needs besides: turning the
+    hand to the box's faces, and holding the box lifted for the hold rule's 0.2 s. The action is
+    :class:`~.mdp.actions.TopDownDeltaAction` (5 dims) instead of the VLA's 8 absolute joint targets, and
+    success does not end the episode (see :attr:`~.mdp.success.SuccessCfg.terminate`); episodes last 5 s.
+    """
+
+    @configclass
+    class StateActionsCfg:
+        arm = mdp.TopDownDeltaActionCfg(asset_name="robot")
 
     @configclass
     class StateObservationsCfg:
@@ -304,9 +317,13 @@ class BoxGraspStateEnvCfg(BoxGraspEnvCfg):
         class PolicyCfg(ObsGroup):
             joint_pos = ObsTerm(func=mdp.joint_state)
             joint_vel = ObsTerm(func=mdp.joint_vel)
+            tcp_pos = ObsTerm(func=mdp.tcp_pos)
             box_pos = ObsTerm(func=mdp.box_pos)
             box_quat = ObsTerm(func=mdp.box_quat)
             tcp_to_box = ObsTerm(func=mdp.tcp_to_box)
+            grasp_yaw_error = ObsTerm(func=mdp.grasp_yaw_error)
+            pad_contact = ObsTerm(func=mdp.pad_contact)
+            tcp_target_error = ObsTerm(func=mdp.tcp_target_error)
             actions = ObsTerm(func=mdp.last_action)
 
             def __post_init__(self):
@@ -318,15 +335,21 @@ class BoxGraspStateEnvCfg(BoxGraspEnvCfg):
     @configclass
     class ShapedRewardsCfg:
         reach = RewTerm(func=mdp.reach_box, weight=1.0, params={"std": 0.1})
-        close_near = RewTerm(func=mdp.close_near_box, weight=2.0, params={"std": 0.02})
-        held = RewTerm(func=mdp.box_held, weight=2.0)
-        lifted = RewTerm(func=mdp.box_lifted, weight=10.0, params={"height": 0.10})
-        success = RewTerm(func=mdp.success_bonus, weight=50.0)
-        action_rate = RewTerm(func=mdp.action_rate_l2, weight=-0.01)
+        reach_fine = RewTerm(func=mdp.reach_box, weight=1.0, params={"std": 0.02})
+        align = RewTerm(func=mdp.yaw_aligned_near_box, weight=0.5, params={"std": 0.2, "reach_std": 0.05})
+        grasp = RewTerm(func=mdp.box_held, weight=2.0)
+        lift = RewTerm(func=mdp.box_lifted, weight=10.0, params={"height": 0.12})
+        hold = RewTerm(func=mdp.box_held_high, weight=5.0)
+        success = RewTerm(func=mdp.success_bonus, weight=5.0)
+        action_rate = RewTerm(func=mdp.action_rate_l2, weight=-1e-3)
+        joint_vel = RewTerm(func=mdp.joint_vel_l2, weight=-1e-4, params={"asset_cfg": SceneEntityCfg("robot")})
 
+    actions: StateActionsCfg = StateActionsCfg()
     observations: StateObservationsCfg = StateObservationsCfg()
     rewards: ShapedRewardsCfg = ShapedRewardsCfg()
 
     def __post_init__(self):
         super().__post_init__()
         self.scene.front_camera = None
+        self.episode_length_s = 5.0  # 250 steps
+        self.success.terminate = False

@@ -27,16 +27,15 @@ from isaaclab.utils.math import quat_apply, quat_apply_inverse
 from openarm_vla.action_space import finger_pos_to_closure
 from openarm_vla.robots import openarm_spec as spec
 
+from .actions import commanded_closure
 from .events import env_id_tensor
-from .observations import hand_pose_w
+from .observations import PAD_SENSORS, hand_pose_w, pad_forces, pad_sensors
 
 FAILURE_CATEGORIES = ("success", "miss_grasp", "wrong_position", "timeout", "dropped", "knocked_off")
 """Index = code stored in the episode record's ``failure`` field."""
 
 NEAR_DIST = 0.03  # jaw centre within this of the box centre counts as "at the box" [m]
 DROP_LIFT = 0.02  # a grasp that lifted the box at least this far and did not succeed is "dropped" [m]
-PAD_SENSORS = ("left_pad_contact", "right_pad_contact")
-"""Scene names of the per-pad contact sensors (filtered to the box) the grasp test reads when present."""
 
 
 @configclass
@@ -49,6 +48,10 @@ class SuccessCfg:
     """Consecutive control steps the box must be grasped and lifted (10 = 0.2 s at 50 Hz)."""
     min_pad_force: float = 0.2
     """A pad is on the box when its contact sensor reports at least this normal force from the box [N]."""
+    terminate: bool = True
+    """Success ends the episode (the VLA task). The State task keeps going, so a PPO policy paid per step for
+    holding the box is not paid to stop short of completing the hold; its episode counts as a success once
+    the hold completed (the same episodes the terminating rule would have counted)."""
 
 
 def jaw_frame_offset(box_pos_w, hand_pos_w, hand_quat_w) -> torch.Tensor:
@@ -97,6 +100,9 @@ class HoldTracker:
     def __init__(self, num_envs: int, device: str | torch.device = "cpu"):
         n, dev = num_envs, device
         self.success = torch.zeros(n, dtype=torch.bool, device=dev)
+        """This step: the hold is complete (``held_steps >= hold_steps``)."""
+        self.succeeded = torch.zeros(n, dtype=torch.bool, device=dev)
+        """The hold completed at some step of this episode."""
         self.grasped = torch.zeros(n, dtype=torch.bool, device=dev)
         """This step: closing, box between the pads, both pads on it."""
         self.held_steps = torch.zeros(n, dtype=torch.long, device=dev)
@@ -120,6 +126,7 @@ class HoldTracker:
         self.held_steps = torch.where(holding, self.held_steps + 1, torch.zeros_like(self.held_steps))
         self.max_held_steps = torch.maximum(self.max_held_steps, self.held_steps)
         self.success = self.held_steps >= hold_steps
+        self.succeeded |= self.success
         self.max_lift = torch.maximum(self.max_lift, lift)
         self.ever_grasped |= grasped
         self.closed_near |= closing & near
@@ -134,11 +141,11 @@ class HoldTracker:
         code[self.closed_near[env_ids] & ~self.ever_grasped[env_ids]] = 1  # miss_grasp
         code[self.ever_grasped[env_ids] & (self.max_lift[env_ids] >= DROP_LIFT)] = 4  # dropped
         code[self.knocked[env_ids]] = 5  # knocked_off
-        code[self.success[env_ids]] = 0
+        code[self.succeeded[env_ids]] = 0
         return code
 
     def clear(self, env_ids: torch.Tensor) -> None:
-        for buf in (self.success, self.grasped, self.ever_grasped, self.closed_near, self.closed_far, self.knocked):
+        for buf in (self.success, self.succeeded, self.grasped, self.ever_grasped, self.closed_near, self.closed_far, self.knocked):
             buf[env_ids] = False
         for buf in (self.held_steps, self.max_held_steps):
             buf[env_ids] = 0
@@ -157,7 +164,7 @@ class GraspMonitor(ManagerTermBase):
         self.box = env.scene["box"]
         ids, _ = self.robot.find_joints(list(spec.FINGER_JOINTS), preserve_order=True)
         self.finger_ids = list(ids)
-        self.pad_sensors = [env.scene.sensors[k] for k in PAD_SENSORS if k in env.scene.sensors]
+        self.pad_sensors = pad_sensors(env)
         if len(self.pad_sensors) not in (0, len(PAD_SENSORS)):
             raise ValueError(f"the scene has only some of the pad contact sensors {PAD_SENSORS}; add both or none")
         self.tracker = HoldTracker(n, dev)
@@ -168,6 +175,7 @@ class GraspMonitor(ManagerTermBase):
 
     # the tracker's state, read by the reward terms and tests
     success = property(lambda self: self.tracker.success)
+    succeeded = property(lambda self: self.tracker.succeeded)
     grasped = property(lambda self: self.tracker.grasped)
     held_steps = property(lambda self: self.tracker.held_steps)
     lift = property(lambda self: self.tracker.lift)
@@ -184,15 +192,14 @@ class GraspMonitor(ManagerTermBase):
 
     def pad_forces(self) -> torch.Tensor:
         """[N, 2] normal force from the box on the (left, right) pad [N] (the contact sensors)."""
-        return torch.stack([s.data.normal_force_matrix_w.torch.reshape(self.num_envs, -1, 3).norm(dim=-1).sum(dim=1)
-                            for s in self.pad_sensors], dim=1)
+        return pad_forces(self._env)
 
     def __call__(self, env, table_margin: float = 0.05) -> torch.Tensor:
         cfg: SuccessCfg = env.cfg.success
         box_w = self.box.data.root_pos_w.torch
         hand_p, hand_q = hand_pose_w(env)
         finger_q = self.robot.data.joint_pos.torch[:, self.finger_ids].mean(dim=1)
-        closing = env.action_manager.action[:, 7] > 0.0  # closure command > 0.5
+        closing = commanded_closure(env) > 0.5
         rel = jaw_frame_offset(box_w, hand_p, hand_q)
         box_q = self.box.data.root_quat_w.torch
         axes = torch.eye(3, device=rel.device)
@@ -210,7 +217,7 @@ class GraspMonitor(ManagerTermBase):
         self.closure = finger_pos_to_closure(finger_q)
         env.extras["success"] = self.success
         env.extras["episodes"] = None  # filled by reset() for the envs that finish this step
-        return self.success
+        return self.success if cfg.terminate else torch.zeros_like(self.success)
 
     def failure_codes(self, env_ids) -> torch.Tensor:
         return self.tracker.failure_codes(env_ids)
@@ -224,7 +231,7 @@ class GraspMonitor(ManagerTermBase):
             t = self.tracker
             env.extras["episodes"] = {
                 "env_ids": done,
-                "success": t.success[done].clone(),
+                "success": t.succeeded[done].clone(),
                 "steps": env.episode_length_buf[done].clone(),
                 "max_lift": t.max_lift[done].clone(),
                 "gripper": self.closure[done].clone(),
@@ -232,5 +239,5 @@ class GraspMonitor(ManagerTermBase):
                 "max_held_steps": t.max_held_steps[done].clone(),
             }
             # rsl-rl (and Isaac Lab's train scripts) log extras["log"]: the success curve of a PPO run
-            env.extras.setdefault("log", {})["Metrics/success_rate"] = t.success[done].float().mean().item()
+            env.extras.setdefault("log", {})["Metrics/success_rate"] = t.succeeded[done].float().mean().item()
         self.tracker.clear(env_ids)
