@@ -154,13 +154,46 @@ def test_teacher_drives_the_vla_task_through_the_top_down_controller(ppo_run, en
     env.reset()
 
 
-@pytest.mark.sim
-def test_isaaclab_own_trainer_runs_our_task(tmp_path):
-    """``isaaclab train --rl_library rsl_rl`` (Isaac Lab's unified entrypoint) serializes our configs and trains."""
+ISAACLAB_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OMNI_KIT_ACCEPT_EULA": "YES"}
+
+
+@pytest.fixture(scope="module")
+def isaaclab_run(tmp_path_factory) -> Path:
+    """``isaaclab train --rl_library rsl_rl`` (Isaac Lab's unified entrypoint) on our task: 2 envs, 2 iterations."""
+    cwd = tmp_path_factory.mktemp("isaaclab")
     exe = Path(sys.executable).with_name("isaaclab")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMNI_KIT_ACCEPT_EULA": "YES"}
     proc = subprocess.run([str(exe), "train", "--rl_library", "rsl_rl", "--task", "OpenArm-BoxGrasp-State", "--num_envs", "2",
-                           "--max_iterations", "2", "--device", "cpu"], cwd=tmp_path, env=env, capture_output=True,
+                           "--max_iterations", "2", "--device", "cpu", "env.episode_length_s=0.1"], cwd=cwd,
+                          env=ISAACLAB_ENV, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert sorted(p.name for p in tmp_path.glob("logs/rsl_rl/openarm_box_grasp_ppo/*/model_*.pt")) == ["model_0.pt", "model_1.pt"]
+    return cwd
+
+
+@pytest.mark.sim
+def test_isaaclab_own_trainer_runs_our_task(isaaclab_run):
+    """Isaac Lab's trainer serializes our configs and trains; the success rate reaches rsl-rl's log."""
+    runs = list(isaaclab_run.glob("logs/rsl_rl/openarm_box_grasp_ppo/*"))
+    assert len(runs) == 1
+    assert sorted(p.name for p in runs[0].glob("model_*.pt")) == ["model_0.pt", "model_1.pt"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(runs[0]))
+    acc.Reload()
+    assert any("success_rate" in tag for tag in acc.Tags()["scalars"]), acc.Tags()["scalars"]
+
+
+@pytest.mark.sim
+def test_isaaclab_play_records_video_kit_less(isaaclab_run, tmp_path):
+    """``isaaclab play --video`` on the -Play task writes an mp4 without Isaac Sim (the video camera's frames)."""
+    from helpers import read_mp4_frames
+
+    run = next(isaaclab_run.glob("logs/rsl_rl/openarm_box_grasp_ppo/*"))
+    exe = Path(sys.executable).with_name("isaaclab")
+    proc = subprocess.run([str(exe), "play", "--rl_library", "rsl_rl", "--task", "OpenArm-BoxGrasp-State-Play",
+                           "--checkpoint", str(run / "model_1.pt"), "--video", "--video_length", "10", "--device", "cpu"],
+                          cwd=isaaclab_run, env=ISAACLAB_ENV, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    clips = list(run.glob("videos/play/*.mp4"))
+    assert [c.name for c in clips] == ["openarm_model_1_0000.mp4"]
+    assert read_mp4_frames(clips[0]) == 10

@@ -23,6 +23,7 @@ import isaaclab.sim as sim_utils
 from isaaclab.assets import ArticulationCfg, AssetBaseCfg, RigidObjectCfg
 from isaaclab.cloner import CloneCfg
 from isaaclab.envs import ManagerBasedRLEnvCfg
+from isaaclab.envs.utils.video_recorder_cfg import VideoRecorderCfg
 from isaaclab.managers import EventTermCfg as EventTerm
 from isaaclab.managers import ObservationGroupCfg as ObsGroup
 from isaaclab.managers import ObservationTermCfg as ObsTerm
@@ -65,6 +66,9 @@ INSTRUCTION = "pick up the box"
 
 CAMERA_EYE = (0.78, 0.0, 0.42)
 CAMERA_TARGET = (0.20, 0.0, 0.06)
+VIDEO_EYE = (0.85, 0.65, 0.50)
+VIDEO_TARGET = (0.22, 0.0, 0.08)
+"""The viewer camera that ``isaaclab play --video`` records (the -Play configs), from the front-left."""
 
 
 def look_at_quat_world(eye, target) -> tuple[float, float, float, float]:
@@ -291,9 +295,33 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
             self.observations.policy.front_rgb = None
 
     def play_mode(self):
-        """Watching a policy: 4 envs (Isaac Lab's play scripts and the ``-Play`` gym ids call this)."""
+        """Watching a policy: 4 envs and a video camera (Isaac Lab's play scripts and the ``-Play`` gym ids call
+        this); ``isaaclab play ... --video`` records env 0 through it (:meth:`add_video_recorder`)."""
         super().play_mode()
         self.scene.num_envs = 4
+        self.add_video_recorder()
+
+    def add_video_recorder(self, width: int = 320, height: int = 240, video_length: int = 250) -> None:
+        """A viewer camera (``video_camera``, Newton's Warp renderer) and an Isaac Lab video recorder on it.
+
+        Isaac Lab's ``--video`` records from a visualizer unless the env config declares recorders; with none it
+        starts a headless Kit visualizer, which needs Isaac Sim. A recorder on a scene camera records kit-less
+        (frames by the Warp ray tracer, mp4 by moviepy + imageio-ffmpeg). ``--video`` gives the recorder its
+        output directory; a recorder without one is dropped at start-up
+        (:class:`~.mdp.events.keep_requested_video_recorders`), so playing without ``--video`` writes no files.
+        """
+        self.scene.video_camera = CameraCfg(
+            prim_path="{ENV_REGEX_NS}/video_camera",
+            offset=CameraCfg.OffsetCfg(pos=VIDEO_EYE, rot=look_at_quat_world(VIDEO_EYE, VIDEO_TARGET), convention="world"),
+            data_types=["rgb"],
+            spawn=sim_utils.PinholeCameraCfg(focal_length=18.0, horizontal_aperture=20.955, clipping_range=(0.05, 5.0)),
+            width=width,
+            height=height,
+            renderer_cfg=NewtonWarpRendererCfg(),
+        )
+        self.video_recorders = [VideoRecorderCfg(source="sensor:video_camera", video_length=video_length,
+                                                 output_filename_prefix="openarm")]
+        self.events.video_on_request = EventTerm(func=mdp.keep_requested_video_recorders, mode="reset")
 
 
 @configclass

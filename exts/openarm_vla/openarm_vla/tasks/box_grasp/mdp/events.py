@@ -16,6 +16,7 @@ import sys
 import numpy as np
 import torch
 
+from isaaclab.managers import ManagerTermBase
 from isaaclab.utils.math import quat_from_euler_xyz
 
 
@@ -116,3 +117,21 @@ def reset_box_on_table(
     box.write_root_pose_to_sim_index(root_pose=torch.cat([pos, quat], dim=1), env_ids=env_ids)
     box.write_root_velocity_to_sim_index(root_velocity=torch.zeros(n, 6, device=dev), env_ids=env_ids)
     grasp_monitor(env).set_box_geometry(env_ids, rest_z, size)
+
+
+class keep_requested_video_recorders(ManagerTermBase):
+    """Drop the env's video recorders that no one gave an output directory (an event term that does nothing
+    per reset; it acts once, when the managers start).
+
+    Isaac Lab's ``--video`` flag sets ``output_dir`` on the recorders an env config declares; without the flag a
+    declared recorder would still write clips (to ./videos). The -Play configs declare one on their video
+    camera, so ``isaaclab play --video`` records and a plain ``isaaclab play`` writes nothing. (A prestartup
+    event would act before the recorders exist, but Isaac Lab refuses those in a replicated scene.)
+    """
+
+    def __init__(self, cfg, env):
+        super().__init__(cfg, env)
+        env.video_recorders = [r for r in env.video_recorders if r.cfg.output_dir is not None]
+
+    def __call__(self, env, env_ids):
+        pass
