@@ -51,6 +51,7 @@ def force_success(env_ids=(0,), at_step: int = 5) -> None:
         ids = torch.tensor(env_ids, device=out.device)
         hit = ids[env.episode_length_buf[ids] >= at_step]
         self.success[hit] = True
+        self.succeeded[hit] = True  # the episode record reads the sticky flag
         return self.success
 
     GraspMonitor.__call__ = patched

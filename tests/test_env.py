@@ -136,7 +136,9 @@ def test_resting_and_unheld_lift_are_not_success(env):
     env.reset()
 
 
-def test_box_held_between_closed_fingers_and_lifted_is_success(env):
+def pre_grasp_in_air(env, gap_margin: float = 0.006) -> torch.Tensor:
+    """Pose every arm 17 cm up, pointing down, fingers open to the box width + ``gap_margin``; put each box
+    (at rest) at its jaw centre. Returns the action that holds this pose with the gripper open."""
     from openarm_vla.action_space import joint_targets_to_action
     from openarm_vla.tasks.box_grasp.mdp.observations import box_size, tcp_pos
 
@@ -146,7 +148,7 @@ def test_box_held_between_closed_fingers_and_lifted_is_success(env):
     down = kinematics.down_rotation(torch.full((N,), math.pi, dtype=torch.float64))
     q, _, _ = kinematics.ik_dls(q0, up, down, offset=spec.TCP_OFFSET, iters=100)
     width = box_size(env)[:, 1]  # the box spans y along the jaw (box yaw 0 = hand yaw pi)
-    finger = (width + 0.0036 + 0.006) / 2  # gap = box + 6 mm
+    finger = (width + 0.0036 + gap_margin) / 2
     pre = joint_targets_to_action(q.float(), 1 - finger / spec.GRIPPER_OPEN, lo, hi)
     for _ in range(40):
         env.step(pre)
@@ -155,16 +157,76 @@ def test_box_held_between_closed_fingers_and_lifted_is_success(env):
     quat = torch.tensor([[0.0, 0.0, 0.0, 1.0]] * N)
     box.write_root_pose_to_sim_index(root_pose=torch.cat([pos, quat], 1), env_ids=torch.arange(N))
     box.write_root_velocity_to_sim_index(root_velocity=torch.zeros(N, 6), env_ids=torch.arange(N))
-    close = pre.clone()
+    return pre
+
+
+def monitor_of(env):
+    return env.termination_manager.get_term_cfg("success").func
+
+
+def test_box_held_between_closed_fingers_and_lifted_is_success(env):
+    """A steady grasp 17 cm up: success once both pads' contact sensors have held the box for 10 steps."""
+    monitor = monitor_of(env)
+    assert monitor.uses_contact_sensors and env.cfg.success.hold_steps == 10
+    close = pre_grasp_in_air(env).clone()
     close[:, 7] = 1.0
     succeeded = torch.zeros(N, dtype=torch.bool)
-    for _ in range(20):
+    held = torch.zeros(N, dtype=torch.long)
+    for _ in range(30):
         env.step(close)
+        assert (monitor.pad_forces()[monitor.grasped] >= env.cfg.success.min_pad_force).all()
         ep = env.extras.get("episodes")
         if ep is not None:
             succeeded[ep["env_ids"].cpu()] |= ep["success"].cpu()
+            held[ep["env_ids"].cpu()] = ep["max_held_steps"].cpu()
     assert succeeded.all(), f"success per env: {succeeded.tolist()}"
+    assert (held == 10).all(), held.tolist()  # the episode ends the step the hold completes
     env.reset()
+
+
+def test_box_flung_up_through_the_jaw_is_not_success(env):
+    """The box shoots up (12 m/s) from between the open pads while the gripper closes: the pads brush it
+    (it leaves at ~5 m/s), it flies far above 10 cm, it is never held. (Up to ~5 m/s the pads catch it, and
+    what follows is a grasp like any other.)"""
+    monitor = monitor_of(env)
+    close = pre_grasp_in_air(env, gap_margin=0.03).clone()
+    box = env.scene["box"]
+    box.write_root_velocity_to_sim_index(root_velocity=torch.tensor([[0.0, 0.0, 12.0, 0.0, 0.0, 0.0]] * N),
+                                         env_ids=torch.arange(N))
+    close[:, 7] = 1.0
+    top = torch.zeros(N)
+    for _ in range(12):
+        env.step(close)
+        assert env.extras["episodes"] is None
+        top = torch.maximum(top, monitor.lift)
+    assert (top > 0.5).all(), top  # far above the success height, with the gripper closing all along
+    assert (monitor.tracker.max_held_steps == 0).all() and not monitor.success.any()
+    env.reset()
+
+
+def test_hold_that_slips_out_after_7_steps_is_dropped(env):
+    """Held and lifted for 7 steps, then the gripper opens: no success, and the episode counts as dropped."""
+    from openarm_vla.tasks.box_grasp.mdp.success import FAILURE_CATEGORIES
+
+    monitor = monitor_of(env)
+    pre = pre_grasp_in_air(env)
+    close = pre.clone()
+    close[:, 7] = 1.0
+    for _ in range(15):
+        env.step(close)
+        if (monitor.held_steps >= 7).all():
+            break
+    assert (monitor.held_steps == 7).all(), monitor.held_steps.tolist()  # all envs in step (same poses)
+    for _ in range(15):  # open: the box falls out
+        env.step(pre)
+        assert env.extras["episodes"] is None
+    assert (monitor.held_steps == 0).all() and (monitor.lift < 0.05).all()
+    env.episode_length_buf[:] = env.max_episode_length - 1  # end the episodes now (time-out)
+    _, _, _, truncated, extras = env.step(pre)
+    ep = extras["episodes"]
+    assert truncated.all() and not ep["success"].any()
+    assert {FAILURE_CATEGORIES[i] for i in ep["failure"].tolist()} == {"dropped"}
+    assert (ep["max_held_steps"] == 7).all()
 
 
 def test_timeout_at_400_steps_with_record(env):
@@ -209,11 +271,15 @@ def test_state_task_has_privileged_obs_and_dense_reward(env_factory):
     e = env_factory("OpenArm-BoxGrasp-State", num_envs=2, image_size=None, group_size=1)
     obs, _ = e.reset()
     assert "front_camera" not in e.scene.sensors
-    # 8 joint state + 8 joint vel + 3 box pos + 4 box quat + 3 tcp-to-box + 8 last action
-    assert obs["policy"].shape == (2, 34)
-    _, reward, *_ = e.step(hold_action(e))
+    # 8 joint state + 8 joint vel + 3 tcp + 3 box pos + 4 box quat + 3 tcp-to-box + 1 yaw error + 2 pad contact
+    # + 3 tcp target error + 5 last action
+    assert obs["policy"].shape == (2, 40)
+    assert e.action_manager.total_action_dim == 5 and not e.cfg.success.terminate
+    _, reward, *_ = e.step(torch.zeros(2, 5))  # the top-down deltas hold the pose at 0
     assert (reward > 0).all(), "the reach shaping term rewards every step"
-    assert set(e.reward_manager.active_terms) >= {"reach", "close_near", "held", "lifted", "success"}
+    assert set(e.reward_manager.active_terms) >= {"reach", "grasp", "lift", "hold", "success"}
+    with pytest.raises(ValueError, match="expected: 5, received: 8"):  # an 8-DoF action is refused
+        e.step(torch.zeros(2, 8))
 
 
 def test_compile_env_step_takes_one_step_and_draws_no_random_numbers(env):

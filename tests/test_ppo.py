@@ -75,26 +75,31 @@ def test_train_writes_checkpoints_curve_and_policy(ppo_run):
     assert curve[-1]["env_steps"] == ITERS * N * STEPS
 
 
+STATE_TERMS = ["joint_pos", "joint_vel", "tcp_pos", "box_pos", "box_quat", "tcp_to_box", "grasp_yaw_error", "pad_contact",
+               "tcp_target_error", "actions"]
+OBS_DIM, ACT_DIM = 40, 5
+
+
 @pytest.mark.sim
 def test_ppo_expert_rebuilds_the_actor_without_the_runner(ppo_run):
     from openarm_vla.policies.ppo_teacher import PPOActor as PPOExpert
     from openarm_vla.policies.ppo_teacher import PPOError
 
     expert = PPOExpert(ppo_run / "ppo_policy.pt")
-    assert (expert.obs_dim, expert.action_dim, expert.task) == (34, 8, "OpenArm-BoxGrasp-State")
-    terms = ["joint_pos", "joint_vel", "box_pos", "box_quat", "tcp_to_box", "actions"]
-    assert [n for n, _ in expert.obs_terms] == terms
+    assert (expert.obs_dim, expert.action_dim, expert.task) == (OBS_DIM, ACT_DIM, "OpenArm-BoxGrasp-State")
+    assert [n for n, _ in expert.obs_terms] == STATE_TERMS
+    assert expert.meta["action_term"]["type"] == "top_down_delta" and expert.meta["action_term"]["pos_scale"] == 0.01
     # same weights as rsl-rl's final checkpoint
     ck = torch.load(ppo_run / f"model_{ITERS - 1}.pt", map_location="cpu", weights_only=False)
     for k, v in ck["actor_state_dict"].items():
         assert torch.equal(expert.actor.state_dict()[k], v), k
-    obs = torch.randn(5, 34) * 3
+    obs = torch.randn(5, OBS_DIM) * 3
     a = expert.act(obs)
-    assert a.shape == (5, 8) and a.abs().max() <= 1.0
+    assert a.shape == (5, ACT_DIM) and a.abs().max() <= 1.0
     assert torch.equal(a, expert.act({"policy": obs}))  # deterministic, dict or tensor
-    assert PPOExpert(ppo_run).obs_dim == 34  # the run directory works too
-    with pytest.raises(PPOError, match="expected a \\[N, 34\\] State observation"):
-        expert.act(torch.zeros(5, 33))
+    assert PPOExpert(ppo_run).obs_dim == OBS_DIM  # the run directory works too
+    with pytest.raises(PPOError, match=f"expected a \\[N, {OBS_DIM}\\] State observation"):
+        expert.act(torch.zeros(5, OBS_DIM - 1))
     with pytest.raises(PPOError, match="rsl-rl model_.*pass the ppo_policy.pt"):
         PPOExpert(ppo_run / f"model_{ITERS - 1}.pt")
     with pytest.raises(PPOError, match="not found"):
@@ -112,24 +117,83 @@ def test_ppo_expert_acts_on_the_state_env(ppo_run, env_factory):
     expert = PPOExpert(ppo_run / "ppo_policy.pt")
     for _ in range(3):
         a = expert.act(obs)
-        assert a.shape == (N, 8) and a.dtype == torch.float32 and a.abs().max() <= 1.0
+        assert a.shape == (N, ACT_DIM) and a.dtype == torch.float32 and a.abs().max() <= 1.0
         obs, *_ = env.step(a)
 
-    # the teacher rebuilds the State vector from privileged terms (+ the env's last action): same actions
-    priv = {"joint_pos": mdp.joint_state(env), "joint_vel": mdp.joint_vel(env), "box_pos": mdp.box_pos(env),
-            "box_quat": mdp.box_quat(env), "tcp_pos": mdp.tcp_pos(env), "tcp_to_box": mdp.tcp_to_box(env)}
+    # the teacher rebuilds the State vector from the terms by name (+ the env's last action)
+    priv = {n: getattr(mdp, n)(env) for n in STATE_TERMS if n not in ("joint_pos", "actions")}
+    priv["joint_pos"] = mdp.joint_state(env)
     teacher = PPOTeacher(expert, env)
+    assert teacher.controller is None  # the env takes the teacher's own actions
     assert torch.allclose(teacher.state_obs(priv), obs["policy"], atol=1e-6)
     assert torch.allclose(teacher.act(priv), expert.act(obs), atol=1e-6)
 
 
 @pytest.mark.sim
-def test_isaaclab_own_trainer_runs_our_task(tmp_path):
-    """``isaaclab train --rl_library rsl_rl`` (Isaac Lab's unified entrypoint) serializes our configs and trains."""
+def test_teacher_drives_the_vla_task_through_the_top_down_controller(ppo_run, env_factory):
+    """On the 8-DoF VLA task the teacher runs the State task's controller: its 8-DoF actions command exactly the
+    joint targets the controller computed from the actor's top-down deltas."""
+    from openarm_vla.action_space import action_to_joint_targets, joint_limits
+    from openarm_vla.policies.ppo_teacher import load_teacher
+
+    env = env_factory("OpenArm-BoxGrasp", num_envs=4, image_size=32, group_size=2)
+    obs, _ = env.reset(seed=2)
+    teacher = load_teacher(ppo_run / "ppo_policy.pt", env)
+    assert teacher.controller is not None
+    lo, hi = joint_limits(torch.zeros(1))
+    home = obs["privileged"]["joint_pos"][:, :7].clone()
+    for _ in range(3):
+        assert teacher.state_obs(obs["privileged"]).shape == (4, OBS_DIM)
+        a = teacher(obs)
+        assert a.shape == (4, 8) and a.abs().max() <= 1.0
+        assert torch.allclose(action_to_joint_targets(a, lo, hi), teacher.controller.joint_targets(), atol=1e-5)
+        obs, *_ = env.step(a)
+    assert not torch.allclose(teacher.controller.q, home, atol=1e-4)  # it moved the arm
+    teacher.reset([0])
+    assert teacher.needs_sync.tolist() == [True, False, False, False]
+    env.reset()
+
+
+ISAACLAB_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OMNI_KIT_ACCEPT_EULA": "YES"}
+
+
+@pytest.fixture(scope="module")
+def isaaclab_run(tmp_path_factory) -> Path:
+    """``isaaclab train --rl_library rsl_rl`` (Isaac Lab's unified entrypoint) on our task: 2 envs, 2 iterations."""
+    cwd = tmp_path_factory.mktemp("isaaclab")
     exe = Path(sys.executable).with_name("isaaclab")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMNI_KIT_ACCEPT_EULA": "YES"}
     proc = subprocess.run([str(exe), "train", "--rl_library", "rsl_rl", "--task", "OpenArm-BoxGrasp-State", "--num_envs", "2",
-                           "--max_iterations", "2", "--device", "cpu"], cwd=tmp_path, env=env, capture_output=True,
+                           "--max_iterations", "2", "--device", "cpu", "env.episode_length_s=0.1"], cwd=cwd,
+                          env=ISAACLAB_ENV, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert sorted(p.name for p in tmp_path.glob("logs/rsl_rl/openarm_box_grasp_ppo/*/model_*.pt")) == ["model_0.pt", "model_1.pt"]
+    return cwd
+
+
+@pytest.mark.sim
+def test_isaaclab_own_trainer_runs_our_task(isaaclab_run):
+    """Isaac Lab's trainer serializes our configs and trains; the success rate reaches rsl-rl's log."""
+    runs = list(isaaclab_run.glob("logs/rsl_rl/openarm_box_grasp_ppo/*"))
+    assert len(runs) == 1
+    assert sorted(p.name for p in runs[0].glob("model_*.pt")) == ["model_0.pt", "model_1.pt"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(runs[0]))
+    acc.Reload()
+    assert any("success_rate" in tag for tag in acc.Tags()["scalars"]), acc.Tags()["scalars"]
+
+
+@pytest.mark.sim
+def test_isaaclab_play_records_video_kit_less(isaaclab_run, tmp_path):
+    """``isaaclab play --video`` on the -Play task writes an mp4 without Isaac Sim (the video camera's frames)."""
+    from helpers import read_mp4_frames
+
+    run = next(isaaclab_run.glob("logs/rsl_rl/openarm_box_grasp_ppo/*"))
+    exe = Path(sys.executable).with_name("isaaclab")
+    proc = subprocess.run([str(exe), "play", "--rl_library", "rsl_rl", "--task", "OpenArm-BoxGrasp-State-Play",
+                           "--checkpoint", str(run / "model_1.pt"), "--video", "--video_length", "10", "--device", "cpu"],
+                          cwd=isaaclab_run, env=ISAACLAB_ENV, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    clips = list(run.glob("videos/play/*.mp4"))
+    assert [c.name for c in clips] == ["openarm_model_1_0000.mp4"]
+    assert read_mp4_frames(clips[0]) == 10

@@ -28,7 +28,8 @@ from openarm_vla.tasks.box_grasp.mdp.success import FAILURE_CATEGORIES
 
 def episode_records(extras: Any) -> list[dict]:
     """The episodes that finished in this step, decoded from ``extras["episodes"]``: one dict each with
-    env_id, success, steps, failure (category name), max_lift, gripper."""
+    env_id, success, steps, failure (category name), max_lift, gripper, max_held_steps (the longest hold of the
+    lifted box, in control steps; None where the task does not report it)."""
     eps = extras.get("episodes") if isinstance(extras, dict) else None
     if eps is None or len(eps["env_ids"]) == 0:
         return []
@@ -41,6 +42,7 @@ def episode_records(extras: Any) -> list[dict]:
             "failure": FAILURE_CATEGORIES[int(cols["failure"][j])],
             "max_lift": float(cols["max_lift"][j]),
             "gripper": float(cols["gripper"][j]) if "gripper" in cols else None,
+            "max_held_steps": int(cols["max_held_steps"][j]) if "max_held_steps" in cols else None,
         }
         for j in range(len(cols["env_ids"]))
     ]

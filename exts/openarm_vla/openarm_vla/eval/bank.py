@@ -57,6 +57,7 @@ def evaluate_bank(env, policy, bank: EvalBank, on_step: Callable | None = None, 
                              max_steps=int(env.max_episode_length) + 1)
         for e in ids.tolist():
             rec = out.records[e] or {"env_id": e, "success": False, "steps": int(out.finish_step[e]),
-                                     "failure": "timeout", "max_lift": 0.0, "gripper": None}
+                                     "failure": "timeout", "max_lift": 0.0, "gripper": None,
+                                     "max_held_steps": None}
             records.append({**rec, "bank_index": p * bank.width + e})
     return records

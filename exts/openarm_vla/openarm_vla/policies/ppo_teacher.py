@@ -1,8 +1,10 @@
 """The PPO state teacher as a policy: its actor rebuilt from ``ppo_policy.pt`` alone (no runner, no env).
 
-    PPOActor(path)                  deterministic actions [N, 8] in [-1, 1] from State observations [N, 34]
+    PPOActor(path)                  deterministic actions in [-1, 1] from State observations (the State task's
+                                    top-down deltas [N, 5], or an 8-DoF actor's [N, 8])
     PPOTeacherPolicy(actor, env)    the actor on an env with a ``privileged`` group (the VLA task): the State
-                                    vector is rebuilt from the privileged terms by name (``ppo:PATH``)
+                                    vector is rebuilt from the privileged terms by name, and top-down deltas
+                                    go through the State task's controller to the 8-DoF action (``ppo:PATH``)
     save_policy(...)                the file format, written by the trainer (:mod:`openarm_vla.train.ppo`)
 """
 
@@ -55,7 +57,7 @@ class PPOActor:
     """The trained actor, rebuilt from ``ppo_policy.pt`` without the runner; deterministic (mean) actions.
 
     ``act(obs)`` / ``actor(obs)`` takes the State task's ``policy`` observation: a tensor [N, obs_dim], the
-    env's observation dict (its ``policy`` entry is used) or a TensorDict; returns [N, 8] in [-1, 1].
+    env's observation dict (its ``policy`` entry is used) or a TensorDict; returns [N, action_dim] in [-1, 1].
     """
 
     def __init__(self, path: str | Path, device: str | torch.device = "cpu"):
@@ -121,23 +123,39 @@ class PPOTeacherPolicy:
     """A :class:`PPOActor` for an env that exposes the privileged state group (e.g. OpenArm-BoxGrasp).
 
     ``act(privileged)`` rebuilds the State observation from the privileged terms by name, in the order
-    the teacher was trained on; the ``actions`` term (the last action) is read from the env's action
-    manager, exactly as the State task's ``last_action`` observation does. ``__call__(obs)`` takes the
-    env's whole observation dict (uses ``policy`` if it already is the State vector).
+    the teacher was trained on. A teacher trained on the State task's top-down deltas runs its own copy of
+    that task's controller (:class:`~openarm_vla.tasks.box_grasp.mdp.actions.TopDownDeltaController`, with the
+    settings saved in the policy file): the ``actions`` term is its last delta action, ``tcp_target_error``
+    its target minus the jaw centre, and it returns the controller's 8-DoF action. An 8-DoF teacher reads
+    ``actions`` from the env's action manager. ``__call__(obs)`` takes the env's whole observation dict (uses
+    ``policy`` if it already is the State vector).
     """
 
     def __init__(self, actor: PPOActor, env):
+        from openarm_vla.action_space import ACTION_DIM
+        from openarm_vla.tasks.box_grasp.mdp.actions import TopDownDeltaController
+
         self.actor, self.env = actor, env
         self.num_envs, self.device = env.num_envs, env.device
-        if actor.action_dim != env.action_manager.total_action_dim:
+        settings = actor.meta.get("action_term") or {}
+        env_dim = env.action_manager.total_action_dim
+        self.controller = None
+        if settings.get("type") == "top_down_delta" and env_dim == ACTION_DIM:
+            kw = {k: v for k, v in settings.items() if k != "type"}
+            self.controller = TopDownDeltaController(self.num_envs, self.device, **kw)
+            self.last = torch.zeros(self.num_envs, TopDownDeltaController.ACTION_DIM, device=self.device)
+            self.needs_sync = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+        elif actor.action_dim != env_dim:
             raise PPOError(f"{actor.path}: the teacher outputs {actor.action_dim} actions, "
-                           f"the env takes {env.action_manager.total_action_dim}")
+                           f"the env takes {env_dim}")
 
     def state_obs(self, privileged: Mapping[str, torch.Tensor]) -> torch.Tensor:
         parts = []
         for name, dim in self.actor.obs_terms:
             if name == "actions":
-                x = self.env.action_manager.action
+                x = self.last if self.controller is not None else self.env.action_manager.action
+            elif name == "tcp_target_error" and self.controller is not None and "tcp_pos" in privileged:
+                x = self.controller.pos - privileged["tcp_pos"]
             elif name in privileged:
                 x = privileged[name]
             else:
@@ -151,16 +169,30 @@ class PPOTeacherPolicy:
         return torch.cat(parts, dim=1)
 
     def act(self, privileged: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return self.actor.act(self.state_obs(privileged))
+        if self.controller is None:
+            return self.actor.act(self.state_obs(privileged))
+        ids = self.needs_sync.nonzero().flatten()
+        if len(ids):  # a new episode: the controller holds the pose the arm is in
+            js = privileged["joint_pos"][ids]
+            self.controller.reset(js[:, :7], js[:, 7], ids)
+            self.last[ids] = 0.0
+            self.needs_sync[ids] = False
+        a = self.actor.act(self.state_obs(privileged))
+        self.controller.step(a)
+        self.last = a.to(self.last)
+        return self.controller.normalized_action()
 
     def __call__(self, obs) -> torch.Tensor:
         pol = obs.get(OBS_GROUP) if isinstance(obs, Mapping) else None
-        if isinstance(pol, torch.Tensor) and pol.ndim == 2 and pol.shape[1] == self.actor.obs_dim:
+        if self.controller is None and isinstance(pol, torch.Tensor) and pol.ndim == 2 and pol.shape[1] == self.actor.obs_dim:
             return self.actor.act(pol)
         return self.act(obs["privileged"])
 
     def reset(self, env_ids=None) -> None:
         self.actor.reset(env_ids)
+        if self.controller is not None:
+            ids = slice(None) if env_ids is None else torch.as_tensor(env_ids, device=self.device, dtype=torch.long)
+            self.needs_sync[ids] = True
 
 
 def load_teacher(path: str | Path, env) -> PPOTeacherPolicy:

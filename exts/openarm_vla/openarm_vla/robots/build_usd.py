@@ -15,7 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from pxr import Gf, Sdf, Usd, UsdGeom, UsdPhysics
+from pxr import Gf, Sdf, Usd, UsdGeom, UsdPhysics, UsdShade
 
 from . import openarm_spec as spec
 
@@ -41,7 +41,7 @@ def link_positions() -> dict[str, tuple[float, float, float]]:
     return pos
 
 
-def _box(stage: Usd.Stage, path: str, center, size, color) -> None:
+def _box(stage: Usd.Stage, path: str, center, size, color) -> Usd.Prim:
     """One box that is both the visual and the collision shape (one shape per link renders fastest)."""
     cube = UsdGeom.Cube.Define(stage, path)
     cube.CreateSizeAttr(1.0)
@@ -50,6 +50,29 @@ def _box(stage: Usd.Stage, path: str, center, size, color) -> None:
     xf.AddScaleOp().Set(Gf.Vec3f(*size))
     cube.CreateDisplayColorAttr([Gf.Vec3f(*color)])
     UsdPhysics.CollisionAPI.Apply(cube.GetPrim())
+    return cube.GetPrim()
+
+
+def _pad_material(stage: Usd.Stage, contact: spec.PadContact) -> UsdShade.Material:
+    """The pads' physics material: sliding, torsional and rolling friction."""
+    UsdGeom.Scope.Define(stage, f"{ROOT}/materials")
+    mat = UsdShade.Material.Define(stage, f"{ROOT}/materials/pad")
+    api = UsdPhysics.MaterialAPI.Apply(mat.GetPrim())
+    api.CreateStaticFrictionAttr(contact.friction[0])
+    api.CreateDynamicFrictionAttr(contact.friction[0])
+    api.CreateRestitutionAttr(0.0)
+    mat.GetPrim().CreateAttribute("mjc:torsionalfriction", Sdf.ValueTypeNames.Float).Set(contact.friction[1])
+    mat.GetPrim().CreateAttribute("mjc:rollingfriction", Sdf.ValueTypeNames.Float).Set(contact.friction[2])
+    return mat
+
+
+def _author_pad_contact(prim: Usd.Prim, contact: spec.PadContact, material: UsdShade.Material) -> None:
+    """MuJoCo contact attributes of a pad shape (Newton maps them onto the MuJoCo geom)."""
+    prim.CreateAttribute("mjc:priority", Sdf.ValueTypeNames.Int).Set(contact.priority)
+    prim.CreateAttribute("mjc:condim", Sdf.ValueTypeNames.Int).Set(contact.condim)
+    prim.CreateAttribute("mjc:solref", Sdf.ValueTypeNames.Float2).Set(Gf.Vec2f(*contact.solref))
+    prim.CreateAttribute("mjc:solimp", Sdf.ValueTypeNames.FloatArray).Set(list(contact.solimp))
+    UsdShade.MaterialBindingAPI.Apply(prim).Bind(material, UsdShade.Tokens.weakerThanDescendants, "physics")
 
 
 def _shapes(link: spec.LinkSpec) -> list[tuple[tuple, tuple]]:
@@ -57,9 +80,9 @@ def _shapes(link: spec.LinkSpec) -> list[tuple[tuple, tuple]]:
     if link.name.endswith("finger"):
         # A pad whose inner face is PAD_INSET inboard of the joint frame, spanning the finger length.
         side = -1.0 if "right" in link.name else 1.0
-        thick = 0.010
+        width, thick, length = spec.PAD_SIZE
         y = -side * (spec.PAD_INSET - thick / 2.0)
-        return [((0.0, y, 0.0475), (0.020, thick, 0.095))]
+        return [((0.0, y, length / 2.0), (width, thick, length))]
     if link.name == "openarm_hand":
         return [((0.0, 0.006, 0.008), link.size)]
     # Arm links: a box of the mesh bounding-box size, centred on the centre of mass (slightly shrunk so
@@ -67,8 +90,11 @@ def _shapes(link: spec.LinkSpec) -> list[tuple[tuple, tuple]]:
     return [(link.com, tuple(0.9 * s for s in link.size))]
 
 
-def build_openarm_usd(path: str | os.PathLike) -> Path:
-    """Write the OpenArm USD to ``path`` atomically (temp file, then rename); return the path."""
+def build_openarm_usd(path: str | os.PathLike, pad_contact: spec.PadContact = spec.PAD_CONTACT) -> Path:
+    """Write the OpenArm USD to ``path`` atomically (temp file, then rename); return the path.
+
+    ``pad_contact``: the MuJoCo contact parameters of the finger pads (:class:`openarm_spec.PadContact`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".usda", dir=path.parent)
@@ -81,6 +107,7 @@ def build_openarm_usd(path: str | os.PathLike) -> Path:
     stage.SetDefaultPrim(root.GetPrim())
     UsdPhysics.ArticulationRootAPI.Apply(root.GetPrim())
 
+    pad_material = _pad_material(stage, pad_contact)
     positions = link_positions()
     for link in spec.LINKS:
         lp = f"{ROOT}/{link.name}"
@@ -99,7 +126,9 @@ def build_openarm_usd(path: str | os.PathLike) -> Path:
         color = COLORS.get(link.name, ARM_COLOR)
         UsdGeom.Xform.Define(stage, f"{lp}/geometry")
         for k, (center, size) in enumerate(_shapes(link)):
-            _box(stage, f"{lp}/geometry/box{k}", center, size, color)
+            shape = _box(stage, f"{lp}/geometry/box{k}", center, size, color)
+            if link.name.endswith("finger"):
+                _author_pad_contact(shape, pad_contact, pad_material)
 
     # TCP frame: a plain transform under the hand (no body), for users and viewers.
     tcp = UsdGeom.Xform.Define(stage, f"{ROOT}/openarm_hand/openarm_hand_tcp")

@@ -33,6 +33,7 @@ ACTUATORS = {
         joint_effort_limit=spec.FINGER_EFFORT,
         stiffness=spec.FINGER_STIFFNESS,
         damping=spec.FINGER_DAMPING,
+        armature=spec.FINGER_ARMATURE,
     ),
 }
 

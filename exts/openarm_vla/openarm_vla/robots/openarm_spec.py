@@ -97,6 +97,38 @@ ARM_STIFFNESS_HIGH, ARM_DAMPING_HIGH = 400.0, 80.0
 ARM_VELOCITY_LIMIT = {"openarm_joint[1-4]": 2.175, "openarm_joint[5-7]": 2.61}
 ARM_EFFORT_LIMIT = {"openarm_joint[1-2]": 40.0, "openarm_joint[3-4]": 27.0, "openarm_joint[5-7]": 7.0}
 FINGER_STIFFNESS, FINGER_DAMPING, FINGER_EFFORT, FINGER_VELOCITY = 2000.0, 100.0, 333.33, 0.2
+FINGER_ARMATURE = 0.3
+"""Reflected inertia of the finger drive [kg] (a modelling choice; the published description has none). Without
+it the stiff finger drive (2000 N/m on a 36 g finger) and the pad contact ring in a limit cycle at a squeeze of
+~20 N or more: the pads bounce on and off the box, sink up to 10 mm into it, and the box creeps down 5-7 mm in
+2 s. With 0.3 kg the grasp is steady (< 0.5 mm, < 0.1 mm; benchmarks/contact). Isaac Lab's Franka lift task
+gives its hand 0.1 for the same reason."""
 
 # Jaw geometry: jaw gap ~ 2 q - 0.0036, so each pad's inner face sits 7.8 mm inboard of its joint frame.
 PAD_INSET = 0.0078
+PAD_SIZE = (0.020, 0.010, 0.095)
+"""Finger pad box [m]: width along the hand x axis, thickness along the closing (y) axis, length along the
+finger (z, from the finger joint frame toward the tip)."""
+
+
+@dataclass(frozen=True)
+class PadContact:
+    """MuJoCo contact parameters authored on the finger pads (``mjc:*`` attributes, read by Newton's importer).
+
+    With a higher ``priority`` than the box, a pad-box contact takes the pad's solref, solimp, condim and
+    friction alone instead of the average of both shapes.
+    """
+
+    priority: int = 1
+    condim: int = 4
+    """3: sliding friction; 4: plus torsional friction, which keeps a pinched box from pivoting about the
+    pad normal."""
+    solref: tuple[float, float] = (0.01, 1.0)
+    """(time constant [s], damping ratio); the time constant must stay >= 2 physics substeps."""
+    solimp: tuple[float, float, float, float, float] = (0.95, 0.99, 0.001, 0.5, 2.0)
+    """(d0, dmax, width [m], midpoint, power): impedance near 1 makes the contact stiff (little sinking)."""
+    friction: tuple[float, float, float] = (1.0, 0.02, 0.0001)
+    """(sliding, torsional [m], rolling [m]) friction of the pad material."""
+
+
+PAD_CONTACT = PadContact()

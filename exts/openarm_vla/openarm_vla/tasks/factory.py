@@ -114,14 +114,19 @@ def configure(
     image_size: int | None = None,
     group_size: int | None = None,
     seed: int | None = None,
+    camera: bool = True,
+    cycle_variants: bool | None = None,
 ):
-    """Apply the common overrides to an env config in place, check every value (type, range) and return it."""
+    """Apply the common overrides to an env config in place, check every value (type, range) and return it
+    (``camera=False``: the scene without its camera; ``cycle_variants``: groups take the box variants in turn)."""
     usd = str(getattr(cfg.scene.robot.spawn, "usd_path", ""))
     if usd and "://" not in usd and not Path(usd).is_file():
         raise TaskError(f"robot asset not found: {usd}; rebuild it with `python scripts/build_assets.py`")
     if num_envs is not None:
         cfg.scene.num_envs = num_envs
     cfg.sim.device = resolve_device(device)
+    if not camera and hasattr(cfg, "remove_camera"):
+        cfg.remove_camera()
     if image_size is not None and getattr(cfg.scene, "front_camera", None) is not None:
         cfg.set_camera_resolution(image_size)
     if group_size is not None and hasattr(cfg, "group_size"):
@@ -134,7 +139,7 @@ def configure(
     if bad:
         raise ConfigError(bad)
     if hasattr(cfg, "set_group_size"):  # also re-syncs an env.group_size=... override
-        cfg.set_group_size(cfg.group_size)
+        cfg.set_group_size(cfg.group_size, cycle_variants)
     return cfg
 
 

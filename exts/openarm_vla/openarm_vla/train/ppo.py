@@ -12,10 +12,11 @@ adds what we own to rsl-rl's run directory (TensorBoard events, ``model_<it>.pt`
     train_curve.png     learning curves
     config.yaml         the resolved env and runner configs
 
-The action interface stays absolute ([-1, 1]^8 joint targets). A Gaussian actor with mean 0 would command
-the middle of every joint range and swing the arm away from the home pose at the first step, so by default
-(``agent.init_action=home``) the actor's output layer starts with tiny weights and a bias equal to the
-home-pose action: the untrained policy holds the arm at home and explores around it.
+The State task acts with top-down end-effector deltas (:class:`~openarm_vla.tasks.box_grasp.mdp.actions.TopDownDeltaAction`),
+whose zero action holds the pose; its settings are saved with the policy so the teacher can drive the 8-DoF
+VLA task through the same controller. For a task with the absolute 8-DoF interface, a Gaussian actor with
+mean 0 would command the middle of every joint range, so ``agent.init_action=home`` starts the actor's output
+layer with tiny weights and a bias equal to the home-pose action.
 """
 
 from __future__ import annotations
@@ -56,6 +57,21 @@ def init_actor_output(actor, action: torch.Tensor, weight_scale: float = 0.01) -
         last.weight.mul_(weight_scale)
         last.bias.copy_(action.to(last.bias.device))
     return True
+
+
+def action_term_settings(env) -> dict | None:
+    """The settings of a :class:`TopDownDeltaAction` term (saved with the policy, so the teacher can run the same
+    controller on the 8-DoF task), or None for the 8-DoF action."""
+    from openarm_vla.tasks.box_grasp.mdp.actions import TopDownDeltaAction
+
+    for name in env.action_manager.active_terms:
+        term = env.action_manager.get_term(name)
+        if isinstance(term, TopDownDeltaAction):
+            c = term.cfg
+            return {"type": "top_down_delta", "pos_scale": c.pos_scale, "yaw_scale": c.yaw_scale,
+                    "close_closure": c.close_closure, "ik_iters": c.ik_iters, "workspace_lo": list(c.workspace_lo),
+                    "workspace_hi": list(c.workspace_hi)}
+    return None
 
 
 def _finite_or_none(x):
@@ -202,7 +218,7 @@ def train_ppo(task: str, env_cfg, agent_cfg, output: str | os.PathLike, resume: 
             raise PPOError(f"num_envs x agent.num_steps_per_env = {batch} samples per iteration, fewer than "
                            f"agent.algorithm.num_mini_batches={agent_cfg.algorithm.num_mini_batches}")
         meta = {"action_dim": env.action_manager.total_action_dim, "clip_actions": agent_cfg.clip_actions, "task": task,
-                "seed": agent_cfg.seed, "step_dt": float(env.step_dt)}
+                "seed": agent_cfg.seed, "step_dt": float(env.step_dt), "action_term": action_term_settings(env)}
         wrapped = RslRlVecEnvWrapper(env, clip_actions=agent_cfg.clip_actions)
         runner = TeacherRunner(wrapped, agent_cfg.to_dict(), str(out), agent_cfg.device, meta, obs_terms)
         if ckpt is not None:
@@ -216,6 +232,9 @@ def train_ppo(task: str, env_cfg, agent_cfg, output: str | os.PathLike, resume: 
         elif agent_cfg.init_action == "home":
             if init_actor_output(runner.alg.get_policy(), home_action(agent_cfg.device)):
                 print("[ppo] actor output initialised at the home-pose action (agent.init_action=home)", flush=True)
+            else:
+                print("[ppo] note: agent.init_action=home applies to the 8-DoF absolute action only; this task's "
+                      "actor keeps rsl-rl's init", flush=True)
         print(f"[ppo] {task}: {env.num_envs} envs on {agent_cfg.device}, {agent_cfg.max_iterations} iterations x "
               f"{agent_cfg.num_steps_per_env} steps; run dir {out}", flush=True)
         try:

@@ -23,6 +23,7 @@ import isaaclab.sim as sim_utils
 from isaaclab.assets import ArticulationCfg, AssetBaseCfg, RigidObjectCfg
 from isaaclab.cloner import CloneCfg
 from isaaclab.envs import ManagerBasedRLEnvCfg
+from isaaclab.envs.utils.video_recorder_cfg import VideoRecorderCfg
 from isaaclab.managers import EventTermCfg as EventTerm
 from isaaclab.managers import ObservationGroupCfg as ObsGroup
 from isaaclab.managers import ObservationTermCfg as ObsTerm
@@ -31,7 +32,7 @@ from isaaclab.managers import SceneEntityCfg
 from isaaclab.managers import TerminationTermCfg as DoneTerm
 from isaaclab.physics import PhysxAutoCfg
 from isaaclab.scene import InteractiveSceneCfg
-from isaaclab.sensors import CameraCfg
+from isaaclab.sensors import CameraCfg, ContactSensorCfg
 from isaaclab.utils import configclass, replace
 from isaaclab.utils.math import quat_from_matrix
 from isaaclab_tasks.utils import PresetCfg
@@ -66,6 +67,9 @@ INSTRUCTION = "pick up the box"
 
 CAMERA_EYE = (0.78, 0.0, 0.42)
 CAMERA_TARGET = (0.20, 0.0, 0.06)
+VIDEO_EYE = (0.85, 0.65, 0.50)
+VIDEO_TARGET = (0.22, 0.0, 0.08)
+"""The viewer camera that ``isaaclab play --video`` records (the -Play configs), from the front-left."""
 
 
 def look_at_quat_world(eye, target) -> tuple[float, float, float, float]:
@@ -126,6 +130,13 @@ class BoxGraspSceneCfg(InteractiveSceneCfg):
         renderer_cfg=NewtonWarpRendererCfg(),
     )
     """None in the state task (no camera)."""
+    # one sensor per pad (filtered contact reporting needs one sensing body per env), for the grasp test
+    left_pad_contact = ContactSensorCfg(
+        prim_path="{ENV_REGEX_NS}/Robot/openarm_left_finger", filter_prim_paths_expr=["{ENV_REGEX_NS}/Box"]
+    )
+    right_pad_contact = ContactSensorCfg(
+        prim_path="{ENV_REGEX_NS}/Robot/openarm_right_finger", filter_prim_paths_expr=["{ENV_REGEX_NS}/Box"]
+    )
     light = AssetBaseCfg(
         prim_path="/World/light",
         spawn=sim_utils.DistantLightCfg(intensity=2500.0, color=(1.0, 1.0, 1.0), angle=0.5),
@@ -165,6 +176,8 @@ class ObservationsCfg:
         tcp_pos = ObsTerm(func=mdp.tcp_pos)
         tcp_to_box = ObsTerm(func=mdp.tcp_to_box)
         box_size = ObsTerm(func=mdp.box_size)
+        grasp_yaw_error = ObsTerm(func=mdp.grasp_yaw_error)
+        pad_contact = ObsTerm(func=mdp.pad_contact)
 
         def __post_init__(self):
             self.enable_corruption = False
@@ -208,7 +221,8 @@ class RewardsCfg:
 
 @configclass
 class TerminationsCfg:
-    success = DoneTerm(func=mdp.GraspMonitor, params={"lift_height": 0.10})
+    success = DoneTerm(func=mdp.GraspMonitor)
+    """Reads the env config's ``success`` field (:class:`~.mdp.success.SuccessCfg`)."""
     time_out = DoneTerm(func=mdp.time_out, time_out=True)
     box_off_table = DoneTerm(func=mdp.box_off_table, params={"minimum_height": -0.05})
 
@@ -218,7 +232,12 @@ class PhysicsCfg(PresetCfg):
     """Physics backends: Newton + MuJoCo-Warp (kit-less, the default) or PhysX (Isaac Sim / OV PhysX)."""
 
     newton_mjwarp = NewtonCfg(
-        solver_cfg=MJWarpSolverCfg(solver="newton", integrator="implicitfast", njmax=300, nconmax=100, cone="elliptic"),
+        solver_cfg=MJWarpSolverCfg(
+            solver="newton", integrator="implicitfast", njmax=300, nconmax=100, cone="elliptic",
+            # friction 10x stiffer than the normal direction (elliptic cones): MuJoCo's soft friction lets a
+            # pinched box creep down ~0.8 mm in 2 s at impratio 1, < 0.1 mm at 10 (benchmarks/contact)
+            impratio=10.0,
+        ),
         num_substeps=2,
     )
     physx = PhysxAutoCfg(isaacsim_physx=PhysxCfg(), ovphysx=OvPhysxCfg())
@@ -239,6 +258,9 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
     instruction: str = INSTRUCTION
     """The language instruction of this task (stored with demos, given to the VLA)."""
 
+    success: mdp.SuccessCfg = mdp.SuccessCfg()
+    """What counts as success: lift height, hold length (``env.success.hold_steps=...``), pad force."""
+
     group_size: int = 8
     """G, the envs of a group: consecutive env ids share the box variant (size, colour), and GRPO resets each group
     to one start. The one source of G: GRPO reads it from here (``env.group_size=...``)."""
@@ -248,13 +270,18 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
         "scene.front_camera.width": IMAGE_SIZE, "scene.front_camera.height": IMAGE_SIZE,
         "decimation": ">= 1", "episode_length_s": "> 0", "sim.dt": "> 0", "sim.render_interval": ">= 1",
         "seed": ">= 0", "group_size": ">= 1", "instruction": "non-empty",
-        "terminations.success.params.lift_height": (float, "> 0", "success: the box held this far above its resting height"),
+        "success.lift_height": ("> 0", "success: the box held this far above its resting height"),
+        "success.hold_steps": (">= 1", "success: control steps the grasp must hold, lifted"),
+        "success.min_pad_force": (">= 0", "a pad is on the box from this normal force on"),
         "terminations.box_off_table.params.minimum_height": (float, "any"),
         "events.box_mass.params.mass_distribution_params": (tuple[float, float], "> 0"),
     }
     """Ranges of the keys this task owns or users override (:mod:`openarm_vla.checks`: checked with their types
     before the env is built); the rest of the config is Isaac Lab's."""
     __rules__ = (("episode_length_s >= sim.dt * decimation", "an episode of at least one control step"),)
+
+    cycle_variants: bool = False
+    """Group k gets box variant k mod 6 instead of a seeded draw (a few groups cover every variant)."""
 
     def __post_init__(self):
         self.decimation = 2
@@ -266,25 +293,69 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
         self.viewer.lookat = (0.25, 0.0, 0.05)
         self.set_group_size(self.group_size)
 
-    def set_group_size(self, group_size: int) -> None:
+    def set_group_size(self, group_size: int, cycle_variants: bool | None = None) -> None:
         """Envs [k*G, (k+1)*G) share one box variant; keep the clone plan and the reset event in step."""
         self.group_size = group_size
-        self.scene.clone_cfg = CloneCfg(clone_strategy=mdp.grouped_clone_strategy(group_size))
+        if cycle_variants is not None:
+            self.cycle_variants = cycle_variants
+        self.scene.clone_cfg = CloneCfg(clone_strategy=mdp.grouped_clone_strategy(group_size, self.cycle_variants))
         self.events.reset_box.params["group_size"] = group_size
+        self.events.reset_box.params["cycle_variants"] = self.cycle_variants
 
     def set_camera_resolution(self, width: int, height: int | None = None) -> None:
         self.scene.front_camera.width = width
         self.scene.front_camera.height = height or width
 
+    def remove_camera(self) -> None:
+        """The scene without its camera (physics-only measurements): no render cost, no image observation."""
+        self.scene.front_camera = None
+        if getattr(self.observations.policy, "front_rgb", None) is not None:
+            self.observations.policy.front_rgb = None
+
     def play_mode(self):
-        """Watching a policy: 4 envs (Isaac Lab's play scripts and the ``-Play`` gym ids call this)."""
+        """Watching a policy: 4 envs and a video camera (Isaac Lab's play scripts and the ``-Play`` gym ids call
+        this); ``isaaclab play ... --video`` records env 0 through it (:meth:`add_video_recorder`)."""
         super().play_mode()
         self.scene.num_envs = 4
+        self.add_video_recorder()
+
+    def add_video_recorder(self, width: int = 320, height: int = 240, video_length: int = 250) -> None:
+        """A viewer camera (``video_camera``, Newton's Warp renderer) and an Isaac Lab video recorder on it.
+
+        Isaac Lab's ``--video`` records from a visualizer unless the env config declares recorders; with none it
+        starts a headless Kit visualizer, which needs Isaac Sim. A recorder on a scene camera records kit-less
+        (frames by the Warp ray tracer, mp4 by moviepy + imageio-ffmpeg). ``--video`` gives the recorder its
+        output directory; a recorder without one is dropped at start-up
+        (:class:`~.mdp.events.keep_requested_video_recorders`), so playing without ``--video`` writes no files.
+        """
+        self.scene.video_camera = CameraCfg(
+            prim_path="{ENV_REGEX_NS}/video_camera",
+            offset=CameraCfg.OffsetCfg(pos=VIDEO_EYE, rot=look_at_quat_world(VIDEO_EYE, VIDEO_TARGET), convention="world"),
+            data_types=["rgb"],
+            spawn=sim_utils.PinholeCameraCfg(focal_length=18.0, horizontal_aperture=20.955, clipping_range=(0.05, 5.0)),
+            width=width,
+            height=height,
+            renderer_cfg=NewtonWarpRendererCfg(),
+        )
+        self.video_recorders = [VideoRecorderCfg(source="sensor:video_camera", video_length=video_length,
+                                                 output_filename_prefix="openarm")]
+        self.events.video_on_request = EventTerm(func=mdp.keep_requested_video_recorders, mode="reset")
 
 
 @configclass
 class BoxGraspStateEnvCfg(BoxGraspEnvCfg):
-    """OpenArm-BoxGrasp-State: privileged state observations and dense shaping, for a PPO teacher (no camera)."""
+    """OpenArm-BoxGrasp-State: privileged state, top-down end-effector actions and dense shaping, for PPO.
+
+    Shaped after Isaac Lab's lift task (tanh-kernel reach, lift and hold terms, small action-rate and joint
+    velocity penalties) on the same scene and success rule, with what our box needs besides: turning the
+    hand to the box's faces, and holding the box lifted for the hold rule's 0.2 s. The action is
+    :class:`~.mdp.actions.TopDownDeltaAction` (5 dims) instead of the VLA's 8 absolute joint targets, and
+    success does not end the episode (see :attr:`~.mdp.success.SuccessCfg.terminate`); episodes last 5 s.
+    """
+
+    @configclass
+    class StateActionsCfg:
+        arm = mdp.TopDownDeltaActionCfg(asset_name="robot")
 
     @configclass
     class StateObservationsCfg:
@@ -292,9 +363,13 @@ class BoxGraspStateEnvCfg(BoxGraspEnvCfg):
         class PolicyCfg(ObsGroup):
             joint_pos = ObsTerm(func=mdp.joint_state)
             joint_vel = ObsTerm(func=mdp.joint_vel)
+            tcp_pos = ObsTerm(func=mdp.tcp_pos)
             box_pos = ObsTerm(func=mdp.box_pos)
             box_quat = ObsTerm(func=mdp.box_quat)
             tcp_to_box = ObsTerm(func=mdp.tcp_to_box)
+            grasp_yaw_error = ObsTerm(func=mdp.grasp_yaw_error)
+            pad_contact = ObsTerm(func=mdp.pad_contact)
+            tcp_target_error = ObsTerm(func=mdp.tcp_target_error)
             actions = ObsTerm(func=mdp.last_action)
 
             def __post_init__(self):
@@ -306,15 +381,21 @@ class BoxGraspStateEnvCfg(BoxGraspEnvCfg):
     @configclass
     class ShapedRewardsCfg:
         reach = RewTerm(func=mdp.reach_box, weight=1.0, params={"std": 0.1})
-        close_near = RewTerm(func=mdp.close_near_box, weight=2.0, params={"std": 0.02})
-        held = RewTerm(func=mdp.box_held, weight=2.0)
-        lifted = RewTerm(func=mdp.box_lifted, weight=10.0, params={"height": 0.10})
-        success = RewTerm(func=mdp.success_bonus, weight=50.0)
-        action_rate = RewTerm(func=mdp.action_rate_l2, weight=-0.01)
+        reach_fine = RewTerm(func=mdp.reach_box, weight=1.0, params={"std": 0.02})
+        align = RewTerm(func=mdp.yaw_aligned_near_box, weight=0.5, params={"std": 0.2, "reach_std": 0.05})
+        grasp = RewTerm(func=mdp.box_held, weight=2.0)
+        lift = RewTerm(func=mdp.box_lifted, weight=10.0, params={"height": 0.12})
+        hold = RewTerm(func=mdp.box_held_high, weight=5.0)
+        success = RewTerm(func=mdp.success_bonus, weight=5.0)
+        action_rate = RewTerm(func=mdp.action_rate_l2, weight=-1e-3)
+        joint_vel = RewTerm(func=mdp.joint_vel_l2, weight=-1e-4, params={"asset_cfg": SceneEntityCfg("robot")})
 
+    actions: StateActionsCfg = StateActionsCfg()
     observations: StateObservationsCfg = StateObservationsCfg()
     rewards: ShapedRewardsCfg = ShapedRewardsCfg()
 
     def __post_init__(self):
         super().__post_init__()
         self.scene.front_camera = None
+        self.episode_length_s = 5.0  # 250 steps
+        self.success.terminate = False

@@ -16,37 +16,43 @@ import sys
 import numpy as np
 import torch
 
+from isaaclab.managers import ManagerTermBase
 from isaaclab.utils.math import quat_from_euler_xyz
 
 
-def grouped_variants(num_variants: int, num_envs: int, group_size: int, seed: int = 0) -> np.ndarray:
-    """Variant index per env: constant within each block of ``group_size`` envs, shuffled across blocks.
+def grouped_variants(num_variants: int, num_envs: int, group_size: int, seed: int = 0, cycle: bool = False) -> np.ndarray:
+    """Variant index per env: constant within each block of ``group_size`` envs, shuffled across blocks
+    (``cycle``: block k gets variant k mod num_variants, so a few blocks cover every variant).
 
     Group k's variant does not depend on ``num_envs`` (a prefix of one seeded draw), so env k holds the
     same box in a 256-env evaluation as in a 4096-env training run with the same group size.
     """
     num_groups = math.ceil(num_envs / group_size)
-    per_group = np.random.default_rng(seed).integers(0, num_variants, size=num_groups)
+    if cycle:
+        per_group = np.arange(num_groups) % num_variants
+    else:
+        per_group = np.random.default_rng(seed).integers(0, num_variants, size=num_groups)
     return np.repeat(per_group, group_size)[:num_envs]
 
 
-def grouped_clone_strategy(group_size: int):
+def grouped_clone_strategy(group_size: int, cycle: bool = False):
     """Isaac Lab ``clone_strategy`` (weights, num_clones) -> variant per env, grouped by ``group_size``.
 
-    It is the module attribute ``group_<G>`` (made on first access), so Isaac Lab's config serialization,
-    which stores a callable as ``"module:name"`` (Hydra overrides, ``isaaclab train``), resolves it back.
+    It is the module attribute ``group_<G>`` (``cycle_<G>`` with ``cycle``), made on first access, so Isaac
+    Lab's config serialization, which stores a callable as ``"module:name"`` (Hydra overrides,
+    ``isaaclab train``), resolves it back.
     """
-    return getattr(sys.modules[__name__], f"group_{int(group_size)}")
+    return getattr(sys.modules[__name__], f"{'cycle' if cycle else 'group'}_{int(group_size)}")
 
 
 def __getattr__(name: str):
-    match = re.fullmatch(r"group_(\d+)", name)
-    if match is None or int(match.group(1)) < 1:
+    match = re.fullmatch(r"(group|cycle)_(\d+)", name)
+    if match is None or int(match.group(2)) < 1:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    group_size = int(match.group(1))
+    group_size, cycle = int(match.group(2)), match.group(1) == "cycle"
 
     def strategy(weights: np.ndarray, num_clones: int) -> np.ndarray:
-        return grouped_variants(len(weights), num_clones, group_size)
+        return grouped_variants(len(weights), num_clones, group_size, cycle=cycle)
 
     strategy.__name__ = strategy.__qualname__ = name
     strategy.__module__ = __name__
@@ -55,18 +61,19 @@ def __getattr__(name: str):
 
 
 @functools.lru_cache(maxsize=8)
-def _variant_sizes(sizes: tuple, num_envs: int, group_size: int, device: str) -> torch.Tensor:
-    idx = grouped_variants(len(sizes), num_envs, group_size)
+def _variant_sizes(sizes: tuple, num_envs: int, group_size: int, device: str, cycle: bool) -> torch.Tensor:
+    idx = grouped_variants(len(sizes), num_envs, group_size, cycle=cycle)
     return torch.tensor(np.asarray(sizes, dtype=np.float32)[idx], device=device)
 
 
 def box_variant_sizes(env, sizes=None, group_size: int | None = None) -> torch.Tensor:
     """[N, 3] box edge lengths per env: the variant the clone strategy gave the env's group (the reset
-    event's ``sizes`` and ``group_size`` unless given)."""
+    event's ``sizes``, ``group_size`` and ``cycle_variants`` unless given)."""
     params = env.cfg.events.reset_box.params
     sizes = params["sizes"] if sizes is None else sizes
     group_size = params["group_size"] if group_size is None else group_size
-    return _variant_sizes(tuple(map(tuple, sizes)), env.num_envs, group_size, str(env.device))
+    cycle = bool(params.get("cycle_variants", False))
+    return _variant_sizes(tuple(map(tuple, sizes)), env.num_envs, group_size, str(env.device), cycle)
 
 
 def env_id_tensor(env, env_ids) -> torch.Tensor:
@@ -90,6 +97,7 @@ def reset_box_on_table(
     table_height: float,
     sizes: list[tuple[float, float, float]],
     group_size: int,
+    cycle_variants: bool = False,
 ):
     """Put the box flat on the table at a uniform position and yaw; tell the success monitor its size and
     where it rests."""
@@ -109,3 +117,21 @@ def reset_box_on_table(
     box.write_root_pose_to_sim_index(root_pose=torch.cat([pos, quat], dim=1), env_ids=env_ids)
     box.write_root_velocity_to_sim_index(root_velocity=torch.zeros(n, 6, device=dev), env_ids=env_ids)
     grasp_monitor(env).set_box_geometry(env_ids, rest_z, size)
+
+
+class keep_requested_video_recorders(ManagerTermBase):
+    """Drop the env's video recorders that no one gave an output directory (an event term that does nothing
+    per reset; it acts once, when the managers start).
+
+    Isaac Lab's ``--video`` flag sets ``output_dir`` on the recorders an env config declares; without the flag a
+    declared recorder would still write clips (to ./videos). The -Play configs declare one on their video
+    camera, so ``isaaclab play --video`` records and a plain ``isaaclab play`` writes nothing. (A prestartup
+    event would act before the recorders exist, but Isaac Lab refuses those in a replicated scene.)
+    """
+
+    def __init__(self, cfg, env):
+        super().__init__(cfg, env)
+        env.video_recorders = [r for r in env.video_recorders if r.cfg.output_dir is not None]
+
+    def __call__(self, env, env_ids):
+        pass
