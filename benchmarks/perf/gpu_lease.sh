@@ -2,7 +2,7 @@
 # One lease of the GPU machine, started detached so that it outlives the 10-minute command limit:
 #   setsid nohup bash benchmarks/perf/gpu_lease.sh [PART ...] > /root/runs/lease.log 2>&1 &
 # then follow /root/runs/lease.log from later calls; `bash benchmarks/perf/gpu_lease.sh collect` packs what came out
-# into $OUT (two tarballs under 16 MiB). Parts, in this order by default:
+# into $OUT (two tarballs under 16 MiB). Parts (default: expert mini profile):
 #   profile   benchmarks/perf/profile_stages.py grpo, sft and demos at the learning recipe's sizes (small preset,
 #             4096 envs at 128 px; SFT batch 256; demos 2080 envs)
 #   mini      the mini recipe (configs/pipelines/mini.yaml) end to end, then its GRPO policy exported as bf16
@@ -14,7 +14,7 @@ export PYTHONPATH=$PWD/exts/openarm_vla${PYTHONPATH:+:$PYTHONPATH} OMNI_KIT_ACCE
 R=/root/runs
 mkdir -p "$R/profile" "$R/out"
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(profile mini expert)
+[ ${#parts[@]} -eq 0 ] && parts=(expert mini profile)
 quiet() { grep --line-buffered -v "^\s*$" | grep --line-buffered -v -E "^\+|^\| |INFO\]|Warp CUDA|it/s\]|ep/s\]|step/s\]"; }
 for part in "${parts[@]}"; do
   t0=$SECONDS
