@@ -17,7 +17,7 @@ class RunLogger:
     """metrics.jsonl (always), TensorBoard (always), W&B (``logger='wandb'``; offline unless WANDB_API_KEY)."""
 
     def __init__(self, run_dir: str | os.PathLike, config: dict, logger: str = "tensorboard", project: str = "openarm_vla",
-                 resume_from: int | None = None, enabled: bool = True):
+                 resume_from: int | None = None, enabled: bool = True, keep_rows: int | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
         self.enabled = enabled  # ranks other than 0 log nothing
@@ -26,7 +26,7 @@ class RunLogger:
         if logger not in ("tensorboard", "wandb"):
             raise TrainError(f"agent.logger={logger!r}: expected tensorboard or wandb")
         self.run_dir = Path(run_dir)
-        self.metrics = MetricsFile(self.run_dir / "metrics.jsonl", resume_from=resume_from)
+        self.metrics = MetricsFile(self.run_dir / "metrics.jsonl", resume_from=resume_from, keep_rows=keep_rows)
         self.tb = SummaryWriter(log_dir=str(self.run_dir / "tb"), purge_step=None if resume_from is None else resume_from + 1)
         self.wandb = None
         if logger == "wandb":

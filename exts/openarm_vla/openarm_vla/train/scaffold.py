@@ -49,7 +49,7 @@ class TrainingRun:
         self.device = self.d.device
         self.cuda = str(self.device).startswith("cuda")
         self.dtype = agent.dtype if self.cuda else "float32"
-        self.resume, self.start, self.counters, self.generators = resume, 0, {}, {}
+        self.resume, self.start, self.counters, self.generators, self.metrics_rows = resume, 0, {}, {}, None
         self.par = self.opt = self.sched = self.log = self.bar = None
         seed_everything(agent.seed)  # the same initial model on every rank
         if self.d.main:  # what killed writers left (a 7B checkpoint cut short is tens of GB)
@@ -83,6 +83,7 @@ class TrainingRun:
         state = restore_training(ckpt, self.par, self.opt, self.sched, self.generators, self.d.rank, self.d.world)
         self.start = int(state["iteration"])
         self.counters.update(state.get("counters", {}))
+        self.metrics_rows = state.get("metrics_rows")
         self.say(f"resumed {self.dir} from {ckpt.name} (iteration {self.start})")
 
     def open_log(self, extra: dict) -> RunLogger:
@@ -92,7 +93,8 @@ class TrainingRun:
             write_run_config(self.dir, self.task, self.env_cfg, self.agent,
                              {"algo": self.algo, "device": str(self.device), "world_size": self.d.world, **extra, **model})
         self.log = RunLogger(self.dir, {"agent": self.agent, **model}, self.agent.logger, self.agent.wandb_project,
-                             resume_from=self.start if self.resume else None, enabled=self.d.main)
+                             resume_from=self.start if self.resume else None, enabled=self.d.main,
+                             keep_rows=self.metrics_rows)
         return self.log
 
     def oom_guard(self, what_to_lower: str):
@@ -151,6 +153,7 @@ class TrainingRun:
         if self.d.main:
             save_training_checkpoint(self.dir, done, self.par.plain, self.tok, self.norm_stats, {
                 "optimizer": optim_sd, "scheduler": self.sched.state_dict(), "rng": rngs, "counters": dict(self.counters),
+                "metrics_rows": self.log.metrics.rows,
                 "config": {"agent": self.agent.to_dict(), "model": self.config.to_dict()}}, self.agent.keep_last, model_sd)
         self.d.barrier()
 

@@ -45,24 +45,29 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
 
 class MetricsFile:
     """``metrics.jsonl``: one JSON object per logging step, appended and flushed line by line (a killed run
-    leaves whole lines). On resume from iteration ``k`` the lines of later iterations are dropped first, so
-    the file never holds an iteration twice."""
+    leaves whole lines). On resume from iteration ``k`` the file is cut back to what it held when checkpoint k
+    was written (``keep_rows`` lines, which the checkpoint records; without that count, the lines of iterations
+    up to k), so the file never holds a line twice: not even a final evaluation logged after the last checkpoint
+    by a run killed before it could finish."""
 
-    def __init__(self, path: str | os.PathLike, resume_from: int | None = None):
+    def __init__(self, path: str | os.PathLike, resume_from: int | None = None, keep_rows: int | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.rows = 0
         if resume_from is None:
             self.path.write_text("")
         elif self.path.is_file():
-            keep = [line for line in self.path.read_text().splitlines() if _iteration(line) is not None
-                    and _iteration(line) <= resume_from]
+            lines = [line for line in self.path.read_text().splitlines() if _iteration(line) is not None]
+            keep = lines[:keep_rows] if keep_rows is not None else [line for line in lines if _iteration(line) <= resume_from]
             with atomic_path(self.path) as tmp:
                 tmp.write_text("".join(line + "\n" for line in keep))
+            self.rows = len(keep)
         self._f = open(self.path, "a", encoding="utf-8")
 
     def write(self, record: dict) -> None:
         self._f.write(json.dumps(record, default=float) + "\n")
         self._f.flush()
+        self.rows += 1
 
     def records(self) -> list[dict]:
         return read_metrics(self.path)
