@@ -1,6 +1,6 @@
 """ArticulationCfg of the project's own OpenArm USD, and the switch to Isaac Lab's OPENARM_UNI_CFG.
 
-Gains are those of Isaac Lab's OPENARM_UNI_CFG (shared/openarm/kinematics.md). The home pose points the
+Gains are those of Isaac Lab's OPENARM_UNI_CFG (the OpenArm v10 description). The home pose points the
 gripper straight down 12 cm above the middle of the workspace (solved with :mod:`.kinematics`).
 """
 
