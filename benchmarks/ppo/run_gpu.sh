@@ -11,8 +11,8 @@ mkdir -p "$OUT"
 start=$(date +%s)
 set +e
 timeout -s INT 1200 "$ISAACLAB" train --rl_library rsl_rl --task OpenArm-BoxGrasp-State --num_envs 4096 --device cuda \
-    --max_iterations 1500 2>&1 | grep --line-buffered -E "Learning iteration|Metrics/success_rate|Mean reward|Total time" \
-    | tee "$OUT/train.log"
+    --max_iterations 1500 2>&1 | tee "$OUT/train_full.log" \
+    | grep --line-buffered -E "Learning iteration|Metrics/success_rate|Mean reward|Total time" | tee "$OUT/train.log"
 set -e
 echo "[run_gpu] training stopped after $(( $(date +%s) - start )) s" | tee -a "$OUT/train.log"
 run=$(ls -td logs/rsl_rl/openarm_box_grasp_ppo/*/ | head -1)
