@@ -66,6 +66,16 @@ def test_bad_requests_give_one_clear_line():
         configure(cfg, device="cpu")
 
 
+def test_success_settings_are_env_config_fields():
+    from openarm_vla.tasks.factory import TaskError, load_env_cfg
+
+    cfg = load_env_cfg("OpenArm-BoxGrasp", overrides=["env.success.hold_steps=20", "env.success.lift_height=0.12"])
+    assert (cfg.success.hold_steps, cfg.success.lift_height, cfg.success.terminate) == (20, 0.12, True)
+    assert not load_env_cfg("OpenArm-BoxGrasp-State").success.terminate
+    with pytest.raises(TaskError, match=r"env.success has no 'hold'"):
+        load_env_cfg("OpenArm-BoxGrasp", overrides=["env.success.hold=3"])
+
+
 def test_observation_shapes_and_dtypes(env):
     obs = env.observation_manager.compute()
     rgb, js = obs["policy"]["front_rgb"], obs["policy"]["joint_pos"]
@@ -124,9 +134,10 @@ def test_resting_and_unheld_lift_are_not_success(env):
     for _ in range(5):
         env.step(a)
     assert not env.extras["success"].any()
-    # lift a box 12 cm with the gripper far away: lifted but not held
+    # lift a box 12 cm with the gripper far away (25 cm aside, clear of the open fingers): lifted but not held
     box = env.scene["box"]
     pose = box.data.root_pose_w.torch.clone()
+    pose[:, 1] += 0.25
     pose[:, 2] += 0.12
     box.write_root_pose_to_sim_index(root_pose=pose, env_ids=torch.arange(N))
     env.step(a)

@@ -1,6 +1,6 @@
 """ArticulationCfg of the project's own OpenArm USD, and the switch to Isaac Lab's OPENARM_UNI_CFG.
 
-Gains are those of Isaac Lab's OPENARM_UNI_CFG (shared/openarm/kinematics.md). The home pose points the
+Gains are those of Isaac Lab's OPENARM_UNI_CFG (the OpenArm v10 description). The home pose points the
 gripper straight down 12 cm above the middle of the workspace (solved with :mod:`.kinematics`).
 """
 
@@ -43,6 +43,9 @@ OPENARM_CFG = ArticulationCfg(
         # the real arm compensates gravity in firmware; Newton's importer reads this flag too
         rigid_props=PhysxRigidBodyCfg(disable_gravity=True),
         articulation_props=NewtonArticulationCfg(self_collision_enabled=False),
+        # PhysX reports contacts only for bodies with its contact report API (the pad contact sensors);
+        # Newton's sensor needs nothing
+        activate_contact_sensors=True,
     ),
     init_state=ArticulationCfg.InitialStateCfg(joint_pos=HOME_JOINT_POS),
     actuators=ACTUATORS,

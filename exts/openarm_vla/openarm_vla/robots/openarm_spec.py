@@ -1,4 +1,4 @@
-"""OpenArm v10 single-arm facts (shared/openarm/kinematics.md) as data.
+"""OpenArm v10 single-arm facts (the public OpenArm description, v10, and Isaac Lab's OPENARM_UNI_CFG gains) as data.
 
 One table that the USD builder, the articulation config, the action term and the scripted
 expert all read, so the robot's numbers live in exactly one place.

@@ -7,10 +7,12 @@ without those sensors, the jaw gap is about the box width (the geometric test). 
 is >= :attr:`SuccessCfg.lift_height` above its resting height. ``held_steps`` counts the consecutive steps
 that are both; any step that is not resets it. Success = ``held_steps`` reaches :attr:`SuccessCfg.hold_steps`
 (10 steps = 0.2 s at 50 Hz): a box flung upward or pinched for a step does not count, a grasp that slips
-out before the hold is complete does not either. Success ends the episode with reward 1.
+out before the hold is complete does not either. Success ends the episode with reward 1 (in the VLA task;
+see :attr:`SuccessCfg.terminate`).
 
 Each step ``env.extras["success"]`` holds the per-env flag; when episodes end, ``env.extras["episodes"]``
-holds one record per finished episode (see :data:`FAILURE_CATEGORIES`).
+holds one record per finished episode (see :data:`FAILURE_CATEGORIES`) and ``env.extras["log"]`` their
+success rate (``Metrics/success_rate``, which rsl-rl logs).
 
 The counting is :class:`HoldTracker` (pure torch, driven by per-step facts); :class:`GraspMonitor` reads
 those facts from the simulator and is the task's termination term.
@@ -167,6 +169,10 @@ class GraspMonitor(ManagerTermBase):
         self.pad_sensors = pad_sensors(env)
         if len(self.pad_sensors) not in (0, len(PAD_SENSORS)):
             raise ValueError(f"the scene has only some of the pad contact sensors {PAD_SENSORS}; add both or none")
+        cfg_s = env.cfg.success
+        if int(cfg_s.hold_steps) < 1 or not cfg_s.lift_height > 0:
+            raise ValueError(f"env.success: hold_steps must be >= 1 and lift_height > 0, got hold_steps="
+                             f"{cfg_s.hold_steps}, lift_height={cfg_s.lift_height}")
         self.tracker = HoldTracker(n, dev)
         self.rest_z = torch.zeros(n, device=dev)
         self.box_size = torch.full((n, 3), 0.06, device=dev)
