@@ -79,8 +79,8 @@ def preset_vla(name: str, num_envs: int, device, seed: int = 0, **overrides):
 
 
 def check_checkpoint_dir(path: str | os.PathLike) -> dict:
-    """Cheap checks before the simulator starts: the directory and config.json exist, action_dim == 8.
-    Returns the parsed config.json."""
+    """Checks before the simulator starts: the directory and config.json exist, action_dim == 8, and the files
+    match the manifest where there is one. Returns the parsed config.json."""
     d = Path(path)
     if not d.is_dir():
         raise PolicyError(f"checkpoint directory not found: {d}")
@@ -94,6 +94,10 @@ def check_checkpoint_dir(path: str | os.PathLike) -> dict:
     dim = (cfg.get("vla_config") or {}).get("action_dim", cfg.get("action_dim", ACTION_DIM))
     if int(dim) != ACTION_DIM:
         raise PolicyError(f"checkpoint {d} has action_dim {dim}, but the env needs {ACTION_DIM}")
+    from openarm_vla.utils.manifest import verify_manifest
+
+    if problem := verify_manifest(d):  # a damaged checkpoint is named before the simulator starts
+        raise PolicyError(f"checkpoint {d}: {problem}")
     return cfg
 
 
