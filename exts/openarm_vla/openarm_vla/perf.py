@@ -26,10 +26,8 @@ def env_throughput(task: str, num_envs: int, image_size: int | None, steps: int,
 
     cfg = load_env_cfg(task)
     camera = image_size is not None and getattr(cfg.scene, "front_camera", None) is not None
-    if not camera:
-        cfg.scene.front_camera = None
-        if hasattr(cfg.observations, "policy") and hasattr(cfg.observations.policy, "front_rgb"):
-            cfg.observations.policy.front_rgb = None  # a term that reads the camera cannot stay without it
+    if not camera and hasattr(cfg, "remove_camera"):
+        cfg.remove_camera()
     env = make_env(task, cfg=cfg, num_envs=num_envs, device=device, image_size=image_size if camera else None)
     try:
         obs, _ = env.reset()

@@ -156,9 +156,10 @@ class ObservationsCfg:
     class PolicyCfg(ObsGroup):
         """What the VLA sees: the front RGB image (uint8 HWC) and the 8-dim joint state."""
 
-        front_rgb = ObsTerm(
+        front_rgb: ObsTerm | None = ObsTerm(
             func=mdp.image_rgb, params={"sensor_cfg": SceneEntityCfg("front_camera"), "data_type": "rgb", "normalize": False}
         )
+        """None in a scene without its camera (:meth:`BoxGraspEnvCfg.remove_camera`)."""
         joint_pos = ObsTerm(func=mdp.joint_state)
 
         def __post_init__(self):
