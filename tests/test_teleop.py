@@ -18,7 +18,7 @@ from helpers import hand_pose
 
 from openarm_vla.action_space import action_to_joint_targets
 from openarm_vla.robots import openarm_spec as spec
-from openarm_vla.teleop import EEDeltaController, ee_delta_to_action, rpy_to_matrix
+from openarm_vla.robots.ee_delta import EEDeltaController, ee_delta_to_action, rpy_to_matrix
 from openarm_vla.teleop.keyboard import TeleopKeyboard
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -124,7 +124,7 @@ class PPOTeacherPolicy:
 
     ``act(privileged)`` rebuilds the State observation from the privileged terms by name, in the order
     the teacher was trained on. A teacher trained on the State task's top-down deltas runs its own copy of
-    that task's controller (:class:`~openarm_vla.tasks.box_grasp.mdp.actions.TopDownDeltaController`, with the
+    that task's controller (:class:`~openarm_vla.robots.ee_delta.TopDownDeltaController`, with the
     settings saved in the policy file): the ``actions`` term is its last delta action, ``tcp_target_error``
     its target minus the jaw centre, and it returns the controller's 8-DoF action. An 8-DoF teacher reads
     ``actions`` from the env's action manager. ``__call__(obs)`` takes the env's whole observation dict (uses
@@ -133,7 +133,7 @@ class PPOTeacherPolicy:
 
     def __init__(self, actor: PPOActor, env):
         from openarm_vla.action_space import ACTION_DIM
-        from openarm_vla.tasks.box_grasp.mdp.actions import TopDownDeltaController
+        from openarm_vla.robots.ee_delta import TopDownDeltaController
 
         self.actor, self.env = actor, env
         self.num_envs, self.device = env.num_envs, env.device

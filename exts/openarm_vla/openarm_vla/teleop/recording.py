@@ -18,7 +18,7 @@ import torch
 from openarm_vla.data.recorder import DemoRecorder
 from openarm_vla.rollout import episode_records
 
-from .ee_delta import EEDeltaCfg, EEDeltaController
+from openarm_vla.robots.ee_delta import EEDeltaCfg, EEDeltaController
 
 
 class Quit(Exception):

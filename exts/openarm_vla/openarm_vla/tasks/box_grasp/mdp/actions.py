@@ -3,7 +3,6 @@ the OpenArm's joint position targets, and the State task's top-down end-effector
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -19,7 +18,7 @@ from openarm_vla.action_space import (
     joint_targets_to_action,
 )
 from openarm_vla.robots import openarm_spec as spec
-from openarm_vla.robots.kinematics import down_rotation, fk_jacobian, ik_dls
+from openarm_vla.robots.ee_delta import TopDownDeltaController
 
 class NormalizedJointAction(ActionTerm):
     """Absolute joint-position targets from normalized actions, plus the mirrored gripper."""
@@ -84,68 +83,6 @@ class NormalizedJointActionCfg(ActionTermCfg):
 
     class_type: type = NormalizedJointAction
     asset_name: str = "robot"
-
-
-class TopDownDeltaController:
-    """Top-down end-effector deltas -> arm joint targets and gripper closure (pure torch, per env state).
-
-    The commanded jaw centre (:data:`openarm_spec.JAW_CENTER_OFFSET`, env frame) moves by ``pos_scale * a[:3]``
-    per control step and the hand yaw by ``yaw_scale * a[3]`` (the hand always points straight down); damped
-    least-squares IK warm-started from the previous joint target turns the pose into arm joint targets. The
-    gripper is binary: ``a[4] > 0`` closes it to ``close_closure``, else it opens. The target is clamped to a
-    workspace box and to hand yaws in [pi/2, 3pi/2] (the arm's comfortable range pointing down), and snaps
-    back to the reached pose when the IK misses it (no wind-up against a joint limit).
-
-    The State task's action term runs it; the PPO teacher runs its own copy to act on the 8-DoF VLA task
-    (:meth:`normalized_action`), so the same policy drives either env.
-    """
-
-    ACTION_DIM = 5
-
-    def __init__(self, num_envs: int, device, pos_scale: float = 0.01, yaw_scale: float = 0.05,
-                 close_closure: float = 0.6, ik_iters: int = 2,
-                 workspace_lo=(0.10, -0.30, 0.03), workspace_hi=(0.45, 0.30, 0.25), resync_error: float = 0.02):
-        self.num_envs, self.device = num_envs, torch.device(device)
-        self.pos_scale, self.yaw_scale, self.close_closure = pos_scale, yaw_scale, close_closure
-        self.ik_iters, self.resync_error = ik_iters, resync_error
-        self.lo = torch.tensor(workspace_lo, device=self.device)
-        self.hi = torch.tensor(workspace_hi, device=self.device)
-        self.lower, self.upper = joint_limits(torch.zeros(1, device=self.device))
-        self.q = torch.zeros(num_envs, 7, device=self.device)
-        self.pos = torch.zeros(num_envs, 3, device=self.device)
-        self.yaw = torch.full((num_envs,), math.pi, device=self.device)
-        self.closure = torch.zeros(num_envs, device=self.device)
-
-    def reset(self, q_arm: torch.Tensor, closure: torch.Tensor, env_ids=None) -> None:
-        """Sync ``env_ids`` to the arm joint angles ``q_arm`` [n, 7] and gripper closure [n] it holds."""
-        ids = slice(None) if env_ids is None else env_ids
-        q_arm = q_arm.to(self.device, torch.float32)
-        p, R, _ = fk_jacobian(q_arm)
-        self.q[ids] = q_arm
-        self.pos[ids] = p
-        self.yaw[ids] = torch.remainder(torch.atan2(R[:, 1, 0], R[:, 0, 0]), 2.0 * math.pi)
-        self.closure[ids] = (closure.to(self.device, torch.float32) > 0.5).float() * self.close_closure
-
-    def step(self, actions: torch.Tensor) -> None:
-        """Apply one control step's actions [N, 5] in [-1, 1]."""
-        a = actions.to(self.device, torch.float32).clamp(-1.0, 1.0)
-        self.pos = torch.minimum(torch.maximum(self.pos + self.pos_scale * a[:, :3], self.lo), self.hi)
-        self.yaw = (self.yaw + self.yaw_scale * a[:, 3]).clamp(0.5 * math.pi, 1.5 * math.pi)
-        self.q, perr, _ = ik_dls(self.q, self.pos, down_rotation(self.yaw), iters=self.ik_iters)
-        missed = perr > self.resync_error
-        if bool(missed.any()):  # out of reach: the target snaps back to what the arm can reach
-            p, _, _ = fk_jacobian(self.q)
-            self.pos = torch.where(missed[:, None], p, self.pos)
-        self.closure = (a[:, 4] > 0.0).float() * self.close_closure
-
-    def joint_targets(self) -> torch.Tensor:
-        """[N, 9] joint position targets (7 arm joints, 2 fingers)."""
-        finger = (spec.GRIPPER_OPEN * (1.0 - self.closure)).unsqueeze(1)
-        return torch.cat([self.q, finger, finger], dim=1)
-
-    def normalized_action(self) -> torch.Tensor:
-        """The same command as the VLA task's 8-DoF normalized action [N, 8]."""
-        return joint_targets_to_action(self.q, self.closure, self.lower, self.upper)
 
 
 class TopDownDeltaAction(ActionTerm):

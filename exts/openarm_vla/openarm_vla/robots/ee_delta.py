@@ -1,6 +1,7 @@
-"""End-effector delta teleop command -> the VLA's 8-DoF normalized joint action.
+"""End-effector deltas -> the VLA's 8-DoF normalized joint action, through damped least-squares IK.
 
-A teleop command is a pose delta of the tool centre point (TCP, :data:`openarm_spec.TCP_OFFSET` in the
+Teleop drives it (keyboard deltas, :mod:`openarm_vla.teleop`), and so does the State task's top-down action
+(:class:`TopDownDeltaController`: the PPO teacher's interface). A command is a pose delta of the tool centre point (TCP, :data:`openarm_spec.TCP_OFFSET` in the
 hand frame) in the robot base frame (= env frame: the base sits at the env origin, unrotated):
 ``(dx, dy, dz)`` in metres and ``(droll, dpitch, dyaw)`` in radians (rotation about the base x, y, z axes,
 applied as Rz(dyaw) Ry(dpitch) Rx(droll) on the left of the current TCP rotation, i.e. about the TCP
@@ -18,15 +19,17 @@ holding a key against a joint limit does not wind up a phantom target).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from openarm_vla.action_space import joint_limits, joint_targets_to_action
 from openarm_vla.robots import openarm_spec as spec
-from openarm_vla.robots.kinematics import fk_jacobian, ik_dls
+from openarm_vla.robots.kinematics import down_rotation, fk_jacobian, ik_dls
 
-__all__ = ["EEDeltaCfg", "EEDeltaController", "EEDeltaResult", "ee_delta_to_action", "rpy_to_matrix"]
+__all__ = ["EEDeltaCfg", "EEDeltaController", "EEDeltaResult", "TopDownDeltaController", "ee_delta_to_action",
+           "rpy_to_matrix"]
 
 
 @dataclass
@@ -137,7 +140,9 @@ class EEDeltaController:
         self.target_pos, self.target_rot, _ = fk_jacobian(self.q, self.cfg.offset)
 
     def _ids(self, env_ids) -> torch.Tensor | slice:
-        return slice(None) if env_ids is None else torch.as_tensor(env_ids, device=self.device, dtype=torch.long)
+        if env_ids is None or isinstance(env_ids, slice):  # Isaac Lab's managers pass slice(None) for all envs
+            return slice(None) if env_ids is None else env_ids
+        return torch.as_tensor(env_ids, device=self.device, dtype=torch.long)
 
     def reset(self, q_arm: torch.Tensor, closure: torch.Tensor | float = 0.0, env_ids=None) -> None:
         """Sync to joint angles ``q_arm`` [n, 7] (the pose the arm holds after a reset)."""
@@ -171,3 +176,62 @@ class EEDeltaController:
             self.target_pos = torch.where(missed[:, None], p, self.target_pos)
             self.target_rot = torch.where(missed[:, None, None], R, self.target_rot)
         return res.action
+
+
+class TopDownDeltaController(EEDeltaController):
+    """Top-down end-effector deltas -> arm joint targets and gripper closure (pure torch, per env state).
+
+    The commanded jaw centre (:data:`openarm_spec.JAW_CENTER_OFFSET`, env frame) moves by ``pos_scale * a[:3]``
+    per control step and the hand yaw by ``yaw_scale * a[3]`` (the hand always points straight down); damped
+    least-squares IK warm-started from the previous joint target turns the pose into arm joint targets. The
+    gripper is binary: ``a[4] > 0`` closes it to ``close_closure``, else it opens. The target is clamped to a
+    workspace box and to hand yaws in [pi/2, 3pi/2] (the arm's comfortable range pointing down), and snaps
+    back to the reached pose when the IK misses it (no wind-up against a joint limit).
+
+    A restriction of :class:`EEDeltaController`: the target rotation is ``down_rotation(yaw)``, not a
+    composed delta, and only a position miss re-syncs it. The State task's action term runs it; the PPO teacher runs its own copy to act on the 8-DoF VLA task
+    (:meth:`normalized_action`), so the same policy drives either env.
+    """
+
+    ACTION_DIM = 5
+
+    def __init__(self, num_envs: int, device, pos_scale: float = 0.01, yaw_scale: float = 0.05,
+                 close_closure: float = 0.6, ik_iters: int = 2,
+                 workspace_lo=(0.10, -0.30, 0.03), workspace_hi=(0.45, 0.30, 0.25), resync_error: float = 0.02):
+        super().__init__(num_envs, device, EEDeltaCfg(
+            offset=spec.JAW_CENTER_OFFSET, ik_iters=ik_iters, workspace_lo=tuple(workspace_lo),
+            workspace_hi=tuple(workspace_hi), resync_pos_err=resync_error, resync_rot_err=math.inf))
+        self.pos_scale, self.yaw_scale, self.close_closure = pos_scale, yaw_scale, close_closure
+        self.lower, self.upper = joint_limits(torch.zeros(1, device=self.device))
+        self.yaw = torch.full((num_envs,), math.pi, device=self.device)
+
+    @property
+    def pos(self) -> torch.Tensor:
+        """[N, 3] the commanded jaw centre (env frame)."""
+        return self.target_pos
+
+    def reset(self, q_arm: torch.Tensor, closure: torch.Tensor, env_ids=None) -> None:
+        """Sync ``env_ids`` to the arm joint angles ``q_arm`` [n, 7] and gripper closure [n] it holds."""
+        grip = (torch.as_tensor(closure, device=self.device, dtype=torch.float32) > 0.5).float() * self.close_closure
+        super().reset(q_arm, grip, env_ids)
+        ids = self._ids(env_ids)
+        R = self.target_rot[ids]
+        self.yaw[ids] = torch.remainder(torch.atan2(R[:, 1, 0], R[:, 0, 0]), 2.0 * math.pi)
+        self.target_rot[ids] = down_rotation(self.yaw[ids])
+
+    def step(self, actions: torch.Tensor) -> torch.Tensor:
+        """Apply one control step's actions [N, 5] in [-1, 1]; returns the [N, 8] normalized action."""
+        a = actions.to(self.device, torch.float32).clamp(-1.0, 1.0)
+        self.yaw = (self.yaw + self.yaw_scale * a[:, 3]).clamp(0.5 * math.pi, 1.5 * math.pi)
+        self.target_rot = down_rotation(self.yaw)
+        self.closure = (a[:, 4] > 0.0).float() * self.close_closure
+        return super().step(torch.cat([self.pos_scale * a[:, :3], torch.zeros_like(a[:, :3])], dim=1))
+
+    def joint_targets(self) -> torch.Tensor:
+        """[N, 9] joint position targets (7 arm joints, 2 fingers)."""
+        finger = (spec.GRIPPER_OPEN * (1.0 - self.closure)).unsqueeze(1)
+        return torch.cat([self.q, finger, finger], dim=1)
+
+    def normalized_action(self) -> torch.Tensor:
+        """The same command as the VLA task's 8-DoF normalized action [N, 8]."""
+        return joint_targets_to_action(self.q, self.closure, self.lower, self.upper)
