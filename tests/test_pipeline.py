@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import ROOT
 
 from openarm_vla.pipeline import Pipeline
 from openarm_vla.pipeline_cfg import PipelineCfg, load_pipeline_cfg
@@ -85,7 +86,8 @@ def test_recipes_load_typed_and_bad_keys_or_values_are_one_line(tmp_path):
         assert isinstance(cfg, PipelineCfg) and cfg.sft.max_iterations >= 1 and cfg.name == path.stem
     quick = load_pipeline_cfg(root / "quickstart.yaml", ["grpo.max_iterations=3", "demos.num_demos=8"])
     assert (quick.grpo.max_iterations, quick.demos.num_demos, quick.grpo.env["group_size"]) == (3, 8, 2)
-    assert quick.show is not None and Path(quick.show.policy).parts[0] == "assets"
+    shown = load_pipeline_cfg(root / "quickstart.yaml", ["show={policy: assets/policies/x, episodes: 4}"]).show
+    assert (shown.policy, shown.episodes, shown.num_envs) == ("assets/policies/x", 4, 8)
     for bad, match in ((["sft.max_iterations=abc"], r"quickstart.yaml: sft.max_iterations: Value 'abc'"),
                        (["sftt.preset=tiny"], r"quickstart.yaml: sftt: Key 'sftt' not in 'PipelineCfg'"),
                        (["sft_band=[0.5,0.2]"], r"quickstart.yaml: sft_band: must be two rates"),
@@ -98,3 +100,22 @@ def test_recipes_load_typed_and_bad_keys_or_values_are_one_line(tmp_path):
     p = Pipeline(quick, tmp_path)
     assert p._overrides(quick.grpo)[:2] == ["agent.num_groups=4", "agent.max_rounds=2"]
     assert "env.group_size=2" in p._overrides(quick.grpo)
+
+
+@pytest.mark.sim
+def test_show_stage_evaluates_and_films_a_policy(tmp_path):
+    """The show stage runs scripts/evaluate.py on the recipe's policy over held-out starts and writes
+    OUT/show/results.json and its clips; the report carries its summary."""
+    from openarm_vla.vla import ByteTokenizer, OpenVLAForActionPrediction, get_preset, save_checkpoint
+
+    save_checkpoint(OpenVLAForActionPrediction(get_preset("tiny")), tmp_path / "policy", ByteTokenizer())
+    recipe = load_pipeline_cfg(ROOT / "configs" / "pipelines" / "quickstart.yaml", [
+        f"output={tmp_path / 'out'}", "device=cpu", f"show={{policy: {tmp_path / 'policy'}, episodes: 2, num_envs: 2, "
+        "image_size: 32, videos: 1}"])
+    p = Pipeline(recipe, ROOT)
+    p.out.mkdir(parents=True)
+    p.show()
+    shown = p._shown()
+    assert shown["num_episodes"] == 2 and 0.0 <= shown["success_rate"] <= 1.0 and shown["policy"] == str(tmp_path / "policy")
+    assert list((p.out / "show" / "videos").glob("*.mp4"))
+    assert "python scripts/evaluate.py" in json.loads(p.stage_file.read_text())["show"]["commands"][0]

@@ -212,6 +212,10 @@ class Pipeline:
               f"  GRPO : {100 * g['success']:.1f}% (95% CI {100 * g['ci_low']:.1f}-{100 * g['ci_high']:.1f}%) after "
               f"{g['iterations']} iterations, {g['env_steps']:,} env-steps\n"
               f"  outputs: {self.out} (results.json, curve.png, sft/, grpo/, videos)", flush=True)
+        if results["device"] == "cpu":
+            print("  (a CPU run: its models train for minutes and are not expected to grasp; it shows every stage "
+                  "working end to end. The learning proof is configs/pipelines/h100.yaml on a GPU: ./run.sh h100)",
+                  flush=True)
         if results["show"]:
             sh = results["show"]
             print(f"  the shipped policy {sh['policy']}: {sh['successes']}/{sh['num_episodes']} = "
