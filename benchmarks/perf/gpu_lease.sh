@@ -8,6 +8,7 @@
 #   mini      the mini recipe (configs/pipelines/mini.yaml) end to end, then its GRPO policy exported as bf16
 #             safetensors shards (the policy the CPU job shows)
 #   expert    the scripted expert on 4096 envs, 4096 episodes, 128 px
+#   profile_grpo | profile_sft | profile_demos   one of the profiles alone
 # Isaac Lab etc. come staged under /root/site (the device tool); outputs stay in /root/runs between calls.
 set -o pipefail
 export PYTHONPATH=$PWD/exts/openarm_vla${PYTHONPATH:+:$PYTHONPATH} OMNI_KIT_ACCEPT_EULA=YES PYTHONUNBUFFERED=1
@@ -24,6 +25,8 @@ for part in "${parts[@]}"; do
       for stage in grpo sft demos; do
         python3 benchmarks/perf/profile_stages.py "$stage" --out "$R/profile" 2>&1 | quiet | tail -40
       done ;;
+    profile_grpo|profile_sft|profile_demos)
+      python3 benchmarks/perf/profile_stages.py "${part#profile_}" --out "$R/profile" 2>&1 | quiet | tail -40 ;;
     mini)
       RUN=$R/mini RECIPE=mini BUDGET_S=1500 COPY_OUT=0 bash benchmarks/learning_h100/gpu_stages.sh demos sft select grpo report
       python3 scripts/export_policy.py "$R/mini/grpo/final" "$R/box_grasp_mini" --dtype bfloat16 --max_shard_mb 15 ;;
