@@ -30,7 +30,7 @@ export PYTHONPATH=$PWD/exts/openarm_vla${PYTHONPATH:+:$PYTHONPATH} OMNI_KIT_ACCE
 RUN=/root/runs/scale
 mkdir -p "$RUN" ${OUT:+"$OUT"}
 common=(--algo grpo --device cuda agent.eval_episodes=0 agent.keep_low=-0.01 agent.save_every=0 agent.max_rounds=1)
-small=(--preset small --num_envs 2048 agent.group_size=8 agent.max_iterations=3 agent.max_rollout_steps=300
+small=(--preset small --num_envs 2048 env.group_size=8 agent.max_iterations=3 agent.max_rollout_steps=300
        agent.batch_size=512 agent.micro_batch_size=512 env.scene.front_camera.width=128 env.scene.front_camera.height=128)
 big=(--recipe configs/train/grpo_7b.yaml agent.max_iterations=1)
 tight=PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True  # full fine-tunes fill the GPU: no room lost to fragmentation
