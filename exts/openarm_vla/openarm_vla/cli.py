@@ -98,7 +98,7 @@ def check_args(prog: str, args: argparse.Namespace, ranges: Mapping[str, str | t
 def check_configs(prog: str, env_cfg=None, agent=None, num_envs: int | None = None) -> None:
     """Fail (one line per problem, exit 2) unless every value of the env config and the trainer config has its
     annotated type and declared range, and the trainer's rules that need the run hold (``run_problems``: e.g.
-    GRPO's ``--num_envs`` a multiple of ``agent.group_size``). ``num_envs`` is the ``--num_envs`` flag (one
+    GRPO's ``--num_envs`` a multiple of ``env.group_size``). ``num_envs`` is the ``--num_envs`` flag (one
     rank's envs); the world size is torchrun's ``WORLD_SIZE``."""
     bad = problems(env_cfg, "env") if env_cfg is not None else []
     bad += problems(agent, "agent") if agent is not None and not isinstance(agent, dict) else []
