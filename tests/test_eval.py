@@ -8,7 +8,7 @@ import pytest
 import torch
 from helpers import read_mp4_frames
 
-from openarm_vla.eval.metrics import failure_table, format_failure_table, summarize, wilson_interval
+from openarm_vla.eval.metrics import failure_table, format_failure_table, mcnemar, summarize, wilson_interval
 
 CATS = ("success", "miss_grasp", "wrong_position", "timeout", "dropped", "knocked_off")
 
@@ -25,6 +25,72 @@ def test_wilson_hand_computed():
     assert wilson_interval(0, 0) == (0.0, 1.0)
     with pytest.raises(ValueError):
         wilson_interval(4, 3)
+
+
+def test_mcnemar_hand_computed():
+    """Exact McNemar: only discordant starts count; p = min(1, 2 P(X <= min(b, c))), X ~ Bin(b + c, 1/2)."""
+    # 5 starts only b solved, none only a: p = 2 * 0.5^5 = 0.0625 (never below 0.05 with five discordant pairs)
+    m = mcnemar([False] * 5, [True] * 5)
+    assert (m["a_only"], m["b_only"], m["p_value"]) == (0, 5, 0.0625)
+    # a_only 2, b_only 10, both 3: n = 12, P(X <= 2) = (1 + 12 + 66) / 4096, p = 158 / 4096
+    a = [True, True] + [False] * 10 + [True] * 3
+    b = [False, False] + [True] * 10 + [True] * 3
+    m = mcnemar(a, b)
+    assert (m["a_only"], m["b_only"], m["both"], m["neither"]) == (2, 10, 3, 0)
+    assert m["p_value"] == pytest.approx(158 / 4096, abs=1e-15)
+    assert mcnemar(b, a)["p_value"] == m["p_value"]  # two-sided: symmetric
+    assert mcnemar([True, False], [True, False])["p_value"] == 1.0  # no discordant start
+    assert mcnemar([True, False, True], [False, True, True])["p_value"] == 1.0  # min(1, 2 * 3/4)
+    with pytest.raises(ValueError, match="equal lengths"):
+        mcnemar([True], [True, False])
+
+
+def test_paired_comparison_and_its_script(tmp_path, script_main, capsys):
+    """Two evaluations of one bank pair up by bank_index; another bank, or another env count, is refused."""
+    from openarm_vla.errors import ConfigError
+    from openarm_vla.eval.compare import paired_comparison
+
+    def results(successes, seed=20000, envs=256):
+        eps = [{"bank_index": i, "success": s, "steps": 100, "failure": "success" if s else "timeout"}
+               for i, s in enumerate(successes)]
+        return {"summary": {"bank_seed": seed, "num_episodes": len(eps), "num_envs": envs}, "episodes": eps[::-1]}
+
+    sft = results([True, True] + [False] * 10 + [True] * 3)
+    grpo = results([False, False] + [True] * 10 + [True] * 3)
+    c = paired_comparison(sft, grpo, names=("sft", "grpo"))
+    assert c["episodes"] == 15 and c["sft"]["successes"] == 5 and c["grpo"]["successes"] == 13
+    assert c["difference"] == pytest.approx(8 / 15) and c["mcnemar"]["p_value"] == pytest.approx(158 / 4096)
+    assert (c["grpo"]["ci_low"], c["grpo"]["ci_high"]) == pytest.approx(wilson_interval(13, 15))
+    with pytest.raises(ConfigError, match="not on the same starts: bank_seed 20000 vs 10000"):
+        paired_comparison(sft, results([True] * 15, seed=10000))
+    with pytest.raises(ConfigError, match="num_envs 256 vs 64"):
+        paired_comparison(sft, results([True] * 15, envs=64))
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(sft))
+    b.write_text(json.dumps(grpo))
+    import importlib.util
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("compare_policies", ROOT / "scripts" / "compare_policies.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main([str(a), str(b), "--names", "sft", "grpo", "--output", str(tmp_path / "c.json")]) == 0
+    out = capsys.readouterr().out
+    assert "grpo - sft: +53.3 points; McNemar: 10 starts only grpo solved, 2 only sft, exact p = 0.0386" in out
+    assert json.loads((tmp_path / "c.json").read_text())["mcnemar"]["b_only"] == 10
+    assert script_main("compare_policies.py", str(a), str(tmp_path / "missing.json")) == 2
+    assert "missing.json: not a readable results.json" in capsys.readouterr().err
+
+
+def test_trainers_refuse_to_validate_on_the_test_bank(tmp_path, script_main, capsys):
+    assert script_main("train.py", "--algo", "sft", "--device", "cpu", "--dataset", str(tmp_path / "x.hdf5"),
+                       "agent.eval_seed=20000", "--output", str(tmp_path / "o")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["[train] error: agent.eval_seed=20000: that is the test bank's seed, which only the final report "
+                   "may use (validate on the validation bank, seed 10000, or another)"]
+    assert not (tmp_path / "o").exists()
+    assert script_main("evaluate.py", "--policy", "random", "--bank", "test", "--bank_seed", "3", "--output",
+                       str(tmp_path / "e")) == 2
 
 
 def test_failure_table_and_summary():

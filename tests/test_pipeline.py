@@ -119,3 +119,80 @@ def test_show_stage_evaluates_and_films_a_policy(tmp_path):
     assert shown["num_episodes"] == 2 and 0.0 <= shown["success_rate"] <= 1.0 and shown["policy"] == str(tmp_path / "policy")
     assert list((p.out / "show" / "videos").glob("*.mp4"))
     assert "python scripts/evaluate.py" in json.loads(p.stage_file.read_text())["show"]["commands"][0]
+
+
+@pytest.mark.sim
+def test_test_stage_evaluates_both_final_policies_once_and_pairs_them(tmp_path):
+    """The test stage: the chosen SFT policy and the GRPO policy on the same test-bank starts, each once (a second
+    call runs nothing), compared start by start in OUT/test/comparison.json."""
+    from openarm_vla.vla import ByteTokenizer, OpenVLAForActionPrediction, get_preset, save_checkpoint
+
+    recipe = load_pipeline_cfg(ROOT / "configs" / "pipelines" / "quickstart.yaml", [
+        f"output={tmp_path / 'out'}", "device=cpu", "image_size=32", "test={episodes: 2, num_envs: 2, seed: 20000}"])
+    p = Pipeline(recipe, ROOT)
+    for seed, where in ((0, p.out / "sft" / "final"), (1, p.out / "grpo" / "final")):
+        import torch
+
+        torch.manual_seed(seed)
+        save_checkpoint(OpenVLAForActionPrediction(get_preset("tiny")), where, ByteTokenizer())
+    (p.out / "sft_choice.json").write_text(json.dumps({"checkpoint": str(p.out / "sft" / "final")}))
+    c = p.test()
+    assert c["episodes"] == 2 and c["bank_seed"] == 20000 and set(c) >= {"sft", "grpo", "difference", "mcnemar"}
+    saved = json.loads((p.out / "test" / "comparison.json").read_text())
+    assert saved["mcnemar"] == c["mcnemar"] and 0.0 <= saved["mcnemar"]["p_value"] <= 1.0
+    assert len(json.loads(p.stage_file.read_text())["test"]["commands"]) == 2
+    p.test()  # evaluated once: nothing runs again
+    assert len(json.loads(p.stage_file.read_text())["test"]["commands"]) == 2
+
+
+def test_mastery_collect_writes_the_issue_schema_from_test_bank_numbers(tmp_path):
+    """benchmarks/mastery/collect.py: runs' test-bank comparisons (and a compute-matched control) become the
+    results.json layout the mastery report uses; runs on different banks are refused."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    from openarm_vla.eval.compare import paired_comparison
+
+    def evaluation(successes, seed=20000):
+        eps = [{"bank_index": i, "success": s, "steps": 90, "failure": "success" if s else "timeout"}
+               for i, s in enumerate(successes)]
+        return {"summary": {"bank_seed": seed, "num_episodes": len(eps), "num_envs": 4, "successes": sum(successes),
+                            "success_rate": sum(successes) / len(eps)}, "episodes": eps}
+
+    runs = []
+    for seed, n_grpo in ((0, 7), (1, 6)):
+        run = tmp_path / f"run{seed}"
+        (run / "test" / "grpo").mkdir(parents=True)
+        sft, grpo = evaluation([True, False, False, False, False, False, False, False]), evaluation([True] * n_grpo + [False] * (8 - n_grpo))
+        (run / "test" / "grpo" / "results.json").write_text(json.dumps(grpo))
+        (run / "test" / "comparison.json").write_text(json.dumps(paired_comparison(sft, grpo, names=("sft", "grpo"))))
+        (run / "results.json").write_text(json.dumps({"recipe": {"seed": seed}, "demos": 2048, "device": "H100",
+                                                      "bank": {"seed": 10000, "episodes": 256},
+                                                      "grpo": {"iterations": 12, "env_steps": 10**7, "wall_s": 600.0}}))
+        (run / "grpo").mkdir()
+        (run / "grpo" / "metrics.jsonl").write_text("".join(json.dumps({"iteration": i, "eval/success": 0.2 + 0.05 * i}) + "\n"
+                                                            for i in (0, 4, 8, 12)))
+        runs.append(run)
+    control = tmp_path / "control"
+    control.mkdir()
+    (control / "results.json").write_text(json.dumps(evaluation([True, True] + [False] * 6)))
+    spec = importlib.util.spec_from_file_location("collect", ROOT / "benchmarks" / "mastery" / "collect.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "mastery"
+    assert mod.main(["--runs", *map(str, runs), "--compute_matched", str(control), "--what", "SFT x4 steps",
+                     "--wall_s", "600", "--out", str(out)]) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["test_bank"] == {"seed": 20000, "episodes": 8} and r["validation_bank"] == {"seed": 10000, "episodes": 256}
+    assert [x["seed"] for x in r["runs"]] == [0, 1] and r["runs"][0]["grpo"]["success"] == 7 / 8
+    assert set(r["runs"][0]["grpo"]) >= {"success", "ci_low", "ci_high", "iterations", "env_steps", "wall_s"}
+    assert r["grpo_mean_success"] == pytest.approx((7 / 8 + 6 / 8) / 2) and 0 < r["runs"][0]["mcnemar_p"] < 1
+    assert r["sft_compute_matched"]["success"] == 0.25 and r["sft_compute_matched"]["what"] == "SFT x4 steps"
+    assert (out / "curve.png").stat().st_size > 1000
+    bad = json.loads((runs[1] / "results.json").read_text())
+    bad["bank"]["seed"] = 10001
+    (runs[1] / "results.json").write_text(json.dumps(bad))
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "mastery" / "collect.py"), "--runs", *map(str, runs),
+                        "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode != 0 and "not evaluated on the same banks" in r.stderr

@@ -31,7 +31,7 @@ from openarm_vla.utils.io import atomic_write_json
 from openarm_vla.utils.plots import plot_curves
 from openarm_vla.utils.run_files import checkpoint_dirs, read_metrics
 
-STAGES = ("show", "demos", "sft", "select", "grpo", "report")
+STAGES = ("show", "demos", "sft", "select", "grpo", "report", "test")
 
 
 class Pipeline:
@@ -222,6 +222,34 @@ class Pipeline:
                   f"{100 * sh['success_rate']:.1f}% (95% CI {100 * sh['ci95'][0]:.1f}-{100 * sh['ci95'][1]:.1f}%), "
                   f"videos in {self.out / 'show' / 'videos'}", flush=True)
         return results
+
+    def test(self) -> dict | None:
+        """The final report on the test bank (the recipe's ``test``; none: skipped): the chosen SFT policy and the
+        GRPO policy, each evaluated once on the same starts, compared start by start (McNemar) in
+        OUT/test/comparison.json. An evaluation already written is not run again."""
+        t = self.r.test
+        if t is None:
+            return None
+        sft = json.loads((self.out / "sft_choice.json").read_text())["checkpoint"] if (self.out / "sft_choice.json").is_file() \
+            else str(self.select())
+        for name, policy in (("sft", sft), ("grpo", str(self.out / "grpo" / "final"))):
+            out = self.out / "test" / name
+            if not (out / "results.json").is_file():
+                self._run("test", ["scripts/evaluate.py", "--task", self.r.task, "--policy", policy, "--bank_seed",
+                                   str(t.seed), "--num_episodes", str(t.episodes), "--num_envs", str(t.num_envs),
+                                   "--image_size", str(self.r.image_size), "--video", "1", "--output", str(out),
+                                   "--no_progress", *self._common(), *self.r.env_args])
+        from openarm_vla.eval.compare import paired_comparison
+
+        docs = [json.loads((self.out / "test" / n / "results.json").read_text()) for n in ("sft", "grpo")]
+        c = paired_comparison(*docs, names=("sft", "grpo"))
+        atomic_write_json(self.out / "test" / "comparison.json", c)
+        m = c["mcnemar"]
+        print(f"\n[pipeline] test bank ({c['episodes']} starts, seed {c['bank_seed']}): SFT {100 * c['sft']['success']:.1f}% "
+              f"[{100 * c['sft']['ci_low']:.1f}, {100 * c['sft']['ci_high']:.1f}], GRPO {100 * c['grpo']['success']:.1f}% "
+              f"[{100 * c['grpo']['ci_low']:.1f}, {100 * c['grpo']['ci_high']:.1f}], {100 * c['difference']:+.1f} points, "
+              f"McNemar p = {m['p_value']:.3g} ({m['b_only']} starts only GRPO solved, {m['a_only']} only SFT)", flush=True)
+        return c
 
     def _shown(self) -> dict | None:
         """The shipped policy's evaluation (the ``show`` stage), if it ran."""

@@ -52,10 +52,20 @@ class TrainStage:
 
 @dataclass
 class BankCfg:
-    """The held-out starts both policies are evaluated on (seed apart from the demos' and GRPO's)."""
+    """The validation bank: the held-out starts every choice is made on (the SFT checkpoint, GRPO's periodic
+    evaluation), seed apart from the demos' and GRPO's (:mod:`openarm_vla.eval.protocol`)."""
 
     episodes: int = 256
     seed: int = 10_000
+
+
+@dataclass
+class TestStage:
+    """The test bank: both final policies evaluated once on its starts, then compared start by start."""
+
+    episodes: int = 1024
+    seed: int = 20_000
+    num_envs: int = 256
 
 
 @dataclass
@@ -77,6 +87,8 @@ class PipelineCfg:
     checkpoint inside (GRPO learns only from groups that sometimes succeed)."""
     grpo: TrainStage = field(default_factory=TrainStage)
     eval: BankCfg = field(default_factory=BankCfg)
+    test: Optional[TestStage] = None
+    """The final report on the test bank (off: the validation bank's numbers are the report's)."""
 
     def __post_init__(self):
         """Ranges the types cannot say (the trainers check their own ``agent`` / ``env`` values)."""
@@ -91,6 +103,9 @@ class PipelineCfg:
             "grpo.num_envs": (self.grpo.num_envs is None or self.grpo.num_envs >= 1, ">= 1"),
             "eval.episodes": (self.eval.episodes >= 1, ">= 1"),
         }
+        if self.test is not None:
+            checks.update({"test.episodes": (self.test.episodes >= 1, ">= 1"), "test.num_envs": (self.test.num_envs >= 1, ">= 1"),
+                           "test.seed": (self.test.seed != self.eval.seed, "another seed than eval.seed (the validation bank)")})
         if self.show is not None:
             checks.update({"show.episodes": (self.show.episodes >= 1, ">= 1"), "show.num_envs": (self.show.num_envs >= 1, ">= 1")})
         for key, (ok, allowed) in checks.items():

@@ -60,3 +60,19 @@ def summarize(episodes: Sequence[dict], categories: Sequence[str] | None = None)
         "mean_steps": sum(steps) / n if n else 0.0,
         "mean_steps_success": sum(succ_steps) / len(succ_steps) if succ_steps else None,
     }
+
+
+def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> dict:
+    """Exact McNemar test of two policies' outcomes on the same starts (``a[i]``, ``b[i]``: success on start i).
+
+    Only the discordant starts carry information: ``b_only`` (b succeeds where a fails) and ``a_only``. Under
+    the null hypothesis (equal success rates) each discordant start is a fair coin, so the two-sided p-value is
+    ``min(1, 2 P(X <= min(a_only, b_only)))``, X ~ Binomial(a_only + b_only, 1/2); 1 with no discordant start."""
+    if len(a) != len(b):
+        raise ValueError(f"paired outcomes need equal lengths, got {len(a)} and {len(b)}")
+    a_only = sum(1 for x, y in zip(a, b) if x and not y)
+    b_only = sum(1 for x, y in zip(a, b) if y and not x)
+    n = a_only + b_only
+    tail = sum(math.comb(n, k) for k in range(min(a_only, b_only) + 1)) / 2**n if n else 1.0
+    return {"n": len(a), "a_only": a_only, "b_only": b_only, "both": sum(1 for x, y in zip(a, b) if x and y),
+            "neither": sum(1 for x, y in zip(a, b) if not x and not y), "p_value": min(1.0, 2.0 * tail)}

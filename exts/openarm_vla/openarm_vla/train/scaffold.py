@@ -43,6 +43,10 @@ class TrainingRun:
     optimizer and LR schedule, the named generators a checkpoint restores, its counters and its logger."""
 
     def __init__(self, algo: str, task: str, env_cfg, agent, output, device: str, resume: bool = False):
+        from openarm_vla.eval.protocol import refuse_test_bank
+
+        if agent.eval_episodes > 0:
+            refuse_test_bank(agent.eval_seed)
         self.algo, self.task, self.env_cfg, self.agent = algo, task, env_cfg, agent
         self.dir = Path(output)
         self.d = distributed.init(device, agent.parallel)
