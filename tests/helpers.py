@@ -1,4 +1,5 @@
-"""Test-only helpers: an independent forward kinematics (to check the analytic Jacobian against), mp4 reading."""
+"""Test-only helpers: an independent forward kinematics (to check the analytic Jacobian against), mp4 reading, a
+forced-success patch for GRPO on an untrained model, and the trainer run as a subprocess."""
 
 from __future__ import annotations
 
@@ -67,3 +68,22 @@ def run_train_forced(argv: list[str], env_ids=(0,), at_step: int = 5) -> None:
     script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
     sys.argv = [str(script), *argv]
     runpy.run_path(str(script), run_name="__main__")
+
+
+TINY_ENV = ["env.scene.front_camera.width=32", "env.scene.front_camera.height=32", "env.episode_length_s=1.0"]
+"""Env overrides of the trainer tests: 32 px, one-second episodes."""
+
+
+def popen_train(args: list[str], log, forced: bool = False, append: bool = False):
+    """``scripts/train.py ARGS`` in a new process (``forced``: through :func:`run_train_forced`), its output to
+    ``log`` (appended to with ``append``: one log across kills and resumes)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMNI_KIT_ACCEPT_EULA": "YES",
+           "PYTHONPATH": os.pathsep.join([str(root / "exts" / "openarm_vla"), str(root / "tests"), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-c", f"import helpers; helpers.run_train_forced({args!r}, env_ids=(0,), at_step=5)"] if forced \
+        else [sys.executable, "scripts/train.py", *args]
+    return subprocess.Popen(cmd, cwd=root, env=env, stdout=open(log, "a" if append else "w"), stderr=subprocess.STDOUT)

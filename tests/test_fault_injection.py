@@ -8,26 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from helpers import TINY_ENV, popen_train
 
-TINY_ENV = ["env.scene.front_camera.width=32", "env.scene.front_camera.height=32", "env.episode_length_s=1.0"]
 
 
 def _popen(args: list[str], log: Path, forced: bool = False) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMNI_KIT_ACCEPT_EULA": "YES",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "exts" / "openarm_vla"), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-c", f"import helpers; helpers.run_train_forced({args!r}, env_ids=(0,), at_step=5)"] if forced \
-        else [sys.executable, "scripts/train.py", *args]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "a"), stderr=subprocess.STDOUT)
+    return popen_train(args, log, forced, append=True)
 
 
 def _temp_checkpoint(run: Path) -> Path | None:
@@ -77,8 +70,13 @@ def _records(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def _after(t0: float, seconds: float):
-    return lambda: time.time() - t0 >= seconds
+def _after_start(seconds: float):
+    """A moment ``seconds`` after the attempt started (the clock starts at the first poll, right after Popen)."""
+    def ready():
+        if not hasattr(ready, "t"):
+            ready.t = time.time()
+        return time.time() - ready.t >= seconds
+    return ready
 
 
 @pytest.fixture
@@ -106,25 +104,15 @@ def test_sft_killed_at_any_moment_resumes_to_the_uninterrupted_result(synthetic_
     ref, run = tmp_path / "ref", tmp_path / "run"
     assert _popen([*args, "--output", str(ref)], tmp_path / "ref.log").wait(timeout=900) == 0
     rng = random.Random(7)
-    t0 = [time.time()]
-
-    def started(seconds):  # relative to this attempt's start
-        def ready():
-            if not hasattr(ready, "t"):
-                ready.t = time.time()
-            return time.time() - ready.t >= seconds
-        return ready
-
     moments = [
-        ("start-up, before any checkpoint", started(1.0)),
+        ("start-up, before any checkpoint", _after_start(1.0)),
         ("first iterations, before any checkpoint", lambda: (run / "metrics.jsonl").is_file()
          and (run / "metrics.jsonl").stat().st_size > 0 and not (run / "checkpoints").is_dir()),
         ("mid checkpoint write", lambda: _temp_checkpoint(run) is not None),
-        ("at random", started(rng.uniform(2, 12))),
+        ("at random", _after_start(rng.uniform(2, 12))),
         ("mid checkpoint write, again", lambda: _temp_checkpoint(run) is not None),
-        ("at random, again", started(rng.uniform(2, 12))),
+        ("at random, again", _after_start(rng.uniform(2, 12))),
     ]
-    del t0
     killed = _run_with_kills(args, run, tmp_path / "run.log", moments)
     log = (tmp_path / "run.log").read_text()
     assert {"start-up, before any checkpoint", "mid checkpoint write"} <= set(killed), (killed, log[-2000:])
@@ -164,20 +152,12 @@ def test_grpo_killed_at_any_moment_resumes_to_the_uninterrupted_result(synthetic
     ref, run = tmp_path / "ref", tmp_path / "run"
     assert _popen([*args, "--output", str(ref)], tmp_path / "ref.log", forced=True).wait(timeout=900) == 0
     rng = random.Random(11)
-
-    def started(seconds):
-        def ready():
-            if not hasattr(ready, "t"):
-                ready.t = time.time()
-            return time.time() - ready.t >= seconds
-        return ready
-
     moments = [
-        ("start-up, before any checkpoint", started(3.0)),
+        ("start-up, before any checkpoint", _after_start(3.0)),
         ("first iteration", lambda: (run / "metrics.jsonl").is_file() and (run / "metrics.jsonl").stat().st_size > 0
          and not (run / "checkpoints").is_dir()),
         ("mid checkpoint write", lambda: _temp_checkpoint(run) is not None),
-        ("at random", started(rng.uniform(20, 60))),
+        ("at random", _after_start(rng.uniform(20, 60))),
     ]
     killed = _run_with_kills(args, run, tmp_path / "run.log", moments, forced=True)
     assert {"start-up, before any checkpoint", "mid checkpoint write"} <= set(killed), killed

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ROOT, VISION
+from helpers import TINY_ENV, popen_train
 
-TINY_ENV = ["env.scene.front_camera.width=32", "env.scene.front_camera.height=32", "env.episode_length_s=1.0"]
 GRPO_KEYS = {"rollout/success_rate", "rollout/kept_groups", "rollout/rounds", "rollout/mean_finish_step", "policy/loss",
              "policy/entropy", "policy/approx_kl", "policy/clip_frac_low", "policy/clip_frac_high", "policy/grad_norm",
              "policy/lr", "perf/rollout_s", "perf/rollout_policy_s", "perf/update_s", "perf/env_steps_per_s"}
@@ -29,11 +29,7 @@ def _records(run: Path) -> list[dict]:
 
 
 def _popen(args: list[str], log: Path, forced: bool = False) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMNI_KIT_ACCEPT_EULA": "YES",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "exts" / "openarm_vla"), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-c", f"import helpers; helpers.run_train_forced({args!r}, env_ids=(0,), at_step=5)"] if forced \
-        else [sys.executable, "scripts/train.py", *args]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    return popen_train(args, log, forced, append=False)
 
 
 def _run(args, log: Path, forced=False, timeout=900) -> None:

@@ -20,23 +20,22 @@ from openarm_vla.action_space import (
 from openarm_vla.robots import openarm_spec as spec
 from openarm_vla.robots.ee_delta import TopDownDeltaController
 
-class NormalizedJointAction(ActionTerm):
-    """Absolute joint-position targets from normalized actions, plus the mirrored gripper."""
 
-    cfg: NormalizedJointActionCfg
+class _ArmGripperTargets(ActionTerm):
+    """What both action terms share: the 7 arm and 2 finger joints, driven by position targets [N, 9] computed
+    from an action of ``action_dim`` dims (the raw action and the targets kept for the managers)."""
 
-    def __init__(self, cfg: NormalizedJointActionCfg, env):
+    def __init__(self, cfg, env, action_dim: int):
         super().__init__(cfg, env)
         ids, names = self._asset.find_joints(list(spec.ARM_JOINTS + spec.FINGER_JOINTS), preserve_order=True)
         self._joint_ids = ids.torch if hasattr(ids, "torch") else torch.as_tensor(ids, device=self.device)
         self._joint_names = names
-        self._lower, self._upper = joint_limits(torch.zeros(1, device=self.device))
-        self._raw = torch.zeros(self.num_envs, ACTION_DIM, device=self.device)
+        self._raw = torch.zeros(self.num_envs, action_dim, device=self.device)
         self._targets = torch.zeros(self.num_envs, 9, device=self.device)
 
     @property
     def action_dim(self) -> int:
-        return ACTION_DIM
+        return self._raw.shape[1]
 
     @property
     def raw_actions(self) -> torch.Tensor:
@@ -45,6 +44,19 @@ class NormalizedJointAction(ActionTerm):
     @property
     def processed_actions(self) -> torch.Tensor:
         return self._targets
+
+    def apply_actions(self):
+        self._asset.set_joint_position_target_index(target=self._targets, joint_ids=self._joint_ids)
+
+
+class NormalizedJointAction(_ArmGripperTargets):
+    """Absolute joint-position targets from normalized actions, plus the mirrored gripper."""
+
+    cfg: NormalizedJointActionCfg
+
+    def __init__(self, cfg: NormalizedJointActionCfg, env):
+        super().__init__(cfg, env, ACTION_DIM)
+        self._lower, self._upper = joint_limits(torch.zeros(1, device=self.device))
 
     @property
     def lower(self) -> torch.Tensor:
@@ -65,9 +77,6 @@ class NormalizedJointAction(ActionTerm):
         self._raw[:] = actions.clamp(-1.0, 1.0)
         self._targets[:] = action_to_joint_targets(self._raw, self._lower, self._upper)
 
-    def apply_actions(self):
-        self._asset.set_joint_position_target_index(target=self._targets, joint_ids=self._joint_ids)
-
     def reset(self, env_ids: Sequence[int] | None = None) -> None:
         # hold the current pose: a zero action would command the middle of the joint ranges
         ids = slice(None) if env_ids is None else env_ids
@@ -85,7 +94,7 @@ class NormalizedJointActionCfg(ActionTermCfg):
     asset_name: str = "robot"
 
 
-class TopDownDeltaAction(ActionTerm):
+class TopDownDeltaAction(_ArmGripperTargets):
     """The State task's action: top-down jaw-centre deltas, hand yaw delta and a binary gripper (5 dims).
 
     Why not the VLA's absolute joint targets: exploring 7 absolute joint angles, a Gaussian policy swings the
@@ -96,26 +105,10 @@ class TopDownDeltaAction(ActionTerm):
     cfg: TopDownDeltaActionCfg
 
     def __init__(self, cfg: TopDownDeltaActionCfg, env):
-        super().__init__(cfg, env)
-        ids, _ = self._asset.find_joints(list(spec.ARM_JOINTS + spec.FINGER_JOINTS), preserve_order=True)
-        self._joint_ids = ids.torch if hasattr(ids, "torch") else torch.as_tensor(ids, device=self.device)
+        super().__init__(cfg, env, TopDownDeltaController.ACTION_DIM)
         self.controller = TopDownDeltaController(
             self.num_envs, self.device, cfg.pos_scale, cfg.yaw_scale, cfg.close_closure, cfg.ik_iters,
             cfg.workspace_lo, cfg.workspace_hi)
-        self._raw = torch.zeros(self.num_envs, TopDownDeltaController.ACTION_DIM, device=self.device)
-        self._targets = torch.zeros(self.num_envs, 9, device=self.device)
-
-    @property
-    def action_dim(self) -> int:
-        return TopDownDeltaController.ACTION_DIM
-
-    @property
-    def raw_actions(self) -> torch.Tensor:
-        return self._raw
-
-    @property
-    def processed_actions(self) -> torch.Tensor:
-        return self._targets
 
     @property
     def commanded_closure(self) -> torch.Tensor:
@@ -129,9 +122,6 @@ class TopDownDeltaAction(ActionTerm):
         self._raw[:] = actions.clamp(-1.0, 1.0)
         self.controller.step(self._raw)
         self._targets[:] = self.controller.joint_targets()
-
-    def apply_actions(self):
-        self._asset.set_joint_position_target_index(target=self._targets, joint_ids=self._joint_ids)
 
     def reset(self, env_ids: Sequence[int] | None = None) -> None:
         # hold the current pose, gripper as it is
