@@ -101,7 +101,8 @@ def check_suite_run(s: Suite, specs: Sequence[str], cfg: SuiteRunCfg):
 
 def run_suite(s: Suite, specs: Sequence[str], names: Sequence[str], output: Path, cfg: SuiteRunCfg,
               log: Callable[[str], None] = print) -> dict:
-    """Evaluate each policy on each split (skipping what exists), then write and return suite.json's content."""
+    """Evaluate each policy on each split (skipping what exists), then write and return suite.json's content
+    (with ``eval_wall_s``: each policy's episode time over all splits, and this invocation's env builds)."""
     import copy
 
     import torch
@@ -117,7 +118,7 @@ def run_suite(s: Suite, specs: Sequence[str], names: Sequence[str], output: Path
     task = cfg.task or s.task
     if cfg.max_steps is not None:
         base.episode_length_s = cfg.max_steps * base.sim.dt * base.decimation
-    env, env_key, device, built = None, None, None, 0
+    env, env_key, device, built, build_s = None, None, None, 0, 0.0
     results: dict = {}
     try:
         for i, sp in enumerate(s.splits):
@@ -139,9 +140,10 @@ def run_suite(s: Suite, specs: Sequence[str], names: Sequence[str], output: Path
                     env.close()
                     env = None
                 log(f"{head}: building the env ({'; '.join(f'{k}={v!r}' for k, v in sp.overrides.items()) or 'as trained'})")
+                t0 = time.perf_counter()
                 env = make_env(task, cfg=apply_overrides(copy.deepcopy(base), sp.overrides), num_envs=cfg.num_envs,
                                device=cfg.device, image_size=cfg.image_size, seed=cfg.seed, physics=cfg.physics)
-                env_key, built = key, built + 1
+                env_key, built, build_s = key, built + 1, build_s + time.perf_counter() - t0
                 device = torch.cuda.get_device_name(env.device) if str(env.device).startswith("cuda") else "cpu"
             for name in todo:
                 spec = specs[names.index(name)]
@@ -165,7 +167,9 @@ def run_suite(s: Suite, specs: Sequence[str], names: Sequence[str], output: Path
     table = suite_table(splits, names, results)
     devices = {results[(n, sp["name"])]["summary"].get("device") for n in names for sp in splits} - {None}
     doc = {"suite": s.name, "task": task, "device": ", ".join(sorted(devices)) or device, "num_envs": cfg.num_envs,
-           "policies": dict(zip(names, specs)), "envs_built": built, "splits": splits, **table}
+           "policies": dict(zip(names, specs)), "envs_built": built, "env_build_s": round(build_s, 1),
+           "eval_wall_s": {n: round(sum(results[(n, sp["name"])]["summary"]["wall_time_s"] for sp in splits), 1)
+                           for n in names}, "splits": splits, **table}
     atomic_write_json(output / "suite.json", doc)
     atomic_write_text(output / "suite.csv", table_csv(table))
     plot_table(table, names, output / "suite.png", title=f"suite {s.name} on {task}")
