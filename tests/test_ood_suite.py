@@ -21,6 +21,7 @@ from openarm_vla.eval.bank import PASS_SEED_STRIDE
 from openarm_vla.eval.protocol import BANKS
 from openarm_vla.eval.suite import (AXES, MIN_EPISODES, OOD, SUITES, Split, Suite, apply_overrides, novelty_problems,
                                     override_problems, suite_problems)
+from openarm_vla.eval.suite_run import live_changes
 from openarm_vla.eval.suite_table import format_table, plot_table, suite_table, table_csv
 
 DR = "OpenArm-BoxGrasp-DR"
@@ -29,9 +30,9 @@ DR = "OpenArm-BoxGrasp-DR"
 def _dr_registered() -> bool:
     import gymnasium as gym
 
-    import openarm_vla.tasks  # noqa: F401
+    from openarm_vla.tasks import TASK_IDS
 
-    return DR in gym.registry
+    return DR in TASK_IDS and DR in gym.registry
 
 
 needs_dr = pytest.mark.skipif("not _dr_registered()", reason=f"{DR} is not registered (the scene branch of issue 24)")
@@ -274,15 +275,34 @@ def _evaluate(argv: list[str]) -> None:
     assert mod.main(argv) == 0
 
 
+def test_live_changes_decide_reuse_or_rebuild():
+    class Cfg(SimpleNamespace):
+        __live_fields__ = ("variation.image_noise_std", "variation.table_colors")
+
+    base = Cfg(variation=SimpleNamespace(image_noise_std=4.0, table_colors=[], box_sizes=[(0.05, 0.05, 0.05)]))
+    noise, table = {"env.variation.image_noise_std": 16.0}, {"env.variation.table_colors": [(0.1, 0.1, 0.4)]}
+    assert live_changes(base, None, noise) is None  # nothing built yet
+    assert live_changes(base, {}, noise) == noise
+    assert live_changes(base, noise, table) == {**table, "env.variation.image_noise_std": 4.0}  # back to training
+    assert live_changes(base, noise, dict(noise)) == {}
+    assert live_changes(base, noise, {"env.variation.box_sizes": [(0.04, 0.04, 0.04)]}) is None  # spawned: rebuild
+    assert live_changes(SimpleNamespace(variation=base.variation), {}, noise) is None  # nothing declared live
+
+
 @pytest.mark.sim
 def test_suite_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsys):
-    """Two splits (the second with an override, so the env is rebuilt) x expert and random, 4 envs at 64 px, 4 of
-    each split's 256 starts; a second run finds every evaluation written and builds nothing."""
+    """Three splits x expert and random, 4 envs at 64 px, 4 of each split's 256 starts: the second changes a value
+    the env reads live (its env is kept), the third one it does not (rebuilt); a second run finds every evaluation
+    written and builds nothing."""
     from conftest import close_envs
 
+    from openarm_vla.tasks.box_grasp.box_grasp_env_cfg import BoxGraspEnvCfg
+
     close_envs()  # Isaac Lab holds one simulation per process
+    monkeypatch.setattr(BoxGraspEnvCfg, "__live_fields__", ("episode_length_s",), raising=False)
     monkeypatch.setitem(SUITES, "tiny", Suite("tiny", "OpenArm-BoxGrasp", (
-        Split("plain", "id", 256, 31_001), Split("held", "execution", 256, 31_002, {"env.success.hold_steps": 5}))))
+        Split("plain", "id", 256, 31_001), Split("short", "vision", 256, 31_003, {"env.episode_length_s": 0.5}),
+        Split("held", "execution", 256, 31_002, {"env.success.hold_steps": 5}))))
     out = tmp_path / "suite"
     argv = ["--suite", "tiny", "--policy", "expert", "--policy", "random", "--num_envs", "4", "--image_size", "64",
             "--device", "cpu", "--max_episodes", "4", "--max_steps", "130", "--no_progress", "--output", str(out)]
@@ -290,9 +310,10 @@ def test_suite_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsys):
     log = capsys.readouterr().out
     doc = json.loads((out / "suite.json").read_text())
     assert doc["envs_built"] == 2 and doc["device"] == "cpu" and doc["policies"] == {"expert": "expert", "random": "random"}
-    assert [(s["name"], s["episodes"], s["seed"]) for s in doc["splits"]] == [("plain", 4, 31_001), ("held", 4, 31_002)]
+    assert [(s["name"], s["episodes"], s["seed"]) for s in doc["splits"]] == [
+        ("plain", 4, 31_001), ("short", 4, 31_003), ("held", 4, 31_002)]
     for name in ("expert", "random"):
-        for split, seed in (("plain", 31_001), ("held", 31_002)):
+        for split, seed in (("plain", 31_001), ("short", 31_003), ("held", 31_002)):
             res = json.loads((out / name / split / "results.json").read_text())
             assert sorted(e["bank_index"] for e in res["episodes"]) == [0, 1, 2, 3]
             s = res["summary"]
@@ -301,11 +322,14 @@ def test_suite_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsys):
             assert row["successes"] == s["successes"] and row["episodes"] == 4
     assert json.loads((out / "expert" / "held" / "results.json").read_text())["summary"]["overrides"] == {
         "env.success.hold_steps": 5}
-    assert set(doc["paired"]) == {"plain", "held"} and doc["paired"]["plain"]["episodes"] == 4
-    assert sum(1 for _ in csv.DictReader(io.StringIO((out / "suite.csv").read_text()))) == 2 * 2 + 2 * 2
+    short = [e["steps"] for n in ("expert", "random") for e in json.loads((out / n / "short" / "results.json").read_text())["episodes"]]
+    assert max(short) <= 25 < 130 and not any(r["successes"] for r in doc["rows"] if r["split"] == "short")  # 0.5 s
+    assert set(doc["paired"]) == {"plain", "short", "held"} and doc["paired"]["plain"]["episodes"] == 4
+    assert sum(1 for _ in csv.DictReader(io.StringIO((out / "suite.csv").read_text()))) == 2 * 3 + 2 * 3  # splits, then vision, execution, ood
     assert (out / "suite.png").read_bytes()[:4] == b"\x89PNG"
-    assert "[suite] 1/2 plain (id, 4 episodes, bank seed 31001): building the env" in log
-    assert "[suite] 2/2 held (execution, 4 episodes, bank seed 31002): building the env (env.success.hold_steps=5)" in log
+    assert "[suite] 1/3 plain (id, 4 episodes, bank seed 31001): building the env" in log
+    assert "[suite] 2/3 short (vision, 4 episodes, bank seed 31003): the last split's env, set live: env.episode_length_s=0.5" in log
+    assert "[suite] 3/3 held (execution, 4 episodes, bank seed 31002): building the env (env.success.hold_steps=5)" in log
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/*/results.json")}
     _evaluate(argv)  # resumed: nothing evaluated again
     log = capsys.readouterr().out
@@ -321,7 +345,8 @@ def test_suite_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsys):
 @pytest.mark.sim
 @needs_dr
 def test_ood_suite_runs_on_the_dr_task(tmp_path, capsys):
-    """Every split's env builds with its overrides and runs (2 starts, 2 envs, 64 px, 20 steps, the expert)."""
+    """Every split's env builds (or is set live) with its overrides and runs (2 starts, 2 envs, 64 px, 20 steps,
+    the expert)."""
     from conftest import close_envs
 
     close_envs()
@@ -329,5 +354,5 @@ def test_ood_suite_runs_on_the_dr_task(tmp_path, capsys):
     _evaluate(["--suite", "ood", "--policy", "expert", "--num_envs", "2", "--image_size", "64", "--device", "cpu",
                "--max_episodes", "2", "--max_steps", "20", "--no_progress", "--output", str(out)])
     doc = json.loads((out / "suite.json").read_text())
-    assert doc["envs_built"] == len(OOD.splits) and [s["name"] for s in doc["splits"]] == [s.name for s in OOD.splits]
+    assert 1 <= doc["envs_built"] <= len(OOD.splits) and [s["name"] for s in doc["splits"]] == [s.name for s in OOD.splits]
     assert {r["axis"] for r in doc["averages"]} == {"vision", "semantic", "execution", "ood"}

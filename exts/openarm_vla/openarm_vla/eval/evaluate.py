@@ -1,6 +1,7 @@
 """A policy's evaluation: greedy (or sampled) episodes from random starts with per-env quotas, or one from each
 start of a held-out bank; the summary (success with its Wilson CI, failures, steps, throughput), the episode
-records and the first episodes of env 0 filmed. What ``scripts/evaluate.py`` runs and writes as results.json."""
+records and the first episodes of env 0 filmed. What ``scripts/evaluate.py`` runs and writes as results.json, and
+the rules its flags follow (``--suite`` hands over to :mod:`openarm_vla.eval.suite_run`)."""
 
 from __future__ import annotations
 
@@ -51,8 +52,9 @@ def check_evaluate_args(args, overrides=()) -> None:
     and a protocol bank's seed and size."""
     from openarm_vla.errors import ConfigError
 
-    flag = lambda k: f"--{k}"  # noqa: E731
-    given = lambda k: getattr(args, k) not in (None, False)  # noqa: E731
+    def given(k: str) -> bool:
+        return getattr(args, k) not in (None, False)
+
     bad = []
     if args.suite:
         from .suite import suite
@@ -61,7 +63,7 @@ def check_evaluate_args(args, overrides=()) -> None:
         args.task = args.task or s.task
         if args.list:
             return
-        bad += [f"{flag(k)}: --suite runs each split on its own bank (seed and episodes); drop {flag(k)}"
+        bad += [f"--{k}: --suite runs each split on its own bank (seed and episodes); drop --{k}"
                 for k in BANK_ONLY if given(k)]
         bad += ["--suite needs at least one --policy"] if not args.policy else []
         if args.policy:
@@ -73,7 +75,7 @@ def check_evaluate_args(args, overrides=()) -> None:
                 bad += e.problems
     else:
         args.task = args.task or "OpenArm-BoxGrasp"
-        bad += [f"{flag(k)}: only with --suite" for k in SUITE_ONLY if given(k)]
+        bad += [f"--{k}: only with --suite" for k in SUITE_ONLY if given(k)]
         bad += ["--episodes_scale: only with --suite"] if args.episodes_scale != 1.0 else []
         if not args.policy:
             bad.append("--policy: required")

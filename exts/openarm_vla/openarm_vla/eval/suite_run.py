@@ -6,10 +6,12 @@ per-episode records with ``bank_index``), then ``OUTPUT/suite.json``, ``suite.cs
 count) is not run again, so a killed run resumes where it stopped; a split whose evaluations all exist builds no env.
 
 Envs: one env per split, shared by every policy, so all policies of a split see the very same starts (the paired
-test needs that) and pay one build. A new split rebuilds the env: its overrides (box sizes, distractor slots,
-materials, camera, light) are read when the scene and its event terms are built, and Isaac Lab holds one
-simulation per process, so the previous env is closed first. Consecutive splits with identical overrides keep
-the env.
+test needs that) and pay one build. The next split keeps that env when every value it changes is one the task
+reads afresh at each reset or step: the env config class lists those in ``__live_fields__`` (dotted, without
+``env.``: e.g. ``"variation.image_noise_std"``), and the runner sets them on the running env's config. Any other
+change rebuilds (spawned assets such as box sizes and distractor slots, event terms that keep their config
+from the build): the previous env is closed first, as Isaac Lab holds one simulation per process. A task that
+declares nothing is rebuilt for every split.
 """
 
 from __future__ import annotations
@@ -64,6 +66,25 @@ def policy_names(specs: Sequence[str], names: Sequence[str] | None = None) -> li
 def split_episodes(split: Split, scale: float = 1.0, cap: int | None = None) -> int:
     n = max(1, round(split.episodes * scale))
     return min(n, cap) if cap is not None else n
+
+
+def _value(cfg, key: str):
+    node = cfg
+    for part in key.removeprefix("env.").split("."):
+        node = getattr(node, part)
+    return node
+
+
+def live_changes(base, current: dict | None, overrides: dict) -> dict | None:
+    """The values to set on an env built from ``base`` + ``current`` so that it runs ``base`` + ``overrides``;
+    None when one of them is not in ``base``'s class ``__live_fields__`` (rebuild)."""
+    if current is None:
+        return None
+    live = {f"env.{k}" for k in getattr(type(base), "__live_fields__", ())}
+    want = {k: overrides[k] if k in overrides else _value(base, k) for k in {*current, *overrides}}
+    have = {k: current[k] if k in current else _value(base, k) for k in want}
+    changed = {k: v for k, v in want.items() if v != have[k]}
+    return changed if set(changed) <= live else None
 
 
 def _existing(path: Path, seed: int, episodes: int, num_envs: int) -> dict | None:
@@ -134,8 +155,13 @@ def run_suite(s: Suite, specs: Sequence[str], names: Sequence[str], output: Path
             if not todo:
                 log(f"{head}: done before, not run again")
                 continue
-            key = json.dumps(sp.overrides, sort_keys=True, default=str)
-            if env is None or key != env_key:
+            live = live_changes(base, env_key, dict(sp.overrides)) if env is not None else None
+            if live is not None:
+                apply_overrides(env.cfg, live)
+                env_key = dict(sp.overrides)
+                log(f"{head}: the last split's env" + (f", set live: {'; '.join(f'{k}={v!r}' for k, v in live.items())}"
+                                                       if live else " (same values)"))
+            else:
                 if env is not None:
                     env.close()
                     env = None
@@ -143,7 +169,7 @@ def run_suite(s: Suite, specs: Sequence[str], names: Sequence[str], output: Path
                 t0 = time.perf_counter()
                 env = make_env(task, cfg=apply_overrides(copy.deepcopy(base), sp.overrides), num_envs=cfg.num_envs,
                                device=cfg.device, image_size=cfg.image_size, seed=cfg.seed, physics=cfg.physics)
-                env_key, built, build_s = key, built + 1, build_s + time.perf_counter() - t0
+                env_key, built, build_s = dict(sp.overrides), built + 1, build_s + time.perf_counter() - t0
                 device = torch.cuda.get_device_name(env.device) if str(env.device).startswith("cuda") else "cpu"
             for name in todo:
                 spec = specs[names.index(name)]
