@@ -211,12 +211,36 @@ def test_collect_writes_the_issue_layout(tmp_path):
         mod.main(["--suite", str(run), "--grpo", "rl", "--out", str(tmp_path / "out")])
 
 
-def test_generalization_recipe_loads():
+def test_generalization_recipe_and_its_ood_stage(tmp_path):
+    """The recipe loads (task, banks, suite); the ood stage runs evaluate.py --suite on the chosen SFT checkpoint
+    and the GRPO policy once (a finished suite is not run again); a suite that does not exist is one line."""
+    from openarm_vla.pipeline import STAGES, Pipeline
     from openarm_vla.pipeline_cfg import load_pipeline_cfg
 
-    r = load_pipeline_cfg(ROOT / "configs" / "pipelines" / "generalization.yaml")
-    assert (r.name, r.task, r.eval.seed, r.test.seed) == ("generalization", DR, 10_000, 20_000)
-    assert r.image_size == 128 and r.grpo.env["group_size"] == 8
+    path = ROOT / "configs" / "pipelines" / "generalization.yaml"
+    r = load_pipeline_cfg(path, [f"output={tmp_path / 'run'}", "ood.max_episodes=4"])
+    assert (r.name, r.task, r.eval.seed, r.test.seed, r.ood.suite, r.ood.num_envs) == (
+        "generalization", DR, 10_000, 20_000, "ood", 256)
+    assert r.image_size == 128 and r.grpo.env["group_size"] == 8 and STAGES[-2:] == ("test", "ood")
+    p = Pipeline(r, ROOT)
+    p.out.mkdir(parents=True)
+    (p.out / "sft_choice.json").write_text(json.dumps({"checkpoint": str(p.out / "sft" / "checkpoints" / "iter_001000")}))
+    runs = []
+
+    def run(stage, args):
+        runs.append((stage, args))
+        (p.out / "ood").mkdir()
+        (p.out / "ood" / "suite.json").write_text('{"suite": "ood"}')
+
+    p._run = run
+    assert p.ood() == {"suite": "ood"} and p.ood() == {"suite": "ood"} and len(runs) == 1
+    stage, args = runs[0]
+    assert stage == "ood" and " ".join(args) == (
+        f"scripts/evaluate.py --suite ood --task {DR} --policy {p.out}/sft/checkpoints/iter_001000 --policy "
+        f"{p.out}/grpo/final --name sft --name grpo --num_envs 256 --image_size 128 --output {p.out}/ood --no_progress "
+        "--max_episodes 4 --device cuda:0 --seed 0")
+    with pytest.raises(ConfigError, match="generalization.yaml: ood.suite: must be one of ood"):
+        load_pipeline_cfg(path, ["ood.suite=nope"])
 
 
 # ------------------------------------------------------------------------------------ the command line
