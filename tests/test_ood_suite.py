@@ -50,6 +50,8 @@ def test_ood_suite_is_valid_frozen_data():
     per_axis = {a: [s.name for s in OOD.splits if s.axis == a] for a in AXES}
     assert {a: len(v) for a, v in per_axis.items()} == {"id": 1, "vision": 4, "semantic": 4, "execution": 3, "negative": 1}
     assert all(k.startswith("env.variation.") for s in OOD.splits for k in s.overrides)
+    with pytest.raises(TypeError):  # frozen: a split's overrides cannot be edited in place
+        OOD.split("noise_strong").overrides["env.variation.image_noise_std"] = 0.0
     # no pass of any split's bank draws with a protocol bank's seed or another split's, whatever the env count
     for width in (1, 16, 64, 256):
         seen: dict[int, str] = {}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from openarm_vla.errors import ConfigError
 
@@ -34,8 +35,12 @@ class Split:
     episodes: int
     seed: int
     overrides: Mapping[str, object] = field(default_factory=dict)
-    """``env.<dotted field>`` -> value, set on the task's env config before the env is built."""
+    """``env.<dotted field>`` -> value, set on the task's env config before the env is built (read-only; the
+    values are copied onto a config, never handed out)."""
     about: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
 
 
 @dataclass(frozen=True)
