@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     args, overrides = parse(p, argv)
     from openarm_vla.eval.evaluate import check_evaluate_args, evaluate_command
 
-    check_evaluate_args(args, overrides)
+    check_evaluate_args(args)
     if args.list:
         from openarm_vla.eval.suite import describe, suite
 

@@ -47,7 +47,7 @@ SUITE_ONLY = ("list", "name", "max_episodes")
 BANK_ONLY = ("bank", "bank_seed", "num_episodes")
 
 
-def check_evaluate_args(args, overrides=()) -> None:
+def check_evaluate_args(args) -> None:
     """``scripts/evaluate.py``'s flags that go together (one line each, before anything is built); fills in the task
     and a protocol bank's seed and size."""
     from openarm_vla.errors import ConfigError
