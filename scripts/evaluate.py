@@ -1,7 +1,9 @@
-"""Evaluate a policy on an OpenArm task: success rate with a 95% CI, failure analysis, videos.
+"""Evaluate a policy on an OpenArm task: success rate with a 95% CI, failure analysis, videos; or policies on a suite.
 
     python scripts/evaluate.py --task OpenArm-BoxGrasp --policy CKPT_DIR --num_episodes 100 \
         --num_envs 16 --output results/eval_ckpt --video 3 [--bank validation|test | --bank_seed S] [env.…=v]
+    python scripts/evaluate.py --suite ood --policy SFT_DIR --policy GRPO_DIR --name sft --name grpo \
+        --num_envs 256 --output results/ood [--episodes_scale 0.25 | --max_episodes 16]   # --suite ood --list
 
 --policy: random | expert | ppo:PPO_POLICY_PT | preset:tiny|mini|small|openvla-oft-7b (random init) | a checkpoint
 directory. Greedy decoding unless --temperature > 0. Episodes start from random initial states with an even
@@ -9,6 +11,8 @@ per-env quota, or from a bank of fixed starts (one episode from each): --bank va
 validates on) or --bank test (1024 starts, touched once by a final report; see openarm_vla.eval.protocol), or
 --bank_seed S with --num_episodes starts. Writes OUTPUT/results.json (summary and per-episode records: bank_index,
 success, steps, failure) and OUTPUT/videos/episode_K.mp4 (the first K episodes of env 0, from the front camera).
+--suite NAME (openarm_vla.eval.suite): every --policy on every split's own bank, in the suite's task (--task to
+change it); OUTPUT/NAME/SPLIT/results.json per evaluation (kept: a rerun resumes), OUTPUT/suite.{json,csv,png}.
 """
 
 from __future__ import annotations
@@ -24,57 +28,44 @@ from openarm_vla.cli import add_env_args, check_args, parse, run_main
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="evaluate", description=__doc__.splitlines()[0])
     add_env_args(p)
-    p.add_argument("--policy", required=True, help="random | expert | ppo:PPO_POLICY_PT | preset:NAME | CKPT_DIR")
+    p.set_defaults(task=None)  # the suite's task with --suite
+    p.add_argument("--policy", action="append", help="random | expert | ppo:PPO_POLICY_PT | preset:NAME | CKPT_DIR")
     p.add_argument("--num_episodes", type=int, default=None, help="default 10, or the bank's size")
-    p.add_argument("--output", type=Path, required=True)
+    p.add_argument("--output", type=Path)
     p.add_argument("--video", type=int, default=0, metavar="K", help="record the first K episodes of env 0")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--max_steps", type=int, default=None, help="episode length in env steps (default: the task's)")
     p.add_argument("--bank", choices=("validation", "test"), default=None, help="a protocol bank (seed and size)")
     p.add_argument("--bank_seed", type=int, default=None, help="evaluate on the bank of this seed")
+    p.add_argument("--suite", default=None, help="a frozen suite of splits (ood); --list prints it")
+    p.add_argument("--list", action="store_true", help="with --suite: print its splits and exit")
+    p.add_argument("--name", action="append", help="with --suite: each --policy's name (its output folder)")
+    p.add_argument("--episodes_scale", type=float, default=1.0, help="with --suite: smoke runs, each split's episodes x this")
+    p.add_argument("--max_episodes", type=int, default=None, help="with --suite: smoke runs, at most this many per split")
     p.add_argument("--no_progress", action="store_true")
     args, overrides = parse(p, argv)
+    from openarm_vla.eval.evaluate import check_evaluate_args, evaluate_command
+
+    check_evaluate_args(args)
+    if args.list:
+        from openarm_vla.eval.suite import describe, suite
+
+        print(describe(suite(args.suite)))
+        return 0
     check_args("evaluate", args, {"num_episodes": ">= 1", "video": ">= 0", "temperature": ">= 0", "max_steps": ">= 1",
-                                  "bank_seed": ">= 0"}, dirs=("output",))
-    if args.bank:
-        from openarm_vla.eval.protocol import bank
+                                  "bank_seed": ">= 0", "episodes_scale": "in (0, 1]", "max_episodes": ">= 1"},
+               dirs=("output",))
+    if args.suite:
+        from openarm_vla.eval.suite import suite
+        from openarm_vla.eval.suite_run import SuiteRunCfg, policy_names, run_suite
 
-        if args.bank_seed is not None:
-            p.error("--bank and --bank_seed: give one")
-        b = bank(args.bank)
-        args.bank_seed, args.num_episodes = b.seed, args.num_episodes or b.episodes
-    args.num_episodes = args.num_episodes or 10
-
-    from openarm_vla.policies import check_policy_spec, make_policy
-    from openarm_vla.tasks.factory import load_env_cfg, make_env
-
-    check_policy_spec(args.policy)  # before paying for the simulator
-    cfg = load_env_cfg(args.task, args.physics, overrides)
-    if args.max_steps is not None:
-        cfg.episode_length_s = args.max_steps * cfg.sim.dt * cfg.decimation
-    env = make_env(args.task, cfg=cfg, num_envs=args.num_envs, device=args.device, image_size=args.image_size,
-                   seed=args.seed)
-    import torch
-
-    from openarm_vla.eval.evaluate import evaluate_policy
-    from openarm_vla.eval.metrics import format_failure_table
-
-    torch.manual_seed(args.seed)
-    try:
-        policy = make_policy(args.policy, env, temperature=args.temperature, seed=args.seed)
-        info = {"task": args.task, "policy": args.policy, "temperature": args.temperature, "greedy": not args.temperature > 0,
-                "seed": args.seed, "max_steps": args.max_steps, "image_size": args.image_size, "bank": args.bank}
-        summary = evaluate_policy(env, policy, args.num_episodes, args.output, args.bank_seed, args.video,
-                                  not args.no_progress, info)
-    finally:
-        env.close()
-    lo, hi = summary["ci95"]
-    print(f"\n[evaluate] {args.policy} on {args.task}: success {summary['successes']}/{summary['num_episodes']} "
-          f"= {100 * summary['success_rate']:.1f}% (95% CI {100 * lo:.1f}-{100 * hi:.1f}%), "
-          f"mean steps {summary['mean_steps']:.1f}, {summary['env_steps_per_s']} env-steps/s")
-    print(format_failure_table(summary["failure_counts"]))
-    print(f"[evaluate] wrote {args.output / 'results.json'}" + (f" and {len(summary['videos'])} video(s)" if summary["videos"] else ""),
-          flush=True)
+        names = policy_names(args.policy, args.name)
+        cfg = SuiteRunCfg(args.task, args.physics, args.num_envs, args.device, args.image_size, args.seed,
+                          args.episodes_scale, args.max_episodes, args.max_steps, args.temperature, args.video,
+                          overrides, not args.no_progress)
+        run_suite(suite(args.suite), args.policy, names, args.output, cfg)
+        return 0
+    evaluate_command(args, overrides)
     return 0
 
 

@@ -4,7 +4,7 @@
     ./run.sh device=cuda           # configs/pipelines/h100.yaml: the small preset on one H100 / H200 (the learning proof)
     ./run.sh h100 [--stage sft] [key=value ...]      # a recipe by name (configs/pipelines/NAME.yaml) or path, one stage
 
-Stages (``--stage``): show, demos, sft, select, grpo, report (default: all, skipping what is done and resuming what
+Stages (``--stage``): show, demos, sft, select, grpo, report, test, ood (default: all, skipping what is done and resuming what
 was cut short; see openarm_vla.pipeline). ``key=value`` overrides the recipe (``demos.num_demos=32``,
 ``grpo.max_iterations=5``). Outputs land in the recipe's ``output`` (runs/<name>/): results.json, curve.png,
 the SFT and GRPO runs, videos.

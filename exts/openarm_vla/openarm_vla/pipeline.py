@@ -1,5 +1,5 @@
 """The whole recipe as stages: [show a shipped policy] -> scripted demos -> SFT -> choose the SFT checkpoint -> GRPO
--> report. The recipe's schema is :mod:`openarm_vla.pipeline_cfg`.
+-> report [-> test bank] [-> evaluation suite]. The recipe's schema is :mod:`openarm_vla.pipeline_cfg`.
 
 Each stage runs one of the project's CLIs in its own process rather than calling its function here: Isaac Lab
 holds one simulation per process, a CUDA context gives its memory back only when its process ends, and a stage
@@ -31,7 +31,7 @@ from openarm_vla.utils.io import atomic_write_json
 from openarm_vla.utils.plots import plot_curves
 from openarm_vla.utils.run_files import checkpoint_dirs, read_metrics
 
-STAGES = ("show", "demos", "sft", "select", "grpo", "report", "test")
+STAGES = ("show", "demos", "sft", "select", "grpo", "report", "test", "ood")
 
 
 class Pipeline:
@@ -250,6 +250,24 @@ class Pipeline:
               f"[{100 * c['grpo']['ci_low']:.1f}, {100 * c['grpo']['ci_high']:.1f}], {100 * c['difference']:+.1f} points, "
               f"McNemar p = {m['p_value']:.3g} ({m['b_only']} starts only GRPO solved, {m['a_only']} only SFT)", flush=True)
         return c
+
+    def ood(self) -> dict | None:
+        """The recipe's evaluation suite (``ood``; none: skipped) on the chosen SFT policy and the GRPO policy, named
+        sft and grpo, in OUT/ood/ (``scripts/evaluate.py --suite``: resumes split by split; a finished suite, its
+        suite.json written, is not run again)."""
+        o = self.r.ood
+        if o is None:
+            return None
+        out = self.out / "ood"
+        if not (out / "suite.json").is_file():
+            sft = json.loads((self.out / "sft_choice.json").read_text())["checkpoint"] \
+                if (self.out / "sft_choice.json").is_file() else str(self.select())
+            self._run("ood", ["scripts/evaluate.py", "--suite", o.suite, "--task", self.r.task, "--policy", sft, "--policy",
+                              str(self.out / "grpo" / "final"), "--name", "sft", "--name", "grpo", "--num_envs",
+                              str(o.num_envs), "--image_size", str(self.r.image_size), "--output", str(out), "--no_progress",
+                              *(["--max_episodes", str(o.max_episodes)] if o.max_episodes else []), *self._common(),
+                              *self.r.env_args])
+        return json.loads((out / "suite.json").read_text())
 
     def _shown(self) -> dict | None:
         """The shipped policy's evaluation (the ``show`` stage), if it ran."""

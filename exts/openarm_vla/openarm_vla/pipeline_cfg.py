@@ -69,6 +69,16 @@ class TestStage:
 
 
 @dataclass
+class OodStage:
+    """Both final policies on every split of a frozen suite (:mod:`openarm_vla.eval.suite`), in OUT/ood/."""
+
+    suite: str = "ood"
+    num_envs: int = 256
+    max_episodes: Optional[int] = None
+    """Smoke runs: at most this many of each split's episodes."""
+
+
+@dataclass
 class PipelineCfg:
     name: str = "pipeline"
     output: str = "runs/pipeline"
@@ -89,6 +99,8 @@ class PipelineCfg:
     eval: BankCfg = field(default_factory=BankCfg)
     test: Optional[TestStage] = None
     """The final report on the test bank (off: the validation bank's numbers are the report's)."""
+    ood: Optional[OodStage] = None
+    """An evaluation suite on both final policies (off: none)."""
 
     def __post_init__(self):
         """Ranges the types cannot say (the trainers check their own ``agent`` / ``env`` values)."""
@@ -106,6 +118,12 @@ class PipelineCfg:
         if self.test is not None:
             checks.update({"test.episodes": (self.test.episodes >= 1, ">= 1"), "test.num_envs": (self.test.num_envs >= 1, ">= 1"),
                            "test.seed": (self.test.seed != self.eval.seed, "another seed than eval.seed (the validation bank)")})
+        if self.ood is not None:
+            from openarm_vla.eval.suite import SUITES
+
+            checks.update({"ood.suite": (self.ood.suite in SUITES, f"one of {', '.join(SUITES)}"),
+                           "ood.num_envs": (self.ood.num_envs >= 1, ">= 1"),
+                           "ood.max_episodes": (self.ood.max_episodes is None or self.ood.max_episodes >= 1, ">= 1")})
         if self.show is not None:
             checks.update({"show.episodes": (self.show.episodes >= 1, ">= 1"), "show.num_envs": (self.show.num_envs >= 1, ">= 1")})
         for key, (ok, allowed) in checks.items():

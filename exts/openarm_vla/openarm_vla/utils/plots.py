@@ -1,4 +1,5 @@
-"""Learning-curve PNGs from per-iteration records (PPO, SFT, GRPO share one plotter)."""
+"""PNGs: learning curves from per-iteration records (PPO, SFT, GRPO share one plotter) and grouped bars with CIs
+(an evaluation suite's table)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,52 @@ def plot_curves(records: Sequence[Mapping], path: str | os.PathLike, panels: Seq
             ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_grouped_bars(labels: Sequence[str], groups: Sequence[str], series: Mapping[str, Sequence[tuple]],
+                      path: str | os.PathLike, ylabel: str = "", title: str | None = None, ylim=(0.0, 1.05)) -> Path:
+    """One cluster of bars per label (one bar per series, ``(value, lo, hi)`` drawn with ``lo``-``hi`` error bars);
+    consecutive labels of one group share a span named under the axis and are set apart by a gap. Atomic PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs, x, spans = [], 0.0, []
+    for i, g in enumerate(groups):
+        if i and g != groups[i - 1]:
+            x += 0.6
+        if not spans or spans[-1][0] != g:
+            spans.append([g, x, x])
+        spans[-1][2] = x
+        xs.append(x)
+        x += 1.0
+    width = 0.8 / max(1, len(series))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(labels) * max(1, len(series)) ** 0.5 + 2), 4.2))
+    for j, (name, vals) in enumerate(series.items()):
+        pos = [p - 0.4 + width * (j + 0.5) for p in xs]
+        v = [t[0] for t in vals]
+        err = [[max(0.0, t[0] - t[1]) for t in vals], [max(0.0, t[2] - t[0]) for t in vals]]
+        ax.bar(pos, v, width, yerr=err, capsize=2, label=name, error_kw={"elinewidth": 0.8})
+    ax.set_xticks(xs)
+    ax.set_xticklabels(labels, rotation=40, ha="right", fontsize=8)
+    for g, lo, hi in spans:
+        ax.annotate(g, xy=((lo + hi) / 2, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 3),
+                    textcoords="offset points", ha="center", va="bottom", fontsize=8, style="italic")
+        if lo > xs[0]:
+            ax.axvline(lo - 0.8, color="0.7", lw=0.6)
+    ax.set_ylabel(ylabel)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
