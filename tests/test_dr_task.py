@@ -230,3 +230,31 @@ def test_ood_knobs():
             moved = env.episode_length_buf.clone()
             break
     assert moved is not None and (moved == 3).all()
+
+
+@pytest.mark.sim
+def test_vla_prompt_and_demos_carry_each_episodes_instruction(dr_env, tmp_path):
+    from openarm_vla.data.generate import generate_demos
+    from openarm_vla.data.hdf5_format import read_episode
+    from openarm_vla.policies import make_policy
+    from openarm_vla.policies.scripted_expert import ScriptedPolicy
+    from openarm_vla.tasks.box_grasp import mdp
+    from openarm_vla.tasks.box_grasp.scene_state import reset_groups
+
+    env = dr_env
+    torch.manual_seed(4)
+    obs = reset_groups(env, G)
+    policy = make_policy("preset:tiny", env)
+    policy(obs)
+    assert set(mdp.instructions(env)) <= set(policy.vla._prompt_cache)  # the prompts were the per-env ones
+    out = tmp_path / "dr.hdf5"
+    run = generate_demos(env, DR, ScriptedPolicy(env.num_envs, env.device, verbose=False), out, num_demos=2, seed=0,
+                         env_args={"num_envs": N}, success_only=False, max_episodes=4, progress=False)
+    assert run.written == 2
+    templates = mdp.scene_variation(env).v.instruction_templates
+    names = mdp.scene_variation(env).names
+    for i in range(2):
+        ep = read_episode(out, i)
+        var = ep["initial_state"]["variation"]
+        want = templates[int(var["instruction"][0])].format(color=names[int(var["named_color"][0])])
+        assert ep["attrs"]["instruction"] == want
