@@ -66,20 +66,27 @@ def test_base_task_draws_nothing_and_dr_task_is_registered():
     assert ood.events.move_box.params["step"] == 7 and ood.events.arm_start_offset.params["max_offset"] == 0.1
 
 
-@pytest.mark.parametrize("override, message", [
-    ("env.variation.num_distractors=[0,9]", r"env.variation.num_distractors\[1\]=9: must be in \[0, 4\]"),
-    ("env.variation.num_distractors=[3,1]", r"num_distractors\[0\] <= num_distractors\[1\]"),
-    ("env.variation.light_direction_deg=20", r"light_direction_deg=20: must be in \[0, 0\] \(the Newton Warp renderer"),
-    ("env.variation.box_colors={}", r"distractors need a colour name other than the target's"),
-    ("env.variation.camera_pos_jitter=-0.1", r"camera_pos_jitter=-0.1: must be in \[0, 0.2\]"),
+@pytest.mark.parametrize("overrides, message", [
+    (["env.variation.num_distractors=[0,9]"], r"env.variation.num_distractors\[1\]=9: must be in \[0, 4\]"),
+    (["env.variation.num_distractors=[3,1]"], r"num_distractors\[0\] <= num_distractors\[1\]"),
+    (["env.variation.light_direction_deg=200"], r"light_direction_deg=200: must be in \[0, 180\] \(a turn of the renderer's one light"),
+    (["env.variation.box_sizes=[[0.05,0.05,0.5]]"], r"box_sizes.*must be in \[0.02, 0.12\]"),
+    (["env.variation.box_x_range=[0.4,0.3]"], r"box_x_range\[0\] <= box_x_range\[1\]"),
+    (["env.variation.box_colors={}"], r"distractors need a colour name other than the target's"),
+    (["env.variation.box_colors={}", "env.variation.num_distractors=[0,0]"], r"templates naming \{color\} need box_colors"),
+    (["env.variation.absent_color_instruction=true", "env.variation.num_distractors=[0,4]", "env.variation.box_colors.red=null"],
+     r"the absent colour must differ from the target's and every distractor's"),
+    (["env.variation.camera_pos_jitter=-0.1"], r"camera_pos_jitter=-0.1: must be in \[0, 0.2\]"),
 ])
-def test_bad_variation_values_give_one_clear_line(override, message):
+def test_bad_variation_values_give_one_clear_line(overrides, message):
     from openarm_vla.errors import ConfigError
     from openarm_vla.tasks.factory import configure, load_env_cfg
 
     with pytest.raises(ConfigError, match=message) as e:
-        configure(load_env_cfg(DR, overrides=[override]), num_envs=N, device="cpu")
-    assert len(e.value.problems) == 1, e.value.problems
+        cfg = load_env_cfg(DR, overrides=overrides)
+        cfg.variation.box_colors = {k: v for k, v in cfg.variation.box_colors.items() if v is not None}
+        configure(cfg, num_envs=N, device="cpu")
+    assert all("\n" not in p for p in e.value.problems) and len(e.value.problems) <= 2, e.value.problems
 
 
 # ------------------------------------------------------------------------------------------- simulator
@@ -149,6 +156,19 @@ def test_restored_state_reproduces_colours_camera_and_instruction(dr_env):
     reset_to_states(env, st, ids)
     raw = raw_rgb(env)
     assert (raw[0] - raw[1]).abs().mean() < 1.0 and (raw[0] - raw[2]).abs().mean() > 3.0
+    # light_direction_deg tilts the renderer's one light (every env): the same scene renders differently
+    from openarm_vla.tasks.box_grasp.mdp.variation import light_directions, turn_light
+
+    before = raw.clone()
+    default = turn_light(env.scene["front_camera"], 60.0)
+    try:
+        reset_to_states(env, st, ids)
+        turned = raw_rgb(env)
+    finally:
+        light_directions(env.scene["front_camera"]).copy_(default)
+    assert (turned - before).abs().mean() > 2.0
+    reset_to_states(env, st, ids)
+    assert (raw_rgb(env) - before).abs().mean() < 0.5
     # held-out banks: the same seed draws the same visuals and instructions; restoring one reproduces them
     bank = held_out_states(env, ids, seed=5)
     again = held_out_states(env, ids, seed=5)
@@ -204,7 +224,7 @@ def test_ood_knobs():
 
     env = _dr_env("dr-ood", ["env.variation.num_distractors=[1,2]", "env.variation.absent_color_instruction=true",
                              "env.variation.box_x_range=[0.36,0.40]", "env.variation.arm_start_offset=0.2",
-                             "env.variation.move_box_at_step=3"])
+                             "env.variation.move_box_at_step=3", "env.variation.light_direction_deg=60"])
     torch.manual_seed(0)
     env.reset()
     term = mdp.scene_variation(env)
@@ -213,6 +233,8 @@ def test_ood_knobs():
         n_d = int(v["num_distractors"][e])
         present = {int(v["target_color"][e]), *v["distractor_color"][e, :n_d].tolist()}
         assert int(v["named_color"][e]) not in present and term.names[int(v["named_color"][e])] in text
+    light = mdp.variation.light_directions(env.scene["front_camera"])[0]
+    assert light[2] < -0.99, light  # tilted from 35 deg elevation to about straight down
     box = mdp.box_pos(env)
     assert ((box[:, 0] >= 0.36) & (box[:, 0] <= 0.40)).all(), box
     robot = env.scene["robot"]
@@ -258,3 +280,28 @@ def test_vla_prompt_and_demos_carry_each_episodes_instruction(dr_env, tmp_path):
         var = ep["initial_state"]["variation"]
         want = templates[int(var["instruction"][0])].format(color=names[int(var["named_color"][0])])
         assert ep["attrs"]["instruction"] == want
+
+
+@pytest.mark.sim
+def test_live_fields_change_a_built_env(dr_env):
+    """The fields of __live_fields__ take effect at the next reset of a built env (the OOD suite relies on it)."""
+    from openarm_vla.tasks.box_grasp import mdp
+    from openarm_vla.tasks.box_grasp.box_grasp_env_cfg import BoxGraspEnvCfg
+
+    env = dr_env
+    v = env.cfg.variation
+    assert {"variation.box_colors", "variation.num_distractors"} <= set(BoxGraspEnvCfg.__live_fields__)
+    old = (dict(v.box_colors), tuple(v.num_distractors), list(v.instruction_templates))
+    try:
+        v.box_colors = {"teal": (0.0, 0.5, 0.5), "pink": (1.0, 0.5, 0.6), "lime": (0.6, 1.0, 0.1), "navy": (0.0, 0.0, 0.3),
+                        "grey": (0.5, 0.5, 0.5), "brown": (0.4, 0.2, 0.1)}
+        v.num_distractors = (4, 4)
+        v.instruction_templates = ["fetch the {color} box"]
+        env.reset()
+        term = mdp.scene_variation(env)
+        assert all(t.startswith("fetch the ") and t.split()[2] in v.box_colors for t in mdp.instructions(env))
+        assert (term.values["num_distractors"] == 4).all()
+        z = torch.stack([env.scene[f"distractor_{i}"].data.root_pos_w.torch[:, 2] for i in range(4)], dim=1)
+        assert (z > 0).all()  # all four on the table, none on the shelf
+    finally:
+        v.box_colors, v.num_distractors, v.instruction_templates = old

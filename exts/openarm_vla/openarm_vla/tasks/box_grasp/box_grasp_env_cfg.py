@@ -312,6 +312,13 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
     before the env is built); the rest of the config is Isaac Lab's."""
     __rules__ = (("episode_length_s >= sim.dt * decimation", "an episode of at least one control step"),)
 
+    __live_fields__ = tuple(f"variation.{k}" for k in (
+        "table_colors", "box_colors", "light_intensity", "light_color", "camera_pos_jitter", "camera_rot_jitter_deg",
+        "image_noise_std", "num_distractors", "instruction_templates", "absent_color_instruction"))
+    """Fields a built env reads at every reset, so they may be changed on it between evaluations without a rebuild
+    (the OOD suite does). It must have been built with what they need (table and box colours, distractor slots:
+    :meth:`~.mdp.variation.SceneVariation._check_live` says if not); the others change the scene or its events."""
+
     cycle_variants: bool = False
     """Group k gets box variant k mod 6 instead of a seeded draw (a few groups cover every variant)."""
 
@@ -340,11 +347,17 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
         ``factory.configure`` calls after the overrides): box sizes and region, the variation event, the
         distractor slots and their shelf, the arm start offset and the mid-episode box move."""
         v = self.variation
-        sizes = [tuple(s) for s in (v.box_sizes if v.box_sizes is not None else BOX_SIZES)]
+        if v.box_sizes is None:  # the task's values, written out (what the OOD suite compares its shifts against)
+            v.box_sizes = [tuple(s) for s in BOX_SIZES]
+        if v.box_x_range is None:
+            v.box_x_range = tuple(BOX_WORKSPACE["x"])
+        if v.box_y_range is None:
+            v.box_y_range = tuple(BOX_WORKSPACE["y"])
+        sizes = [tuple(s) for s in v.box_sizes]
         params = self.events.reset_box.params
         params["sizes"] = sizes
-        params["x_range"] = tuple(v.box_x_range if v.box_x_range is not None else BOX_WORKSPACE["x"])
-        params["y_range"] = tuple(v.box_y_range if v.box_y_range is not None else BOX_WORKSPACE["y"])
+        params["x_range"] = tuple(v.box_x_range)
+        params["y_range"] = tuple(v.box_y_range)
         if sizes != [tuple(s) for s in BOX_SIZES]:
             self.scene.box.spawn = box_spawn_cfg(sizes)
 

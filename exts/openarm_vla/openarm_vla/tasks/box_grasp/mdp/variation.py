@@ -13,8 +13,9 @@ env's device, batched, and applies it:
 - light and image noise: on the policy image (:func:`policy_image`). The Newton Warp renderer ignores USD
   lights: it shades with ambient light and ONE white directional light shared by every env, of fixed
   intensity, colour and direction. Light intensity and colour are therefore emulated per env as a gain and
-  tint of the rendered image (intensity / 2500 x colour); light direction cannot vary per env, so
-  ``light_direction_deg`` must stay 0. Pixel noise is drawn per env and step (not shared in a group);
+  tint of the rendered image (intensity / 2500 x colour); light direction cannot vary per env:
+  ``light_direction_deg`` tilts the one light for the whole run (:func:`turn_light`). Pixel noise is drawn
+  per env and step (not shared in a group);
 - distractors: ``MAX_DISTRACTORS`` extra boxes spawned when ``num_distractors[1] > 0``; an episode places
   ``num_distractors`` of them on the table, apart from the target, and parks the rest on a shelf under the
   table (out of the camera's view, out of the arm's reach). Each has a colour name other than the target's.
@@ -62,7 +63,9 @@ class SceneVariationCfg:
     light_color: tuple[tuple[float, float, float], tuple[float, float, float]] = ((1.0, 1.0, 1.0), (1.0, 1.0, 1.0))
     """Light colour low / high per channel (emulated: image tint)."""
     light_direction_deg: float = 0.0
-    """Jitter of the light direction: must be 0 (the Newton Warp renderer's one light is shared by all envs)."""
+    """Tilt of the light direction [deg] (:func:`turn_light`). The Newton Warp renderer has one directional light
+    shared by every env, so this is a fixed tilt for the whole run (an unseen light direction), not a per-group
+    jitter, and not part of the per-env state."""
     camera_pos_jitter: float = 0.0
     """+- metres per axis added to the front camera's position, per group per episode."""
     camera_rot_jitter_deg: float = 0.0
@@ -90,21 +93,24 @@ class SceneVariationCfg:
 
     __checks__ = {
         "table_colors": "in [0, 1]", "light_intensity": "> 0", "light_color": "in [0, 1]",
-        "light_direction_deg": ("in [0, 0]", "the Newton Warp renderer has one light shared by every env"),
+        "light_direction_deg": ("in [0, 180]", "a turn of the renderer's one light, shared by every env"),
         "camera_pos_jitter": "in [0, 0.2]", "camera_rot_jitter_deg": "in [0, 30]", "image_noise_std": "in [0, 100]",
         "num_distractors": (f"in [0, {MAX_DISTRACTORS}]", "distractor boxes on the table"),
         "distractor_min_separation": "in [0.05, 0.3]", "instruction_templates": "non-empty",
         "arm_start_offset": "in [0, 0.5]", "move_box_at_step": ">= 0",
+        "box_sizes": ("in [0.02, 0.12]", "box edges [m] the gripper can take"),
+        "box_x_range": ("in [0.0, 0.7]", "on the table"), "box_y_range": ("in [-0.5, 0.5]", "on the table"),
     }
     __rules__ = (
         ("num_distractors[0] <= num_distractors[1]", "an inclusive range"),
         ("light_intensity[0] <= light_intensity[1]", "a range low..high"),
+        ("box_x_range is None or box_x_range[0] <= box_x_range[1]", "a range low..high"),
+        ("box_y_range is None or box_y_range[0] <= box_y_range[1]", "a range low..high"),
         ("len(box_colors) >= 2 or num_distractors[1] == 0", "distractors need a colour name other than the target's"),
         ("len(box_colors) >= num_distractors[1] + 2 or not absent_color_instruction",
          "the absent colour must differ from the target's and every distractor's"),
         ("len(box_colors) > 0 or not absent_color_instruction", "the absent colour is a name of box_colors"),
-        ("len(box_colors) > 0 or not any('{color}' in t for t in instruction_templates)",
-         "templates naming {color} need box_colors"),
+        ("len(box_colors) > 0 or '{color}' not in str(instruction_templates)", "templates naming {color} need box_colors"),
     )
 
     def draws_anything(self) -> bool:
@@ -156,6 +162,33 @@ class ShapeColors:
         buf[self.shape_ids[sel]] = _linear_to_srgb(per_env[self.env_of_shape[sel]]).to(buf.dtype)
 
 
+def light_directions(camera) -> torch.Tensor:
+    """[lights, 3] the direction each light of the camera's Newton Warp renderer travels: a view of the renderer's
+    own array (writes reach it, also inside a captured CUDA graph)."""
+    import warp as wp
+
+    sensor = getattr(getattr(camera, "_renderer", None), "newton_sensor", None)
+    ctx = getattr(sensor, "_SensorTiledCamera__render_context", None)  # newton keeps it private
+    if ctx is None or ctx.lights_orientation is None:
+        raise RuntimeError("light_direction_deg: the camera's renderer is not the Newton Warp renderer with its "
+                           "default light; set env.variation.light_direction_deg=0")
+    return wp.to_torch(ctx.lights_orientation)
+
+
+def turn_light(camera, degrees: float) -> torch.Tensor:
+    """Tilt the Newton Warp renderer's one directional light by ``degrees`` in its vertical plane, toward (and
+    past) straight down: the table, lit at 35 deg elevation by default, is lit from overhead at 55 deg. Every env,
+    for the life of the renderer. Returns the directions before (``light_directions(camera).copy_(it)`` undoes)."""
+    d = light_directions(camera)
+    before = d.clone()
+    down = torch.tensor([0.0, 0.0, -1.0], device=d.device, dtype=d.dtype)
+    u = down - (d @ down)[:, None] * d  # in the plane of d and the vertical, orthogonal to d, toward down
+    u = u / u.norm(dim=1, keepdim=True).clamp(min=1e-9)
+    a = math.radians(degrees)
+    d.copy_(math.cos(a) * d + math.sin(a) * u)
+    return before
+
+
 class SceneVariation(ManagerTermBase):
     """Reset event: draw the episode's variation per group, apply it, and keep it as per-env state.
 
@@ -170,9 +203,12 @@ class SceneVariation(ManagerTermBase):
         v: SceneVariationCfg = env.cfg.variation
         n, dev = env.num_envs, env.device
         self.v = v
-        self.names = list(v.box_colors)
-        self.palette = torch.tensor([v.box_colors[k] for k in self.names], device=dev).reshape(-1, 3)
-        self.table_palette = torch.tensor(v.table_colors, device=dev).reshape(-1, 3)
+        for t in v.instruction_templates:  # a placeholder other than {color} / {size} would fail mid-run
+            try:
+                t.format(color="c", size="s")
+            except (KeyError, IndexError, ValueError) as e:
+                raise ValueError(f"env.variation.instruction_templates: {t!r} is not a template with only "
+                                 f"{{color}} and {{size}} ({type(e).__name__}: {e})") from None
         self.num_slots = MAX_DISTRACTORS if v.num_distractors[1] > 0 else 0
         self.values = {
             "table_rgb": torch.zeros(n, 3, device=dev),
@@ -192,11 +228,36 @@ class SceneVariation(ManagerTermBase):
         sizes = env.cfg.events.reset_box.params["sizes"]
         self.slot_size = torch.tensor([sizes[i % len(sizes)] for i in range(self.num_slots)], device=dev).reshape(-1, 3)
         self.camera = env.scene.sensors.get("front_camera")
-        self.camera_jitter = v.camera_pos_jitter > 0 or v.camera_rot_jitter_deg > 0
-        if self.camera is not None and self.camera_jitter:
+        self._camera_moved = False
+        if self.camera is not None:
             cam_cfg = self.camera.cfg.offset
             self.cam_pos = torch.tensor(cam_cfg.pos, device=dev, dtype=torch.float32)
             self.cam_quat = torch.tensor(cam_cfg.rot, device=dev, dtype=torch.float32)  # world convention, xyzw
+            if v.light_direction_deg:
+                turn_light(self.camera, v.light_direction_deg)
+
+    # the palettes are read from the config at each reset: the fields of BoxGraspEnvCfg.__live_fields__ may change
+    # between evaluations without rebuilding the env (where the scene has what they need: see _check_live)
+
+    @property
+    def names(self) -> list[str]:
+        """Colour names of ``box_colors``; the state's colour indices point into this list."""
+        return list(self.v.box_colors)
+
+    def _palette(self) -> torch.Tensor:
+        return torch.tensor([self.v.box_colors[k] for k in self.names], device=self._env.device).reshape(-1, 3)
+
+    def _check_live(self) -> None:
+        """A live config change that needs scene parts the env was built without is an error, not a silent no-op."""
+        v = self.v
+        missing = [what for what, bad in (
+            ("table_colors (no table colour writer)", v.table_colors and self.table is None),
+            ("box_colors (no box colour writers)", v.box_colors and self.box is None),
+            (f"num_distractors up to {v.num_distractors[1]} ({self.num_slots} slots)", v.num_distractors[1] > self.num_slots),
+        ) if bad]
+        if missing:
+            raise RuntimeError(f"env.variation changed after the env was built without what it needs: {', '.join(missing)}; "
+                               "rebuild the env with these values")
 
     # ------------------------------------------------------------------ state
 
@@ -217,11 +278,13 @@ class SceneVariation(ManagerTermBase):
     def _draw(self, env_ids: torch.Tensor) -> None:
         """One draw per group among ``env_ids``; every member of a group gets its group's values."""
         env, v, dev = self._env, self.v, self._env.device
+        self._check_live()
         groups, member = torch.unique(env_ids // int(env.cfg.group_size), return_inverse=True)
         g = len(groups)
         val = self.values
-        if len(self.table_palette):
-            val["table_rgb"][env_ids] = self.table_palette[torch.randint(len(self.table_palette), (g,), device=dev)][member]
+        if v.table_colors:
+            table = torch.tensor(v.table_colors, device=dev).reshape(-1, 3)
+            val["table_rgb"][env_ids] = table[torch.randint(len(table), (g,), device=dev)][member]
         k = len(self.names)
         n_d = torch.randint(int(v.num_distractors[0]), int(v.num_distractors[1]) + 1, (g,), device=dev)
         val["num_distractors"][env_ids] = n_d[member]
@@ -256,12 +319,16 @@ class SceneVariation(ManagerTermBase):
         if self.table is not None:
             self.table.write(val["table_rgb"][env_ids], env_ids)
         if self.box is not None:
-            self.box.write(self.palette[val["target_color"][env_ids]], env_ids)
+            palette = self._palette()
+            self.box.write(palette[val["target_color"][env_ids]], env_ids)
             for i, writer in enumerate(self.distractors):
-                writer.write(self.palette[val["distractor_color"][env_ids, i]], env_ids)
+                writer.write(palette[val["distractor_color"][env_ids, i]], env_ids)
         if self.num_slots:
             self._place_distractors(env_ids)
-        if self.camera is not None and self.camera_jitter:
+        v = self.v
+        if self.camera is not None and (self._camera_moved or v.camera_pos_jitter > 0 or v.camera_rot_jitter_deg > 0
+                                        or bool(val["camera_offset"][env_ids].any())):
+            self._camera_moved = True
             off = val["camera_offset"][env_ids]
             pos = self._env.scene.env_origins[env_ids] + self.cam_pos + off[:, :3]
             rot = quat_from_euler_xyz(off[:, 3], off[:, 4], off[:, 5])
