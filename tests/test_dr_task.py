@@ -303,5 +303,10 @@ def test_live_fields_change_a_built_env(dr_env):
         assert (term.values["num_distractors"] == 4).all()
         z = torch.stack([env.scene[f"distractor_{i}"].data.root_pos_w.torch[:, 2] for i in range(4)], dim=1)
         assert (z > 0).all()  # all four on the table, none on the shelf
+        v.instruction_templates = ["grab the {size} {color} carton"]
+        env.reset()
+        words = [t.split()[2] for t in mdp.instructions(env)]
+        assert set(words) <= {"small", "large"}
+        assert words == mdp.variation.size_words(env)
     finally:
         v.box_colors, v.num_distractors, v.instruction_templates = old

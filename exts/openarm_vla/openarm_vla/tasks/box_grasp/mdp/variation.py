@@ -220,6 +220,9 @@ class SceneVariation(ManagerTermBase):
             "camera_offset": torch.zeros(n, 6, device=dev),
             "light": torch.tensor([[NOMINAL_LIGHT, 1.0, 1.0, 1.0]], device=dev).repeat(n, 1),
         }
+        self.resets = 0
+        """Resets applied so far (a version of :attr:`values`)."""
+        self._instructions: tuple | None = None
         self._pending: dict | None = None
         self._pending_mask = torch.zeros(n, dtype=torch.bool, device=dev)
         self.table = ShapeColors(env, "Table") if v.table_colors else None
@@ -366,6 +369,7 @@ class SceneVariation(ManagerTermBase):
 
     def __call__(self, env, env_ids):
         env_ids = env_id_tensor(env, env_ids)
+        self.resets += 1
         self._draw(env_ids)
         if self._pending is not None:
             restored = self._pending_mask[env_ids]
@@ -402,11 +406,14 @@ def instructions(env) -> list[str]:
     if term is None or list(term.v.instruction_templates) == [DEFAULT_INSTRUCTION]:
         return [env.cfg.instruction] * env.num_envs
     templates = term.v.instruction_templates
-    idx = term.values["instruction"].tolist()
-    named = term.values["named_color"].tolist()
-    sizes = size_words(env) if any("{size}" in t for t in templates) else [""] * env.num_envs
-    return [" ".join(templates[i].format(color=term.names[c] if c >= 0 else "", size=s).split())
-            for i, c, s in zip(idx, named, sizes)]
+    key = (term.resets, tuple(templates), tuple(term.names))
+    if term._instructions is None or term._instructions[0] != key:  # the policy asks every step: format once per reset
+        idx = term.values["instruction"].tolist()
+        named = term.values["named_color"].tolist()
+        sizes = size_words(env) if any("{size}" in t for t in templates) else [""] * env.num_envs
+        term._instructions = (key, [" ".join(templates[i].format(color=term.names[c] if c >= 0 else "", size=s).split())
+                                    for i, c, s in zip(idx, named, sizes)])
+    return list(term._instructions[1])
 
 
 def distractor_lifted(env, lift_height: float) -> torch.Tensor:
