@@ -76,6 +76,7 @@ def test_base_task_draws_nothing_and_dr_task_is_registered():
     (["env.variation.box_colors={}", "env.variation.num_distractors=[0,0]"], r"templates naming \{color\} need box_colors"),
     (["env.variation.absent_color_instruction=true", "env.variation.num_distractors=[0,4]", "env.variation.box_colors.red=null"],
      r"the absent colour must differ from the target's and every distractor's"),
+    (["env.variation.box_colors.red=[1,0,5]"], r"env.variation.box_colors.red=\[1, 0, 5\]: must be 3 values in \[0, 1\]"),
     (["env.variation.camera_pos_jitter=-0.1"], r"camera_pos_jitter=-0.1: must be in \[0, 0.2\]"),
 ])
 def test_bad_variation_values_give_one_clear_line(overrides, message):
@@ -252,6 +253,11 @@ def test_ood_knobs():
             moved = env.episode_length_buf.clone()
             break
     assert moved is not None and (moved == 3).all()
+    box = mdp.box_pos(env)[:, :2]
+    for i in range(mdp.MAX_DISTRACTORS):  # moved clear of the distractors on the table
+        on = v["num_distractors"] > i
+        xy = env.scene[f"distractor_{i}"].data.root_pos_w.torch[:, :2] - env.scene.env_origins[:, :2]
+        assert ((box - xy).norm(dim=1)[on] > 0.07).all()
 
 
 @pytest.mark.sim

@@ -38,6 +38,7 @@ from isaaclab.utils.math import quat_from_matrix
 from isaaclab_tasks.utils import PresetCfg
 
 from openarm_vla.checks import IMAGE_SIZE
+from openarm_vla.errors import ConfigError
 from openarm_vla.robots.openarm import OPENARM_CFG
 
 from . import mdp
@@ -347,6 +348,10 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
         ``factory.configure`` calls after the overrides): box sizes and region, the variation event, the
         distractor slots and their shelf, the arm start offset and the mid-episode box move."""
         v = self.variation
+        bad = [f"env.variation.box_colors.{k}={show}: must be 3 values in [0, 1]" for k, c in v.box_colors.items()
+               if len(show := list(c)) != 3 or not all(isinstance(x, (int, float)) and 0 <= x <= 1 for x in show)]
+        if bad:  # dict entries: the declared checks do not reach them
+            raise ConfigError(bad)
         if v.box_sizes is None:  # the task's values, written out (what the OOD suite compares its shifts against)
             v.box_sizes = [tuple(s) for s in BOX_SIZES]
         if v.box_x_range is None:

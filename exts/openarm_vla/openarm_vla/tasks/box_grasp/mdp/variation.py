@@ -452,20 +452,35 @@ class policy_image(image_rgb):
         return out
 
 
-def move_box_once(env, env_ids, step: int, x_range, y_range):
+def move_box_once(env, env_ids, step: int, x_range, y_range, tries: int = 32):
     """Interval event run every control step: envs at episode step ``step`` get their target moved to a new
-    place in its region (the OOD "box moved mid-episode" shift), resting at the same height."""
+    place in its region (the OOD "box moved mid-episode" shift), resting at the same height, clear of the
+    distractors on the table (the candidate farthest from them where none is ``distractor_min_separation`` away)."""
     ids = torch.nonzero(env.episode_length_buf == step).flatten()
     if not len(ids):
         return
+    n, dev = len(ids), env.device
+    origins = env.scene.env_origins[ids]
+    cand = torch.stack([_uniform((n, tries), *x_range, dev), _uniform((n, tries), *y_range, dev)], dim=-1)
+    clear = torch.full((n, tries), 1e3, device=dev)
+    term = scene_variation(env)
+    if term is not None and term.num_slots:
+        used = torch.arange(term.num_slots, device=dev)[None] < term.values["num_distractors"][ids, None]
+        for i in range(term.num_slots):
+            xy = env.scene[f"distractor_{i}"].data.root_pos_w.torch[ids, :2] - origins[:, :2]
+            d = (cand - xy[:, None]).norm(dim=-1)
+            clear = torch.minimum(clear, torch.where(used[:, i:i + 1], d, torch.full_like(d, 1e3)))
+        ok = clear >= term.v.distractor_min_separation
+        pick = torch.where(ok.any(dim=1), ok.float().argmax(dim=1), clear.argmax(dim=1))
+    else:
+        pick = torch.zeros(n, dtype=torch.long, device=dev)
     box = env.scene["box"]
     pos = box.data.root_pos_w.torch[ids].clone()
-    pos[:, 0] = _uniform((len(ids),), *x_range, env.device) + env.scene.env_origins[ids, 0]
-    pos[:, 1] = _uniform((len(ids),), *y_range, env.device) + env.scene.env_origins[ids, 1]
-    pos[:, 2] = grasp_monitor(env).rest_z[ids] + 0.001 + env.scene.env_origins[ids, 2]
+    pos[:, :2] = cand[torch.arange(n, device=dev), pick] + origins[:, :2]
+    pos[:, 2] = grasp_monitor(env).rest_z[ids] + 0.001 + origins[:, 2]
     quat = box.data.root_quat_w.torch[ids].clone()
     box.write_root_pose_to_sim_index(root_pose=torch.cat([pos, quat], dim=1), env_ids=ids)
-    box.write_root_velocity_to_sim_index(root_velocity=torch.zeros(len(ids), 6, device=env.device), env_ids=ids)
+    box.write_root_velocity_to_sim_index(root_velocity=torch.zeros(n, 6, device=dev), env_ids=ids)
 
 
 def offset_arm_start(env, env_ids, max_offset: float, asset_name: str = "robot"):
