@@ -69,7 +69,7 @@ def test_base_task_draws_nothing_and_dr_task_is_registered():
 @pytest.mark.parametrize("overrides, message", [
     (["env.variation.num_distractors=[0,9]"], r"env.variation.num_distractors\[1\]=9: must be in \[0, 4\]"),
     (["env.variation.num_distractors=[3,1]"], r"num_distractors\[0\] <= num_distractors\[1\]"),
-    (["env.variation.light_direction_deg=200"], r"light_direction_deg=200: must be in \[0, 180\] \(a turn of the renderer's one light"),
+    (["env.variation.light_direction_deg=200"], r"light_direction_deg=200: must be in \[0, 180\] \(a tilt of the renderer's one light"),
     (["env.variation.box_sizes=[[0.05,0.05,0.5]]"], r"box_sizes.*must be in \[0.02, 0.12\]"),
     (["env.variation.box_x_range=[0.4,0.3]"], r"box_x_range\[0\] <= box_x_range\[1\]"),
     (["env.variation.box_colors={}"], r"distractors need a colour name other than the target's"),

@@ -64,7 +64,7 @@ BOX_COLORS = [
     (0.25, 0.65, 0.30),
 ]
 BOX_WORKSPACE = {"x": (0.24, 0.34), "y": (-0.10, 0.10), "yaw": (-math.pi / 4, math.pi / 4)}
-INSTRUCTION = "pick up the box"
+INSTRUCTION = mdp.variation.DEFAULT_INSTRUCTION  # "pick up the box"
 
 CAMERA_EYE = (0.78, 0.0, 0.42)
 CAMERA_TARGET = (0.20, 0.0, 0.06)
@@ -167,7 +167,7 @@ class BoxGraspSceneCfg(InteractiveSceneCfg):
     )
     light = AssetBaseCfg(
         prim_path="/World/light",
-        spawn=sim_utils.DistantLightCfg(intensity=2500.0, color=(1.0, 1.0, 1.0), angle=0.5),
+        spawn=sim_utils.DistantLightCfg(intensity=mdp.variation.NOMINAL_LIGHT, color=(1.0, 1.0, 1.0), angle=0.5),
         init_state=AssetBaseCfg.InitialStateCfg(rot=(0.3, 0.0, 0.0, 0.954)),
     )
     dome = AssetBaseCfg(prim_path="/World/dome", spawn=sim_utils.DomeLightCfg(intensity=800.0, color=(0.9, 0.9, 0.9)))

@@ -43,6 +43,7 @@ MAX_DISTRACTORS = 4
 NOMINAL_LIGHT = 2500.0
 """The light intensity the base scene's images correspond to (gain 1)."""
 DEFAULT_INSTRUCTION = "pick up the box"
+"""The base task's one instruction (``BoxGraspEnvCfg.instruction``), and the "off" value of the templates."""
 SHELF_Z = -0.4
 """Top of the parking shelf under the table [m] (env frame)."""
 
@@ -57,7 +58,7 @@ class SceneVariationCfg:
     """Named box colours the target and distractors draw from ({} = the six fixed carton variants)."""
     box_sizes: list[tuple[float, float, float]] | None = None
     """Box edge lengths: the target's variants (per group, fixed when the scene is built) and distractor slot
-    i's size (``box_sizes[i % len]``); None = the task's ``BOX_SIZES``."""
+    i's size (``box_sizes[i % len]``); None = the task's ``BOX_SIZES`` (the env config writes them in)."""
     light_intensity: tuple[float, float] = (NOMINAL_LIGHT, NOMINAL_LIGHT)
     """Light intensity range (emulated: image gain = intensity / 2500; see the module doc)."""
     light_color: tuple[tuple[float, float, float], tuple[float, float, float]] = ((1.0, 1.0, 1.0), (1.0, 1.0, 1.0))
@@ -83,7 +84,7 @@ class SceneVariationCfg:
     """Paraphrases the instruction is drawn from; ``{color}`` is the named colour, ``{size}`` "small"/"large"."""
     box_x_range: tuple[float, float] | None = None
     box_y_range: tuple[float, float] | None = None
-    """Where the target is placed (env frame); None = the task's ``BOX_WORKSPACE``."""
+    """Where the target is placed (env frame); None = the task's ``BOX_WORKSPACE`` (the env config writes it in)."""
     arm_start_offset: float = 0.0
     """+- radians added to each arm joint's start angle (per env)."""
     move_box_at_step: int = 0
@@ -93,13 +94,14 @@ class SceneVariationCfg:
 
     __checks__ = {
         "table_colors": "in [0, 1]", "light_intensity": "> 0", "light_color": "in [0, 1]",
-        "light_direction_deg": ("in [0, 180]", "a turn of the renderer's one light, shared by every env"),
+        "light_direction_deg": ("in [0, 180]", "a tilt of the renderer's one light, shared by every env"),
         "camera_pos_jitter": "in [0, 0.2]", "camera_rot_jitter_deg": "in [0, 30]", "image_noise_std": "in [0, 100]",
         "num_distractors": (f"in [0, {MAX_DISTRACTORS}]", "distractor boxes on the table"),
         "distractor_min_separation": "in [0.05, 0.3]", "instruction_templates": "non-empty",
         "arm_start_offset": "in [0, 0.5]", "move_box_at_step": ">= 0",
         "box_sizes": ("in [0.02, 0.12]", "box edges [m] the gripper can take"),
         "box_x_range": ("in [0.0, 0.7]", "on the table"), "box_y_range": ("in [-0.5, 0.5]", "on the table"),
+        "distractor_x_range": ("in [0.0, 0.7]", "on the table"), "distractor_y_range": ("in [-0.5, 0.5]", "on the table"),
     }
     __rules__ = (
         ("num_distractors[0] <= num_distractors[1]", "an inclusive range"),
@@ -119,7 +121,8 @@ class SceneVariationCfg:
                     or self.image_noise_std > 0 or self.num_distractors[1] > 0
                     or tuple(self.light_intensity) != (NOMINAL_LIGHT, NOMINAL_LIGHT)
                     or tuple(map(tuple, self.light_color)) != ((1.0, 1.0, 1.0), (1.0, 1.0, 1.0))
-                    or list(self.instruction_templates) != [DEFAULT_INSTRUCTION] or self.absent_color_instruction)
+                    or list(self.instruction_templates) != [DEFAULT_INSTRUCTION] or self.absent_color_instruction
+                    or self.light_direction_deg > 0)
 
 
 def _linear_to_srgb(c: torch.Tensor) -> torch.Tensor:
@@ -135,7 +138,10 @@ def _uniform(shape, lo, hi, device) -> torch.Tensor:
 
 
 class ShapeColors:
-    """The Newton shapes of one asset per env (by prim path), and a batched write of one colour per env."""
+    """The Newton shapes of one asset per env (by prim path), and a batched write of one colour per env.
+
+    What Isaac Lab's ``VisualShapeColorWriter`` does, for any asset: that writer finds shapes through an
+    articulation view of bodies, and the table is a static shape with no body."""
 
     def __init__(self, env, asset_prim: str):
         import re
