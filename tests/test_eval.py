@@ -10,7 +10,7 @@ from helpers import read_mp4_frames
 
 from openarm_vla.eval.metrics import failure_table, format_failure_table, mcnemar, summarize, wilson_interval
 
-CATS = ("success", "miss_grasp", "wrong_position", "timeout", "dropped", "knocked_off")
+CATS = ("success", "miss_grasp", "wrong_position", "timeout", "dropped", "knocked_off", "wrong_object")
 
 
 def test_wilson_hand_computed():
@@ -100,7 +100,8 @@ def test_failure_table_and_summary():
            {"success": False, "steps": 250, "failure": "dropped"}]
     t = failure_table(eps, CATS)
     assert list(t) == list(CATS)
-    assert t == {"success": 1, "miss_grasp": 0, "wrong_position": 0, "timeout": 2, "dropped": 1, "knocked_off": 0}
+    assert t == {"success": 1, "miss_grasp": 0, "wrong_position": 0, "timeout": 2, "dropped": 1, "knocked_off": 0,
+                 "wrong_object": 0}
     s = summarize(eps, CATS)
     assert s["num_episodes"] == 4 and s["successes"] == 1 and s["success_rate"] == 0.25
     assert s["mean_steps"] == 287.5 and s["mean_steps_success"] == 100

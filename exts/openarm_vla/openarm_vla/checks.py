@@ -44,7 +44,7 @@ _NUM = r"[-+]?(?:\d[\d_]*\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf)"
 _CMP = re.compile(rf"^(>=|<=|>|<)\s*({_NUM})$")
 _INTERVAL = re.compile(rf"^in\s*([\[(])\s*({_NUM})\s*,\s*({_NUM})\s*([\])])$")
 _CHOICES = re.compile(r"^in\s*\{(.*)\}$")
-_BUILTINS = {"len": len, "min": min, "max": max, "round": round, "abs": abs}
+_BUILTINS = {"len": len, "min": min, "max": max, "round": round, "abs": abs, "str": str}
 _OPS = {">": lambda v, x: v > x, ">=": lambda v, x: v >= x, "<": lambda v, x: v < x, "<=": lambda v, x: v <= x}
 
 

@@ -88,7 +88,9 @@ def policy_rollout_throughput(task: str, preset: str, num_envs: int, image_size:
         inner = make_policy(f"preset:{preset}", env)
         vla = inner.vla
         vla.dtype = "bfloat16" if cuda else "float32"
-        ids, _ = vla.prompt_ids([inner.instruction])
+        from openarm_vla.tasks.box_grasp.mdp.variation import instructions
+
+        ids, _ = vla.prompt_ids(instructions(env)[:1])
         flops = forward_flops(vla.model, ids.shape[1])
         obs = step_loop(env, inner, obs, lambda s: False, max_steps=warmup)
         policy = TimedPolicy(inner, sync)

@@ -10,7 +10,7 @@ Per demo (T = num_samples, one row per env step; ``obs[t]`` is what the expert s
     states/<scene state>            [T, ...] the scene state BEFORE step t (capture_states: articulation/robot/...,
                                     rigid_object/box/... including the box mass and inertia)
     initial_state/<scene state>     [1, ...] the state at the episode start, for reset_to_states
-    attrs: num_samples, success, seed, instruction, env_id, failure, max_lift, box_size, expert
+    attrs: num_samples, success, seed, instruction (the episode's own), env_id, failure, max_lift, box_size, expert
 
 Isaac Lab's own recorder stores ``states`` post-step; ours are pre-step, aligned with obs/actions. The state
 after a step is the state before the next one (for an env that was auto-reset: its next episode's initial
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from openarm_vla.tasks.box_grasp.mdp.variation import instructions
 from openarm_vla.tasks.box_grasp.scene_state import capture_states
 from openarm_vla.utils.tree import tree_map, tree_stack, to_numpy
 
@@ -57,6 +58,7 @@ class DemoRecorder:
         n = self.env.num_envs
         self._state = self._capture()
         self._init = [tree_map(lambda a, e=e: a[e:e + 1], self._state) for e in range(n)]
+        self._instr = instructions(self.env)  # each episode's own instruction (the DR task draws one per episode)
         self._rows: list[list] = [[] for _ in range(n)]
 
     def buffered(self, env_id: int) -> int:
@@ -67,6 +69,7 @@ class DemoRecorder:
         """Drop env ``env_id``'s episode in progress and start a new one from its current state (teleop reset)."""
         self._state = self._capture()
         self._init[env_id] = tree_map(lambda a: a[env_id:env_id + 1], self._state)
+        self._instr[env_id] = instructions(self.env)[env_id]
         self._rows[env_id] = []
 
     def add(self, obs, actions) -> None:
@@ -83,6 +86,7 @@ class DemoRecorder:
         """After ``env.step``: write the envs' finished episodes and start their next ones. Returns demo names."""
         self._state = self._capture()
         self.last = []
+        now = instructions(self.env) if episodes else None
         for rec in episodes:
             e = rec["env_id"]
             self.finished += 1
@@ -91,6 +95,7 @@ class DemoRecorder:
             if (rec["success"] or not self.success_only) and self.written < self.num_demos:
                 self.last.append(self.write(e, rec))
             self._init[e] = tree_map(lambda a, e=e: a[e:e + 1], self._state)
+            self._instr[e] = now[e]
             self._rows[e] = []
         return self.last
 
@@ -104,7 +109,7 @@ class DemoRecorder:
         box = obs.get("privileged_box_size")
         name = self.writer.write_episode(
             obs=obs, actions=np.stack([a[e] for _, _, a, e in rows]), states=states,
-            initial_state=self._init[env_id], success=rec["success"], seed=self.seed, env_id=env_id,
+            initial_state=self._init[env_id], instruction=self._instr[env_id], success=rec["success"], seed=self.seed, env_id=env_id,
             failure=rec["failure"], max_lift=rec["max_lift"], box_size=box[0].tolist() if box is not None else None,
             expert=self.expert,
         )

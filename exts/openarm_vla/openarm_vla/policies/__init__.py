@@ -70,4 +70,4 @@ def make_policy(spec: str, env, device=None, temperature: float = 0.0, seed: int
         vla = preset_vla(spec.split(":", 1)[1], n, device, seed=seed)
     else:
         vla = checkpoint_vla(spec, n, device)
-    return VLAEnvPolicy(vla, env.cfg.instruction, temperature=temperature, env_device=env_dev, seed=seed)
+    return VLAEnvPolicy.for_env(vla, env, temperature=temperature, env_device=env_dev, seed=seed)

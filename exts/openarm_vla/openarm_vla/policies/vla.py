@@ -1,4 +1,4 @@
-"""The VLA as an env policy: ``obs["policy"]`` (front camera + joint state) + the task instruction -> actions.
+"""The VLA as an env policy: ``obs["policy"]`` (front camera + joint state) + each env's instruction -> actions.
 
     VLAEnvPolicy     adapts :class:`openarm_vla.vla.VLARunner` (chunk queues over N envs) to the env
     preset_vla       a randomly initialised model of a preset (``preset:NAME``; smoke tests, benchmarks)
@@ -21,11 +21,13 @@ from openarm_vla.errors import PolicyError
 class VLAEnvPolicy:
     """The VLA over the env's observations: the model sees ``front_rgb`` and, if it takes proprio, the joint
     state in action units. Greedy unless ``temperature`` > 0. ``accepts_active``: envs outside ``active``
-    are not forwarded and hold their current pose."""
+    are not forwarded and hold their current pose. ``instruction``: one string for every env, or a callable
+    giving the current per-env list (``lambda: mdp.instructions(env)``: the DR task draws one per episode);
+    :func:`for_env` builds the latter."""
 
     accepts_active = True
 
-    def __init__(self, vla, instruction: str, temperature: float = 0.0, env_device=None, seed: int | None = None):
+    def __init__(self, vla, instruction, temperature: float = 0.0, env_device=None, seed: int | None = None):
         self.vla, self.instruction = vla, instruction
         self.temperature = temperature if temperature and temperature > 0 else None  # None = greedy
         self.env_device = env_device
@@ -41,7 +43,8 @@ class VLAEnvPolicy:
     def __call__(self, obs, active: torch.Tensor | None = None) -> torch.Tensor:
         pol = obs["policy"]
         joints = pol["joint_pos"].to(self.vla.device, torch.float32)
-        out = self.vla.act({"rgb": pol["front_rgb"], "proprio": joint_state_to_action(joints)}, self.instruction,
+        instruction = self.instruction() if callable(self.instruction) else self.instruction
+        out = self.vla.act({"rgb": pol["front_rgb"], "proprio": joint_state_to_action(joints)}, instruction,
                            temperature=self.temperature, generator=self.generator, active=active)
         self.last = out
         actions = out["actions"].clamp(-1.0, 1.0)
@@ -51,6 +54,13 @@ class VLAEnvPolicy:
 
     def reset(self, env_ids=None) -> None:
         self.vla.reset(env_ids)
+
+    @classmethod
+    def for_env(cls, vla, env, **kwargs) -> VLAEnvPolicy:
+        """The policy prompted with ``env``'s per-env instructions of the current episodes."""
+        from openarm_vla.tasks.box_grasp.mdp.variation import instructions
+
+        return cls(vla, lambda: instructions(env), **kwargs)
 
 
 def preset_vla(name: str, num_envs: int, device, seed: int = 0, **overrides):

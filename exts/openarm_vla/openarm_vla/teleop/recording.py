@@ -17,6 +17,7 @@ import torch
 
 from openarm_vla.data.recorder import DemoRecorder
 from openarm_vla.rollout import episode_records
+from openarm_vla.tasks.box_grasp.mdp.variation import instructions
 
 from openarm_vla.robots.ee_delta import EEDeltaCfg, EEDeltaController
 
@@ -79,7 +80,7 @@ class TeleopRecorder:
         grip = "closed" if bool(self.ctrl.gripper_closed[0]) else "open"
         p = self.ctrl.target_pos[0].tolist()
         return [
-            f"Task: {self.env.cfg.instruction}",
+            f"Task: {instructions(self.env)[0]}",
             f"Episode {self.episode}  step {self.steps}/{int(self.env.max_episode_length)}",
             f"Saved demos: {self.rec.written}/{self.rec.num_demos}  ({'all' if self.keep_all else 'successful only'})",
             f"Gripper: {grip}   TCP: {p[0]:+.3f} {p[1]:+.3f} {p[2]:+.3f}",

@@ -344,7 +344,7 @@ def make_learner(task: str, env_cfg, agent, output, device: str, resume: bool = 
         run.open_log({"groups": f"{B} groups x {G} ({rollout_groups} per round)"})
         runner = VLARunner(par.plain, tok, env.num_envs, norm_stats=norm_stats, unnormalize_actions=bool(norm_stats),
                            dtype=run.dtype)
-        sampler = VLAEnvPolicy(runner, env.cfg.instruction, temperature=agent.temperature)
+        sampler = VLAEnvPolicy.for_env(runner, env, temperature=agent.temperature)
         sampler.generator = run.generators["sample"]
         if agent.compile:  # after the env: its construction and first step draw from the RNGs, this draws nothing
             secs = compile_model_passes(runner, env.cfg.instruction, env.num_envs, agent.micro_batch_size, par.module)

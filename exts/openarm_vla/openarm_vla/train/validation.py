@@ -18,7 +18,7 @@ def validate(env, vla, bank: EvalBank, videos: int = 2, progress: bool = True, w
     """-> (metrics ``eval/*``, episode records, clips). ``watch`` envs are filmed to pick ``videos`` clips from."""
     was_training = vla.model.training
     vla.model.eval()
-    policy = VLAEnvPolicy(vla, env.cfg.instruction, temperature=0.0)
+    policy = VLAEnvPolicy.for_env(vla, env, temperature=0.0)
     film = EpisodeVideo(range(min(watch, bank.pass_size(0))), episodes=1) if videos > 0 else None
     try:
         records = evaluate_bank(env, policy, bank, on_step=(lambda s, a: film(s)) if film else None, progress=progress,

@@ -38,6 +38,7 @@ from isaaclab.utils.math import quat_from_matrix
 from isaaclab_tasks.utils import PresetCfg
 
 from openarm_vla.checks import IMAGE_SIZE
+from openarm_vla.errors import ConfigError
 from openarm_vla.robots.openarm import OPENARM_CFG
 
 from . import mdp
@@ -63,7 +64,7 @@ BOX_COLORS = [
     (0.25, 0.65, 0.30),
 ]
 BOX_WORKSPACE = {"x": (0.24, 0.34), "y": (-0.10, 0.10), "yaw": (-math.pi / 4, math.pi / 4)}
-INSTRUCTION = "pick up the box"
+INSTRUCTION = mdp.variation.DEFAULT_INSTRUCTION  # "pick up the box"
 
 CAMERA_EYE = (0.78, 0.0, 0.42)
 CAMERA_TARGET = (0.20, 0.0, 0.06)
@@ -83,20 +84,47 @@ def look_at_quat_world(eye, target) -> tuple[float, float, float, float]:
     return tuple(float(v) for v in quat_from_matrix(R))
 
 
-def box_spawn_cfg() -> sim_utils.MultiAssetSpawnerCfg:
+def box_spawn_cfg(sizes=BOX_SIZES) -> sim_utils.MultiAssetSpawnerCfg:
     """One cuboid variant per (size, colour) pair; env ids map to variants in groups (see mdp.events)."""
     variants = [
         sim_utils.CuboidCfg(
-            size=size,
-            visual_material=sim_utils.PreviewSurfaceCfg(diffuse_color=color, roughness=0.8),
+            size=tuple(size),
+            visual_material=sim_utils.PreviewSurfaceCfg(diffuse_color=BOX_COLORS[i % len(BOX_COLORS)], roughness=0.8),
         )
-        for size, color in zip(BOX_SIZES, BOX_COLORS)
+        for i, size in enumerate(sizes)
     ]
     return sim_utils.MultiAssetSpawnerCfg(
         assets_cfg=variants,
         rigid_props=sim_utils.UsdPhysicsRigidBodyCfg(),
         mass_props=sim_utils.MassCfg(mass=0.1),
         collision_props=sim_utils.UsdPhysicsCollisionCfg(),
+    )
+
+
+def distractor_cfg(slot: int, sizes) -> RigidObjectCfg:
+    """Distractor box ``slot`` (edge lengths ``sizes[slot % len]``), spawned on the parking shelf; its colour is
+    written per episode (:class:`~.mdp.variation.SceneVariation`)."""
+    size = tuple(sizes[slot % len(sizes)])
+    return RigidObjectCfg(
+        prim_path=f"{{ENV_REGEX_NS}}/Distractor_{slot}",
+        spawn=sim_utils.CuboidCfg(
+            size=size,
+            visual_material=sim_utils.PreviewSurfaceCfg(diffuse_color=(0.5, 0.5, 0.5), roughness=0.8),
+            rigid_props=sim_utils.UsdPhysicsRigidBodyCfg(),
+            mass_props=sim_utils.MassCfg(mass=0.1),
+            collision_props=sim_utils.UsdPhysicsCollisionCfg(),
+        ),
+        init_state=RigidObjectCfg.InitialStateCfg(pos=(0.08 + 0.14 * slot, 0.0, mdp.SHELF_Z + size[2] / 2 + 0.001)),
+    )
+
+
+def shelf_cfg() -> AssetBaseCfg:
+    """Where unused distractors wait: under the table top, hidden from the front camera, out of the arm's reach."""
+    return AssetBaseCfg(
+        prim_path="{ENV_REGEX_NS}/Shelf",
+        spawn=sim_utils.CuboidCfg(size=(0.7, 0.8, 0.02), collision_props=sim_utils.UsdPhysicsCollisionCfg(),
+                                  visual_material=sim_utils.PreviewSurfaceCfg(diffuse_color=(0.3, 0.3, 0.3))),
+        init_state=AssetBaseCfg.InitialStateCfg(pos=(0.3, 0.0, mdp.SHELF_Z - 0.01)),
     )
 
 
@@ -139,7 +167,7 @@ class BoxGraspSceneCfg(InteractiveSceneCfg):
     )
     light = AssetBaseCfg(
         prim_path="/World/light",
-        spawn=sim_utils.DistantLightCfg(intensity=2500.0, color=(1.0, 1.0, 1.0), angle=0.5),
+        spawn=sim_utils.DistantLightCfg(intensity=mdp.variation.NOMINAL_LIGHT, color=(1.0, 1.0, 1.0), angle=0.5),
         init_state=AssetBaseCfg.InitialStateCfg(rot=(0.3, 0.0, 0.0, 0.954)),
     )
     dome = AssetBaseCfg(prim_path="/World/dome", spawn=sim_utils.DomeLightCfg(intensity=800.0, color=(0.9, 0.9, 0.9)))
@@ -262,6 +290,10 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
     success: mdp.SuccessCfg = mdp.SuccessCfg()
     """What counts as success: lift height, hold length (``env.success.hold_steps=...``), pad force."""
 
+    variation: mdp.SceneVariationCfg = mdp.SceneVariationCfg()
+    """Domain randomization, distractors, instruction templates and the OOD knobs (``env.variation.*``); all off
+    here, on in ``OpenArm-BoxGrasp-DR`` (:class:`BoxGraspDREnvCfg`)."""
+
     group_size: int = 8
     """G, the envs of a group: consecutive env ids share the box variant (size, colour), and GRPO resets each group
     to one start. The one source of G: GRPO reads it from here (``env.group_size=...``)."""
@@ -280,6 +312,13 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
     """Ranges of the keys this task owns or users override (:mod:`openarm_vla.checks`: checked with their types
     before the env is built); the rest of the config is Isaac Lab's."""
     __rules__ = (("episode_length_s >= sim.dt * decimation", "an episode of at least one control step"),)
+
+    __live_fields__ = tuple(f"variation.{k}" for k in (
+        "table_colors", "box_colors", "light_intensity", "light_color", "camera_pos_jitter", "camera_rot_jitter_deg",
+        "image_noise_std", "num_distractors", "instruction_templates", "absent_color_instruction"))
+    """Fields a built env reads at every reset, so they may be changed on it between evaluations without a rebuild
+    (the OOD suite does). It must have been built with what they need (table and box colours, distractor slots:
+    :meth:`~.mdp.variation.SceneVariation._check_live` says if not); the others change the scene or its events."""
 
     cycle_variants: bool = False
     """Group k gets box variant k mod 6 instead of a seeded draw (a few groups cover every variant)."""
@@ -302,6 +341,50 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
         self.scene.clone_cfg = CloneCfg(clone_strategy=mdp.grouped_clone_strategy(group_size, self.cycle_variants))
         self.events.reset_box.params["group_size"] = group_size
         self.events.reset_box.params["cycle_variants"] = self.cycle_variants
+        self.sync_variation()
+
+    def sync_variation(self) -> None:
+        """Make the scene, events and image term follow ``variation`` (called by :meth:`set_group_size`, which
+        ``factory.configure`` calls after the overrides): box sizes and region, the variation event, the
+        distractor slots and their shelf, the arm start offset and the mid-episode box move."""
+        v = self.variation
+        bad = [f"env.variation.box_colors.{k}={show}: must be 3 values in [0, 1]" for k, c in v.box_colors.items()
+               if len(show := list(c)) != 3 or not all(isinstance(x, (int, float)) and 0 <= x <= 1 for x in show)]
+        if bad:  # dict entries: the declared checks do not reach them
+            raise ConfigError(bad)
+        if v.box_sizes is None:  # the task's values, written out (what the OOD suite compares its shifts against)
+            v.box_sizes = [tuple(s) for s in BOX_SIZES]
+        if v.box_x_range is None:
+            v.box_x_range = tuple(BOX_WORKSPACE["x"])
+        if v.box_y_range is None:
+            v.box_y_range = tuple(BOX_WORKSPACE["y"])
+        sizes = [tuple(s) for s in v.box_sizes]
+        params = self.events.reset_box.params
+        params["sizes"] = sizes
+        params["x_range"] = tuple(v.box_x_range)
+        params["y_range"] = tuple(v.box_y_range)
+        if sizes != [tuple(s) for s in BOX_SIZES]:
+            self.scene.box.spawn = box_spawn_cfg(sizes)
+
+        def put(owner, name, value):  # set a term, or clear it only where it was ever set (base config unchanged)
+            if value is not None or getattr(owner, name, None) is not None:
+                setattr(owner, name, value)
+
+        draws = v.draws_anything()
+        put(self.events, "scene_variation", EventTerm(func=mdp.SceneVariation, mode="reset") if draws else None)
+        with_distractors = v.num_distractors[1] > 0
+        for i in range(mdp.MAX_DISTRACTORS):
+            put(self.scene, f"distractor_{i}", distractor_cfg(i, sizes) if with_distractors else None)
+        put(self.scene, "shelf", shelf_cfg() if with_distractors else None)
+        offset = EventTerm(func=mdp.offset_arm_start, mode="reset", params={"max_offset": v.arm_start_offset})
+        put(self.events, "arm_start_offset", offset if v.arm_start_offset > 0 else None)
+        step_s = self.sim.dt * self.decimation  # an interval event that runs every control step
+        move = EventTerm(func=mdp.move_box_once, mode="interval", interval_range_s=(step_s, step_s),
+                         params={"step": v.move_box_at_step, "x_range": params["x_range"], "y_range": params["y_range"]})
+        put(self.events, "move_box", move if v.move_box_at_step > 0 else None)
+        rgb = getattr(self.observations.policy, "front_rgb", None)
+        if rgb is not None:
+            rgb.func = mdp.policy_image if draws else mdp.image_rgb
 
     def set_camera_resolution(self, width: int, height: int | None = None) -> None:
         self.scene.front_camera.width = width
@@ -341,6 +424,52 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
         self.video_recorders = [VideoRecorderCfg(source="sensor:video_camera", video_length=video_length,
                                                  output_filename_prefix="openarm")]
         self.events.video_on_request = EventTerm(func=mdp.keep_requested_video_recorders, mode="reset")
+
+
+DR_TABLE_COLORS = [
+    (0.55, 0.55, 0.58),  # the base grey
+    (0.45, 0.30, 0.18),  # wood
+    (0.62, 0.48, 0.32),  # light wood
+    (0.80, 0.80, 0.78),  # white laminate
+    (0.25, 0.27, 0.30),  # dark grey
+    (0.30, 0.40, 0.32),  # green felt
+]
+DR_BOX_COLORS = {
+    "red": (0.80, 0.10, 0.08),
+    "blue": (0.08, 0.22, 0.80),
+    "green": (0.10, 0.55, 0.15),
+    "yellow": (0.90, 0.78, 0.08),
+    "orange": (0.95, 0.42, 0.05),
+    "purple": (0.42, 0.12, 0.62),
+}
+"""The training palette of box colour names (the OOD suite holds other names out)."""
+DR_INSTRUCTIONS = [
+    "pick up the {color} box",
+    "grab the {color} box",
+    "lift the {color} box",
+    "pick the {color} box up",
+    "grasp the {color} carton and lift it",
+]
+
+
+@configclass
+class BoxGraspDREnvCfg(BoxGraspEnvCfg):
+    """OpenArm-BoxGrasp-DR: the VLA task with domain randomization, 0-3 distractor boxes and an instruction that
+    names the target's colour (docs/generalization.md). Same action, success and group interfaces."""
+
+    def __post_init__(self):
+        self.variation = mdp.SceneVariationCfg(
+            table_colors=list(DR_TABLE_COLORS),
+            box_colors=dict(DR_BOX_COLORS),
+            light_intensity=(1800.0, 3200.0),
+            light_color=((0.85, 0.85, 0.80), (1.0, 1.0, 1.0)),
+            camera_pos_jitter=0.02,
+            camera_rot_jitter_deg=3.0,
+            image_noise_std=4.0,
+            num_distractors=(0, 3),
+            instruction_templates=list(DR_INSTRUCTIONS),
+        )
+        super().__post_init__()
 
 
 @configclass

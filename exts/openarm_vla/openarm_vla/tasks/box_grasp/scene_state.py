@@ -2,7 +2,10 @@
 
 A state is Isaac Lab's ``scene.get_state(is_relative=True)`` dict (robot joints, box pose), sliced to the
 envs it describes, plus the box's ``mass`` and ``inertia`` under ``rigid_object/box`` (randomized per
-episode, not part of Isaac Lab's state) -- the layout of a demo's ``initial_state`` and ``states``.
+episode, not part of Isaac Lab's state) and, in a task with scene variation (the DR task), what the episode
+drew under ``variation`` (colours, camera offset, light, target colour, instruction, distractor count; see
+:class:`~.mdp.variation.SceneVariation`; distractor poses are rigid objects, in Isaac Lab's state) -- the layout
+of a demo's ``initial_state`` and ``states``.
 :func:`capture_states` is the one place that builds it (torch, on the env's device); demo recording,
 replay, group resets and evaluation banks all use it.
 """
@@ -12,6 +15,8 @@ from __future__ import annotations
 import torch
 
 from openarm_vla.utils.tree import tree_map
+
+from .mdp.variation import scene_variation
 
 
 def select_states(state: dict, rows: torch.Tensor | list[int]) -> dict:
@@ -28,6 +33,8 @@ def capture_states(env, env_ids: torch.Tensor | list[int] | None = None) -> dict
     box = env.scene["box"]
     state["rigid_object"]["box"]["mass"] = box.data.body_mass.torch[env_ids].clone().reshape(len(env_ids), -1)
     state["rigid_object"]["box"]["inertia"] = box.data.body_inertia.torch[env_ids].clone().reshape(len(env_ids), -1, 9)
+    if (variation := scene_variation(env)) is not None:
+        state["variation"] = variation.state(env_ids)
     return state
 
 
@@ -37,6 +44,9 @@ def reset_to_states(env, state: dict, env_ids: torch.Tensor | list[int]):
     state = tree_map(lambda t: torch.as_tensor(t, device=env.device), state)
     box_state = state.get("rigid_object", {}).get("box", {})
     mass, inertia = box_state.pop("mass", None), box_state.pop("inertia", None)
+    drawn = state.pop("variation", None)
+    if drawn is not None and (variation := scene_variation(env)) is not None:
+        variation.restore(drawn, env_ids)  # applied by the reset below, before it renders
     full = tree_map(lambda t: t.clone(), env.scene.get_state(is_relative=True))
 
     def put(dst: dict, src: dict):

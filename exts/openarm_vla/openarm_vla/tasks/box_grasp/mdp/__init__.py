@@ -7,4 +7,5 @@ from .events import *  # noqa: F401,F403
 from .observations import *  # noqa: F401,F403
 from .rewards import *  # noqa: F401,F403
 from .success import *  # noqa: F401,F403
+from .variation import *  # noqa: F401,F403
 from .terminations import *  # noqa: F401,F403

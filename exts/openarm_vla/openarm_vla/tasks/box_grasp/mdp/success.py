@@ -12,7 +12,9 @@ see :attr:`SuccessCfg.terminate`).
 
 Each step ``env.extras["success"]`` holds the per-env flag; when episodes end, ``env.extras["episodes"]``
 holds one record per finished episode (see :data:`FAILURE_CATEGORIES`) and ``env.extras["log"]`` their
-success rate (``Metrics/success_rate``, which rsl-rl logs).
+success rate (``Metrics/success_rate``, which rsl-rl logs). In a scene with distractor boxes (the DR task) only
+the target (the ``box`` asset, the one the instruction names) counts; a distractor lifted by
+:attr:`SuccessCfg.lift_height` ends the episode as ``wrong_object``.
 
 The counting is :class:`HoldTracker` (pure torch, driven by per-step facts); :class:`GraspMonitor` reads
 those facts from the simulator and is the task's termination term.
@@ -32,8 +34,9 @@ from openarm_vla.robots import openarm_spec as spec
 from .actions import commanded_closure
 from .events import env_id_tensor
 from .observations import PAD_SENSORS, hand_pose_w, pad_forces, pad_sensors
+from .variation import distractor_lifted
 
-FAILURE_CATEGORIES = ("success", "miss_grasp", "wrong_position", "timeout", "dropped", "knocked_off")
+FAILURE_CATEGORIES = ("success", "miss_grasp", "wrong_position", "timeout", "dropped", "knocked_off", "wrong_object")
 """Index = code stored in the episode record's ``failure`` field."""
 
 NEAR_DIST = 0.03  # jaw centre within this of the box centre counts as "at the box" [m]
@@ -116,9 +119,11 @@ class HoldTracker:
         self.closed_near = torch.zeros(n, dtype=torch.bool, device=dev)
         self.closed_far = torch.zeros(n, dtype=torch.bool, device=dev)
         self.knocked = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.wrong_object = torch.zeros(n, dtype=torch.bool, device=dev)
+        """A distractor (not the named box) was lifted: ends the episode as a failure."""
 
     def update(self, grasped: torch.Tensor, lift: torch.Tensor, closing: torch.Tensor, near: torch.Tensor,
-               knocked: torch.Tensor, lift_height: float, hold_steps: int) -> torch.Tensor:
+               knocked: torch.Tensor, lift_height: float, hold_steps: int, wrong_object: torch.Tensor | None = None) -> torch.Tensor:
         """One control step; returns (and stores) the success flags [N]."""
         if hold_steps < 1:
             raise ValueError(f"success hold_steps must be >= 1, got {hold_steps}")
@@ -134,6 +139,8 @@ class HoldTracker:
         self.closed_near |= closing & near
         self.closed_far |= closing & ~near
         self.knocked |= knocked
+        if wrong_object is not None:
+            self.wrong_object |= wrong_object
         return self.success
 
     def failure_codes(self, env_ids: torch.Tensor) -> torch.Tensor:
@@ -143,11 +150,13 @@ class HoldTracker:
         code[self.closed_near[env_ids] & ~self.ever_grasped[env_ids]] = 1  # miss_grasp
         code[self.ever_grasped[env_ids] & (self.max_lift[env_ids] >= DROP_LIFT)] = 4  # dropped
         code[self.knocked[env_ids]] = 5  # knocked_off
+        code[self.wrong_object[env_ids]] = 6  # wrong_object
         code[self.succeeded[env_ids]] = 0
         return code
 
     def clear(self, env_ids: torch.Tensor) -> None:
-        for buf in (self.success, self.succeeded, self.grasped, self.ever_grasped, self.closed_near, self.closed_far, self.knocked):
+        for buf in (self.success, self.succeeded, self.grasped, self.ever_grasped, self.closed_near, self.closed_far, self.knocked,
+                    self.wrong_object):
             buf[env_ids] = False
         for buf in (self.held_steps, self.max_held_steps):
             buf[env_ids] = 0
@@ -218,12 +227,15 @@ class GraspMonitor(ManagerTermBase):
         grasped = closing & box_centred_in_jaw(rel, finger_q, half_x) & self.pads_on_box
         box_z = box_w[:, 2] - env.scene.env_origins[:, 2]
         near = rel.norm(dim=1) < NEAR_DIST
+        wrong = distractor_lifted(env, cfg.lift_height)
         self.tracker.update(grasped, box_z - self.rest_z, closing, near, box_z < -table_margin,
-                            cfg.lift_height, cfg.hold_steps)
+                            cfg.lift_height, cfg.hold_steps, wrong & ~self.tracker.succeeded)
         self.closure = finger_pos_to_closure(finger_q)
         env.extras["success"] = self.success
         env.extras["episodes"] = None  # filled by reset() for the envs that finish this step
-        return self.success if cfg.terminate else torch.zeros_like(self.success)
+        if not cfg.terminate:
+            return torch.zeros_like(self.success)
+        return self.success | self.tracker.wrong_object  # a lifted distractor ends the episode too
 
     def failure_codes(self, env_ids) -> torch.Tensor:
         return self.tracker.failure_codes(env_ids)

@@ -17,6 +17,8 @@ _VLA = {"sft_cfg_entry_point": f"{_AGENTS}.sft_cfg:BoxGraspSFTCfg", "grpo_cfg_en
 TASKS = {
     "OpenArm-BoxGrasp": {"env_cfg_entry_point": f"{_CFG}:BoxGraspEnvCfg", **_VLA},
     "OpenArm-BoxGrasp-Play": {"env_cfg_entry_point": f"{_CFG}:BoxGraspEnvCfg", **_VLA, "play_mode": True},
+    "OpenArm-BoxGrasp-DR": {"env_cfg_entry_point": f"{_CFG}:BoxGraspDREnvCfg", **_VLA},
+    "OpenArm-BoxGrasp-DR-Play": {"env_cfg_entry_point": f"{_CFG}:BoxGraspDREnvCfg", **_VLA, "play_mode": True},
     "OpenArm-BoxGrasp-State": {"env_cfg_entry_point": f"{_CFG}:BoxGraspStateEnvCfg", **_PPO},
     "OpenArm-BoxGrasp-State-Play": {"env_cfg_entry_point": f"{_CFG}:BoxGraspStateEnvCfg", **_PPO, "play_mode": True},
     "OpenArm-BoxGrasp-Teleop": {"env_cfg_entry_point": "openarm_vla.tasks.box_grasp.teleop_env_cfg:BoxGraspTeleopEnvCfg"},
