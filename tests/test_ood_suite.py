@@ -284,11 +284,13 @@ def test_evaluate_suite_list(capsys):
     assert "env.variation.num_distractors=(4, 4)" in out
 
 
-def test_the_ood_suite_needs_the_dr_fields(tmp_path, script_main, capsys):
-    assert script_main("evaluate.py", "--suite", "ood", "--task", "OpenArm-BoxGrasp", "--policy", "expert",
-                       "--output", str(tmp_path / "o")) == 2
+def test_a_suite_naming_a_field_the_task_lacks_is_one_line(tmp_path, script_main, capsys, monkeypatch):
+    monkeypatch.setitem(SUITES, "typo", Suite("typo", "OpenArm-BoxGrasp", (
+        Split("x", "vision", 256, 31_005, {"env.variation.no_such_field": 1.0}),)))
+    assert script_main("evaluate.py", "--suite", "typo", "--policy", "expert", "--output", str(tmp_path / "o")) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("[evaluate] error: env.variation: not a field of this task's env config")
+    assert err == ["[evaluate] error: env.variation.no_such_field: not a field of this task's env config (set by split x)"]
+    assert not (tmp_path / "o").exists()
 
 
 # ------------------------------------------------------------------------------------ end to end

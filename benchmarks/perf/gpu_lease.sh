@@ -8,12 +8,14 @@
 #   mini      the mini recipe (configs/pipelines/mini.yaml) end to end, then its GRPO policy exported as bf16
 #             safetensors shards (the policy the CPU job shows)
 #   expert    the scripted expert on 4096 envs, 4096 episodes, 128 px
+#   dr        env-steps/s of OpenArm-BoxGrasp and OpenArm-BoxGrasp-DR, 4096 envs at 128 px, back to back (issue 24's
+#             randomization cost)
 #   profile_grpo | profile_sft | profile_demos   one of the profiles alone
 # Isaac Lab etc. come staged under /root/site (the device tool); outputs stay in /root/runs between calls.
 set -o pipefail
 export PYTHONPATH=$PWD/exts/openarm_vla${PYTHONPATH:+:$PYTHONPATH} OMNI_KIT_ACCEPT_EULA=YES PYTHONUNBUFFERED=1
 R=/root/runs
-mkdir -p "$R/profile" "$R/out"
+mkdir -p "$R/profile" "$R/out" "$R/dr"
 parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(expert mini profile)
 quiet() { grep --line-buffered -v "^\s*$" | grep --line-buffered -v -E "^\+|^\| |INFO\]|Warp CUDA|it/s\]|ep/s\]|step/s\]"; }
@@ -33,11 +35,16 @@ for part in "${parts[@]}"; do
     expert)
       python3 scripts/evaluate.py --policy expert --num_envs 4096 --num_episodes 4096 --image_size 128 --device cuda:0 \
         --output "$R/expert4096" --no_progress 2>&1 | quiet | tail -15 ;;
+    dr)
+      for task in OpenArm-BoxGrasp OpenArm-BoxGrasp-DR; do
+        python3 scripts/benchmark.py --task "$task" --num_envs 4096 --image_size 128 --steps 100 --warmup 20 \
+          --no_physics_only --device cuda:0 --json "$R/dr/$task.json" 2>&1 | quiet | tail -8
+      done ;;
     collect)
       mkdir -p "$OUT"
       tar -czf "$OUT/results.tgz" -C "$R" profile/profile_grpo.json profile/profile_sft.json profile/profile_demos.json \
         mini/results.json mini/curve.png mini/sft_choice.json mini/stages.json mini/sft/metrics.jsonl mini/grpo/metrics.jsonl \
-        mini/grpo_success.mp4 mini/grpo_failure.mp4 expert4096/results.json lease.log 2>/dev/null
+        mini/grpo_success.mp4 mini/grpo_failure.mp4 expert4096/results.json dr lease.log 2>/dev/null
       [ -d "$R/box_grasp_mini" ] && tar -cf "$OUT/box_grasp_mini.tar" -C "$R" box_grasp_mini
       ls -la "$OUT" ;;
     *) echo "[lease] unknown part $part" ;;
