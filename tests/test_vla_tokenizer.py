@@ -159,6 +159,20 @@ def test_tokenize_prompts_left_and_right_padding():
         tokenize_prompts(tok, [short], padding_side="middle")
 
 
+def test_tokenize_prompts_repeated_instructions_match_their_own_rows():
+    """Thousands of envs share a few instructions: each row is the same as that instruction tokenized alone
+    (padded to the batch's longest), in the order given."""
+    tok = ByteTokenizer()
+    texts = ["pick up the red box", "go", "pick up the red box", "grab the small blue carton", "go", "go"]
+    for side in ("left", "right"):
+        ids, mask = tokenize_prompts(tok, texts, suffix_ids=(7,), padding_side=side)
+        assert ids.shape == mask.shape == (6, 1 + len(build_prompt(texts[3])) + 1)
+        for i, text in enumerate(texts):
+            own = tok.encode(build_prompt(text), add_bos=True) + [7]
+            assert ids[i][mask[i].bool()].tolist() == own and int(mask[i].sum()) == len(own)
+            assert (mask[i, -len(own):] if side == "left" else mask[i, :len(own)]).all()
+
+
 # ----------------------------------------------------------------------------- sampling
 
 

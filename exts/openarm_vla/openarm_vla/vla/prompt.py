@@ -37,11 +37,11 @@ def tokenize_prompts(
     if padding_side not in ("left", "right"):
         raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
     cache = {} if cache is None else cache
-    rows = []
-    for text in instructions:
+    unique = list(dict.fromkeys(instructions))  # a few distinct texts over thousands of envs: pad each once
+    for text in unique:
         if text not in cache:
             cache[text] = tokenizer.encode(build_prompt(text, template), add_bos=True) + list(suffix_ids)
-        rows.append(cache[text])
+    rows = [cache[text] for text in unique]
     length = max(len(r) for r in rows)
     ids = torch.full((len(rows), length), tokenizer.pad_token_id, dtype=torch.long)
     mask = torch.zeros((len(rows), length), dtype=torch.long)
@@ -49,4 +49,8 @@ def tokenize_prompts(
         sl = slice(length - len(r), length) if padding_side == "left" else slice(0, len(r))
         ids[i, sl] = torch.tensor(r, dtype=torch.long)
         mask[i, sl] = 1
+    if len(unique) < len(instructions):
+        where = {text: i for i, text in enumerate(unique)}
+        pick = torch.tensor([where[text] for text in instructions], dtype=torch.long)
+        ids, mask = ids[pick], mask[pick]
     return ids.to(device), mask.to(device)
