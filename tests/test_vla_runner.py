@@ -197,3 +197,24 @@ def test_delta_frame_decodes_relative_to_the_joint_state():
     assert torch.allclose(policy.act(obs2, "lift")["actions"], expected[:, 1])
     with pytest.raises(ValueError, match=r"takes proprio: obs\['proprio'\] must be \[3, 8\]; got nothing"):
         VLARunner(model, ByteTokenizer(), num_envs=N).act({"rgb": obs["rgb"]}, "lift")
+
+
+def test_each_chunk_is_prompted_with_its_envs_current_instruction(model):
+    """The per-env prompt ids are built once per set of instructions and taken by row: a partial forward gets its
+    envs' own prompts, and a changed instruction (a reset into a new episode) is picked up at the next chunk."""
+    tok = ByteTokenizer()
+    policy = VLARunner(model, tok, num_envs=N)
+    instr = ["pick up the red box", "lift the blue box", "grasp"]
+
+    def prompts(out):
+        c = out["chunks"]
+        return [tok.decode(c["input_ids"][i][c["attention_mask"][i].bool()].tolist()) for i in range(len(c["env_ids"]))]
+
+    def own(text):
+        return tok.decode(tok.encode(f"In: What action should the robot take to {text}?\nOut:", add_bos=True))
+
+    assert prompts(policy.act(_obs(), instr)) == [own(t) for t in instr]
+    policy.reset([1])
+    instr = [instr[0], "pick up the green box", instr[2]]
+    again = policy.act(_obs(), instr)
+    assert again["chunks"]["env_ids"].tolist() == [1] and prompts(again) == [own("pick up the green box")]

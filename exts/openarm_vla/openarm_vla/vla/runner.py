@@ -68,6 +68,7 @@ class VLARunner:
         self.preprocess = ImagePreprocessor(cfg)
         self.stats = action_stats(norm_stats or {}, unnorm_key) if unnormalize_actions else None
         self._prompt_cache: dict[str, list[int]] = {}
+        self._env_prompts: tuple | None = None  # (instructions, ids, mask) of every env, see _prompts_of
         dev = model.device
         self.queued_token_idx = torch.zeros(num_envs, self.chunk, action_dim, dtype=torch.long, device=dev)
         """[N, chunk, action_dim]: each env's current chunk (read-only view for inspection)."""
@@ -91,6 +92,13 @@ class VLARunner:
             self.tokenizer, instructions, self.config.prompt_template, self.config.prompt_suffix_ids,
             padding_side="left", device=self.device, cache=self._prompt_cache,
         )
+
+    def _prompts_of(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt ids and mask of every env, on the device, kept while the per-env instructions stay the same (they
+        change at resets only): a step takes its rows by index, with no host loop over the envs."""
+        if self._env_prompts is None or self._env_prompts[0] != instructions:
+            self._env_prompts = (list(instructions), *self.prompt_ids(instructions))
+        return self._env_prompts[1], self._env_prompts[2]
 
     def model_inputs(self, batch: dict) -> dict:
         """Model inputs of a batch of stored chunks: ``rgb`` uint8 (preprocessed here) or ``pixel_values``,
@@ -142,7 +150,8 @@ class VLARunner:
         if env_ids.numel() > 0:
             src = env_ids.to(rgb.device)
             frames = rgb[src]
-            ids, mask = self.prompt_ids([instructions[i] for i in env_ids.tolist()])
+            ids_all, mask_all = self._prompts_of(instructions)
+            ids, mask = ids_all[env_ids], mask_all[env_ids]
             batch = {"rgb": frames, "input_ids": ids, "attention_mask": mask}
             if self.needs_proprio:
                 batch["proprio"] = obs["proprio"][src].to(self.device, torch.float32)
