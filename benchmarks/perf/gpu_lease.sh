@@ -7,6 +7,8 @@
 #             4096 envs at 128 px; SFT batch 256; demos 2080 envs)
 #   mini      the mini recipe (configs/pipelines/mini.yaml) end to end, then its GRPO policy exported as bf16
 #             safetensors shards (the policy the CPU job shows)
+#   mini_sft  a shorter mini recipe for a lease of minutes: 1024 demos in one wave, 1500 SFT steps, no GRPO; the SFT
+#             policy exported like mini's (the CPU job's shown policy until mini's GRPO policy exists)
 #   expert    the scripted expert on 4096 envs, 4096 episodes, 128 px
 #   dr        env-steps/s of OpenArm-BoxGrasp and OpenArm-BoxGrasp-DR, 4096 envs at 128 px, back to back (issue 24's
 #             randomization cost)
@@ -32,6 +34,10 @@ for part in "${parts[@]}"; do
     mini)
       RUN=$R/mini RECIPE=mini BUDGET_S=1500 COPY_OUT=0 bash benchmarks/learning_h100/gpu_stages.sh demos sft select grpo report
       python3 scripts/export_policy.py "$R/mini/grpo/final" "$R/box_grasp_mini" --dtype bfloat16 --max_shard_mb 15 ;;
+    mini_sft)
+      RUN=$R/mini RECIPE=mini BUDGET_S=900 COPY_OUT=0 ARGS="demos.num_demos=1024 demos.num_envs=1040 sft.max_iterations=1500 sft.agent.eval_every=0 sft.agent.save_every=500" \
+        bash benchmarks/learning_h100/gpu_stages.sh demos sft
+      python3 scripts/export_policy.py "$R/mini/sft/final" "$R/box_grasp_mini" --dtype bfloat16 --max_shard_mb 15 ;;
     expert)
       python3 scripts/evaluate.py --policy expert --num_envs 4096 --num_episodes 4096 --image_size 128 --device cuda:0 \
         --output "$R/expert4096" --no_progress 2>&1 | quiet | tail -15 ;;
