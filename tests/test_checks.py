@@ -321,6 +321,19 @@ def test_defaults_and_every_task_pass():
         _check(*load_cfgs(task, entry))
 
 
+def test_a_manager_term_set_to_null_is_disabled_as_in_isaac_lab():
+    """``env.events.box_mass=null`` is how an Isaac Lab user turns a term off; a settings group is not a term."""
+    from openarm_vla.tasks.factory import configure, load_cfgs
+
+    env_cfg, _ = load_cfgs("OpenArm-BoxGrasp", overrides=["env.events.box_mass=null", "env.rewards.success=null"])
+    assert env_cfg.events.box_mass is None and env_cfg.rewards.success is None
+    assert problems(env_cfg, "env") == []
+    configure(env_cfg, device="cpu")
+    env_cfg, _ = load_cfgs("OpenArm-BoxGrasp", overrides=["env.success=null"])
+    assert problems(env_cfg, "env") == ["env.success=None: must be a SuccessCfg (a group of settings: set its fields "
+                                        "one by one, env.success.FIELD=value), not a NoneType"]
+
+
 def test_shipped_recipes_pass(monkeypatch):
     """configs/train/grpo_7b.yaml (a train.py recipe) and every pipeline recipe's stages, with the overrides and
     flags the pipeline gives each command."""

@@ -9,6 +9,8 @@
 #             safetensors shards (the policy the CPU job shows)
 #   mini_sft  a shorter mini recipe for a lease of minutes: 1024 demos in one wave, 1500 SFT steps, no GRPO; the SFT
 #             policy exported like mini's (the CPU job's shown policy until mini's GRPO policy exists)
+#   resets    benchmarks/perf/reset_cost.py: ms per env step at 2080 envs, 128 px, without and with 32 auto-resets per
+#             step, box-mass event on and off (the demo loop's 0.72 s steps)
 #   expert    the scripted expert on 4096 envs, 4096 episodes, 128 px
 #   dr        env-steps/s of OpenArm-BoxGrasp and OpenArm-BoxGrasp-DR, 4096 envs at 128 px, back to back (issue 24's
 #             randomization cost)
@@ -38,6 +40,9 @@ for part in "${parts[@]}"; do
       RUN=$R/mini RECIPE=mini BUDGET_S=900 COPY_OUT=0 ARGS="demos.num_demos=1024 demos.num_envs=1040 sft.max_iterations=1500 sft.agent.eval_every=0 sft.agent.save_every=500" \
         bash benchmarks/learning_h100/gpu_stages.sh demos sft
       python3 scripts/export_policy.py "$R/mini/sft/final" "$R/box_grasp_mini" --dtype bfloat16 --max_shard_mb 15 ;;
+    resets)
+      python3 benchmarks/perf/reset_cost.py --num_envs 2080 --image_size 128 --device cuda:0 --resets_per_step 32 \
+        --json "$R/resets.json" 2>&1 | quiet | grep reset_cost ;;
     expert)
       python3 scripts/evaluate.py --policy expert --num_envs 4096 --num_episodes 4096 --image_size 128 --device cuda:0 \
         --output "$R/expert4096" --no_progress 2>&1 | quiet | tail -15 ;;
@@ -50,7 +55,7 @@ for part in "${parts[@]}"; do
       mkdir -p "$OUT"
       tar -czf "$OUT/results.tgz" -C "$R" profile/profile_grpo.json profile/profile_sft.json profile/profile_demos.json \
         mini/results.json mini/curve.png mini/sft_choice.json mini/stages.json mini/sft/metrics.jsonl mini/grpo/metrics.jsonl \
-        mini/grpo_success.mp4 mini/grpo_failure.mp4 expert4096/results.json dr lease.log 2>/dev/null
+        mini/grpo_success.mp4 mini/grpo_failure.mp4 expert4096/results.json dr resets.json lease.log 2>/dev/null
       [ -d "$R/box_grasp_mini" ] && tar -cf "$OUT/box_grasp_mini.tar" -C "$R" box_grasp_mini
       ls -la "$OUT" ;;
     *) echo "[lease] unknown part $part" ;;

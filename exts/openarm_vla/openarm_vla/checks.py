@@ -238,10 +238,22 @@ def show(value) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+def _manager_term(tp) -> bool:
+    """Whether ``tp`` is an Isaac Lab manager term config (event, reward, observation, termination, ...): setting one
+    to None is how Isaac Lab disables it (``env.events.box_mass=null``)."""
+    try:
+        from isaaclab.managers.manager_term_cfg import ManagerTermBaseCfg
+    except ImportError:
+        return False
+    return isinstance(tp, type) and issubclass(tp, ManagerTermBaseCfg)
+
+
 def check_value(key: str, value, tp, check: Check | None = None) -> str | None:
     """One line naming ``key`` if ``value`` is not of type ``tp`` or out of the declared range, else None."""
     check = check or Check()
     tp = check.type or tp
+    if value is None and _manager_term(tp):
+        return None
     if not type_ok(value, tp):
         elements = _element_types(tp, len(value)) if isinstance(value, (list, tuple)) else None
         if elements:  # the right length: name the element that is wrong
