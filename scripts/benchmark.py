@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py --num_envs 256 1024 4096 --image_size 128 224 --steps 100 --device cuda --json OUT.json
     python scripts/benchmark.py --policy preset:small --num_envs 4096 --image_size 128 --steps 32 --device cuda
+    python scripts/benchmark.py --task OpenArm-BoxGrasp-DR --num_envs 4096 env.variation.image_noise_std=0   # env.…=v
 
 Each (num_envs, image_size) point builds the env, warms up for --warmup steps (kernel compilation, CUDA
 graphs), then times --steps env steps (each = decimation physics steps); "physics only" runs the same scene
@@ -32,7 +33,7 @@ def main(argv=None) -> None:
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--policy", default=None, metavar="preset:NAME",
                    help="benchmark VLA rollout (random-init preset tiny|mini|small|openvla-oft-7b) driving the env")
-    args, _ = parse(p, argv)
+    args, overrides = parse(p, argv)
     check_args("benchmark", args, {"steps": ">= 1", "warmup": ">= 0"}, files=("json",))
     if args.policy is not None and not args.policy.startswith("preset:"):
         p.error("--policy must be preset:NAME (tiny | mini | small | openvla-oft-7b)")
@@ -50,7 +51,7 @@ def main(argv=None) -> None:
                       f"{100 * r['policy_time_share']:.1f}% of time, {r['policy_ms_per_forward']} ms/forward, "
                       f"{r['gflops_per_sample']} GFLOP/sample, MFU {100 * r['mfu_h100_bf16']:.3f}% of H100 bf16", flush=True)
             else:
-                r = env_throughput(args.task, n, size, args.steps, args.warmup, args.device)
+                r = env_throughput(args.task, n, size, args.steps, args.warmup, args.device, tuple(overrides))
                 label = f"{size}px" if r["camera"] else "physics only"
                 print(f"[benchmark] {n:6d} envs  {label:>12}: {r['env_steps_per_s']:>12,.0f} env-steps/s  "
                       f"({r['ms_per_step']} ms/step)", flush=True)

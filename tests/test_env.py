@@ -76,6 +76,18 @@ def test_success_settings_are_env_config_fields():
         load_env_cfg("OpenArm-BoxGrasp", overrides=["env.success.hold=3"])
 
 
+def test_physics_preset_fields_are_overridden_as_isaac_lab_does():
+    """``env.sim.physics.<field>`` reaches the chosen physics preset (Isaac Lab resolves it first); a misspelt
+    field is named with the preset's fields."""
+    from openarm_vla.tasks.factory import TaskError, load_env_cfg
+
+    cfg = load_env_cfg("OpenArm-BoxGrasp", overrides=["env.sim.physics.solver_cfg.iterations=30",
+                                                      "env.sim.physics.solver_cfg.ls_parallel=true"])
+    assert (cfg.sim.physics.solver_cfg.iterations, cfg.sim.physics.solver_cfg.ls_parallel) == (30, True)
+    with pytest.raises(TaskError, match=r"env.sim.physics.solver_cfg has no 'iteratons' \(has: .*iterations,"):
+        load_env_cfg("OpenArm-BoxGrasp", overrides=["env.sim.physics.solver_cfg.iteratons=30"])
+
+
 def test_observation_shapes_and_dtypes(env):
     obs = env.observation_manager.compute()
     rgb, js = obs["policy"]["front_rgb"], obs["policy"]["joint_pos"]

@@ -11,9 +11,12 @@
 #             policy exported like mini's (the CPU job's shown policy until mini's GRPO policy exists)
 #   resets    benchmarks/perf/reset_cost.py: ms per env step at 2080 envs, 128 px, without and with 32 auto-resets per
 #             step, box-mass event on and off (the demo loop's 0.72 s steps)
+#   solver    the scripted expert (2048 envs, one episode each, 128 px: its success and env-steps/s) and contact
+#             fidelity (benchmarks/contact/measure.py, 1024 envs) under MuJoCo-Warp solver settings: the defaults
+#             (100 iterations, 50 line-search steps, serial line search), 30 iterations, parallel line search, both
 #   expert    the scripted expert on 4096 envs, 4096 episodes, 128 px
-#   dr        env-steps/s of OpenArm-BoxGrasp and OpenArm-BoxGrasp-DR, 4096 envs at 128 px, back to back (issue 24's
-#             randomization cost)
+#   dr        env-steps/s at 4096 envs, 128 px (and physics only), back to back: OpenArm-BoxGrasp, OpenArm-BoxGrasp-DR,
+#             and DR without distractors / without pixel noise (issue 24's randomization cost and where it goes)
 #   profile_grpo | profile_sft | profile_demos   one of the profiles alone
 # Isaac Lab etc. come staged under /root/site (the device tool); outputs stay in /root/runs between calls.
 set -o pipefail
@@ -43,19 +46,35 @@ for part in "${parts[@]}"; do
     resets)
       python3 benchmarks/perf/reset_cost.py --num_envs 2080 --image_size 128 --device cuda:0 --resets_per_step 32 \
         --json "$R/resets.json" 2>&1 | quiet | grep reset_cost ;;
+    solver)
+      S=env.sim.physics.solver_cfg
+      for v in "default:" "it30:$S.iterations=30" "lspar:$S.ls_parallel=true" "it30_lspar:$S.iterations=30 $S.ls_parallel=true"; do
+        name=${v%%:*}; ovr=${v#*:}
+        # shellcheck disable=SC2086
+        python3 scripts/evaluate.py --policy expert --num_envs 2048 --num_episodes 2048 --image_size 128 --device cuda:0 \
+          --output "$R/solver/$name" --no_progress $ovr 2>&1 | quiet | grep "success" | sed "s/^/[$name] /"
+        # shellcheck disable=SC2086
+        python3 benchmarks/contact/measure.py --num_envs 1024 --device cuda --json "$R/solver/$name/contact.json" $ovr 2>&1 \
+          | quiet | tail -4 | sed "s/^/[$name] /"
+      done ;;
     expert)
       python3 scripts/evaluate.py --policy expert --num_envs 4096 --num_episodes 4096 --image_size 128 --device cuda:0 \
         --output "$R/expert4096" --no_progress 2>&1 | quiet | tail -15 ;;
     dr)
-      for task in OpenArm-BoxGrasp OpenArm-BoxGrasp-DR; do
-        python3 scripts/benchmark.py --task "$task" --num_envs 4096 --image_size 128 --steps 100 --warmup 20 \
-          --no_physics_only --device cuda:0 --json "$R/dr/$task.json" 2>&1 | quiet | tail -8
+      # the cost of randomization and where it goes: camera and physics-only rows of the base task, the DR task, and
+      # the DR task without its distractor boxes / without pixel noise (overrides first: --image_size takes a list)
+      for v in "base:OpenArm-BoxGrasp:" "dr:OpenArm-BoxGrasp-DR:" "dr_no_distractors:OpenArm-BoxGrasp-DR:env.variation.num_distractors=[0,0]" \
+               "dr_no_noise:OpenArm-BoxGrasp-DR:env.variation.image_noise_std=0"; do
+        name=${v%%:*}; rest=${v#*:}; task=${rest%%:*}; ovr=${rest#*:}
+        # shellcheck disable=SC2086
+        python3 scripts/benchmark.py $ovr --task "$task" --num_envs 4096 --image_size 128 --steps 100 --warmup 20 \
+          --device cuda:0 --json "$R/dr/$name.json" 2>&1 | quiet | grep "^\[benchmark\]" | sed "s/^/[$name] /"
       done ;;
     collect)
       mkdir -p "$OUT"
       tar -czf "$OUT/results.tgz" -C "$R" profile/profile_grpo.json profile/profile_sft.json profile/profile_demos.json \
         mini/results.json mini/curve.png mini/sft_choice.json mini/stages.json mini/sft/metrics.jsonl mini/grpo/metrics.jsonl \
-        mini/grpo_success.mp4 mini/grpo_failure.mp4 expert4096/results.json dr resets.json lease.log 2>/dev/null
+        mini/grpo_success.mp4 mini/grpo_failure.mp4 expert4096/results.json dr resets.json solver lease.log 2>/dev/null
       [ -d "$R/box_grasp_mini" ] && tar -cf "$OUT/box_grasp_mini.tar" -C "$R" box_grasp_mini
       ls -la "$OUT" ;;
     *) echo "[lease] unknown part $part" ;;

@@ -18,13 +18,15 @@ def _device_name(dev: str) -> str:
     return torch.cuda.get_device_name(0) if str(dev).startswith("cuda") else "cpu"
 
 
-def env_throughput(task: str, num_envs: int, image_size: int | None, steps: int, warmup: int, device: str) -> dict:
-    """Random actions; ``image_size`` None runs the scene without the camera (physics only)."""
+def env_throughput(task: str, num_envs: int, image_size: int | None, steps: int, warmup: int, device: str,
+                   overrides: tuple[str, ...] = ()) -> dict:
+    """Random actions; ``image_size`` None runs the scene without the camera (physics only); ``overrides`` are
+    ``env.…=v`` settings of the task."""
     from openarm_vla.policies import make_policy
     from openarm_vla.rollout import step_loop
     from openarm_vla.tasks.factory import load_env_cfg, make_env
 
-    cfg = load_env_cfg(task)
+    cfg = load_env_cfg(task, overrides=overrides)
     camera = image_size is not None and getattr(cfg.scene, "front_camera", None) is not None
     if not camera and hasattr(cfg, "remove_camera"):
         cfg.remove_camera()
@@ -39,7 +41,8 @@ def env_throughput(task: str, num_envs: int, image_size: int | None, steps: int,
         step_loop(env, policy, obs, lambda s: False, max_steps=steps)
         sync()
         dt = time.perf_counter() - t0
-        return {"task": task, "num_envs": num_envs, "image_size": image_size if camera else None, "camera": camera,
+        return {"task": task, "overrides": list(overrides), "num_envs": num_envs,
+                "image_size": image_size if camera else None, "camera": camera,
                 "steps": steps, "seconds": round(dt, 3), "env_steps_per_s": round(num_envs * steps / dt, 1),
                 "ms_per_step": round(1000 * dt / steps, 2), "device": _device_name(env.device)}
     finally:

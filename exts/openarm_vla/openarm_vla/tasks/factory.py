@@ -80,7 +80,10 @@ def _checked(task: str, agent_entry: str | None, overrides: Sequence[str]) -> li
     """Refuse ``env.x=`` / ``agent.x=`` overrides of keys the configs do not have (with a hint)."""
     from isaaclab_tasks.utils.parse_cfg import load_cfg_from_registry
 
+    from isaaclab_tasks.utils import PresetCfg
+
     roots = {"env": None, "agent": None}
+    chosen = {arg.split("=", 1)[1] for arg in overrides if "=" in arg and "." not in arg.split("=", 1)[0]}
     for arg in overrides:
         key = arg.split("=", 1)[0].lstrip("+")
         sec, _, path = key.partition(".")
@@ -92,6 +95,8 @@ def _checked(task: str, agent_entry: str | None, overrides: Sequence[str]) -> li
             roots[sec] = load_cfg_from_registry(task, "env_cfg_entry_point" if sec == "env" else agent_entry)
         node = roots[sec]
         for i, part in enumerate(path.split(".")):
+            if isinstance(node, PresetCfg) and not hasattr(node, part):  # Isaac Lab applies it to the chosen preset
+                node = getattr(node, next((n for n in chosen if hasattr(node, n)), "default"))
             has = part in node if isinstance(node, dict) else hasattr(node, part)
             if not has:
                 where = f"{sec}.{'.'.join(path.split('.')[:i])}".rstrip(".")
