@@ -37,6 +37,22 @@ def raw_rgb(env) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------- configs (no simulator)
 
+def test_shade_is_gain_then_noise_rounded_and_clamped():
+    """The policy image's emulated light, by hand: 100 x (1.2, 1.0, 0.5) = (120, 100, 50); 250 x 1.2 = 300 -> 255;
+    noise of std 4 has std ~4 and mean ~0 and leaves the input untouched."""
+    from openarm_vla.tasks.box_grasp.mdp.variation import shade
+
+    img = torch.tensor([[[[100, 100, 100], [250, 10, 0]]], [[[100, 100, 100], [250, 10, 0]]]], dtype=torch.uint8)
+    out = shade(img, torch.tensor([[1.2, 1.0, 0.5], [1.0, 1.0, 1.0]]), 0.0)
+    assert out.dtype == torch.uint8 and out[0].tolist() == [[[120, 100, 50], [255, 10, 0]]] and torch.equal(out[1], img[1])
+    assert torch.equal(shade(img, None, 0.0), img)
+    flat = torch.full((64, 32, 32, 3), 128, dtype=torch.uint8)
+    torch.manual_seed(0)
+    noisy = shade(flat, None, 4.0).float() - 128
+    assert abs(noisy.mean().item()) < 0.05 and abs(noisy.std().item() - 4.0) < 0.05 and flat.eq(128).all()
+
+
+
 
 def test_base_task_draws_nothing_and_dr_task_is_registered():
     import gymnasium as gym

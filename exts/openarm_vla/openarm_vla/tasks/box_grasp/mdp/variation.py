@@ -432,6 +432,17 @@ def distractor_lifted(env, lift_height: float) -> torch.Tensor:
     return (lift >= lift_height).any(dim=1)
 
 
+def shade(img: torch.Tensor, gain: torch.Tensor | None, noise_std: float) -> torch.Tensor:
+    """uint8 images [N, H, W, 3] times a per-env RGB ``gain`` [N, 3] (None: 1), plus Gaussian pixel noise of
+    ``noise_std`` (uint8 units), rounded and clamped to [0, 255]: a new tensor (one float copy, then in place)."""
+    x = img.float()
+    if gain is not None:
+        x.mul_(gain[:, None, None, :])
+    if noise_std > 0:
+        x.add_(torch.randn_like(x), alpha=noise_std)
+    return x.round_().clamp_(0, 255).to(img.dtype)
+
+
 class policy_image(image_rgb):
     """The camera image the policy sees in the DR task: Isaac Lab's ``image_rgb`` term, then the per-env light
     gain and tint and Gaussian pixel noise the variation drew; uint8 as the base term (HWC, unnormalized:
@@ -444,14 +455,12 @@ class policy_image(image_rgb):
         term = scene_variation(env)
         if term is None:
             return img
-        light = term.values["light"]
-        gain = light[:, :1] / NOMINAL_LIGHT * light[:, 1:]  # [N, 3]
-        if term.v.image_noise_std == 0 and bool((gain == 1.0).all()):
+        v = term.v
+        lit = tuple(v.light_intensity) != (NOMINAL_LIGHT, NOMINAL_LIGHT) or any(c != 1.0 for rgb in v.light_color for c in rgb)
+        if v.image_noise_std == 0 and not lit:  # decided from the config: no host sync in the step
             return img
-        x = img.float() * gain[:, None, None, :]
-        if term.v.image_noise_std > 0:
-            x = x + torch.randn_like(x) * term.v.image_noise_std
-        x = x.round().clamp(0, 255).to(img.dtype)
+        light = term.values["light"]
+        x = shade(img, light[:, :1] / NOMINAL_LIGHT * light[:, 1:] if lit else None, v.image_noise_std)
         if out is None:  # img may be a view of the camera's buffer: never written in place
             return x
         out.copy_(x)
@@ -510,4 +519,4 @@ def offset_arm_start(env, env_ids, max_offset: float, asset_name: str = "robot")
 
 
 __all__ = ["MAX_DISTRACTORS", "SHELF_Z", "SceneVariationCfg", "SceneVariation", "scene_variation", "instructions",
-           "distractor_lifted", "policy_image", "move_box_once", "offset_arm_start"]
+           "distractor_lifted", "policy_image", "shade", "move_box_once", "offset_arm_start"]
