@@ -13,7 +13,6 @@ cannot end an episode while measuring. Any ``env.…=v`` override applies (e.g. 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -53,6 +52,7 @@ def main(argv=None) -> None:
 
     from openarm_vla.eval.grasp_fidelity import hold_in_air, measure_expert_hold
     from openarm_vla.tasks.factory import load_env_cfg, make_env
+    from openarm_vla.utils.io import atomic_write_json
 
     cfg = load_env_cfg("OpenArm-BoxGrasp", overrides=overrides)
     group = args.group_size or (8 if args.num_envs >= 48 else 1)
@@ -87,8 +87,7 @@ def main(argv=None) -> None:
     print(f"\nbars (penetration <= {1000 * PEN_BAR:.0f} mm, slide <= {1000 * SLIDE_BAR:.0f} mm, every variant): "
           f"{'met' if ok else 'NOT met'}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=1))
+        atomic_write_json(args.json, out, indent=1)
 
 
 if __name__ == "__main__":

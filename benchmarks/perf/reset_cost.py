@@ -12,13 +12,13 @@ through Isaac Lab's own path), then again without. Zero actions; the camera rend
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 
 from openarm_vla.tasks.factory import load_env_cfg, make_env, resolve_device
+from openarm_vla.utils.io import atomic_write_json
 from openarm_vla.utils.timing import device_sync
 
 
@@ -70,8 +70,7 @@ def main() -> None:
               f"{r['no_reset_ms']:.1f} ms/step without resets, {r['reset_ms']:.1f} with {args.resets_per_step} per step, "
               f"{r['no_reset_again_ms']:.1f} without again")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2))
+        atomic_write_json(args.json, doc, indent=2)
 
 
 if __name__ == "__main__":

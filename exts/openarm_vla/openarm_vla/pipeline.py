@@ -143,13 +143,17 @@ class Pipeline:
         print(f"[pipeline] select: {choice} ({why})", flush=True)
         return choice
 
+    def _chosen_sft(self) -> str:
+        """The checkpoint :meth:`select` chose (its ``sft_choice.json``), choosing now if it has not run."""
+        path = self.out / "sft_choice.json"
+        return json.loads(path.read_text())["checkpoint"] if path.is_file() else str(self.select())
+
     def grpo(self) -> None:
         g, run = self.r.grpo, self.out / "grpo"
         if (run / "final" / "config.json").is_file():
             print(f"[pipeline] grpo: {run / 'final'} exists, skipped", flush=True)
             return
-        choice = json.loads((self.out / "sft_choice.json").read_text())["checkpoint"] if (self.out / "sft_choice.json").is_file() \
-            else str(self.select())
+        choice = self._chosen_sft()
         envs = ["--num_envs", str(g.num_envs)] if g.num_envs else []
         self._run("grpo", ["scripts/train.py", "--algo", "grpo", "--task", self.r.task, "--init", choice,
                            "--output", str(run), *envs, "--max_iterations", str(g.max_iterations), "--resume",
@@ -230,8 +234,7 @@ class Pipeline:
         t = self.r.test
         if t is None:
             return None
-        sft = json.loads((self.out / "sft_choice.json").read_text())["checkpoint"] if (self.out / "sft_choice.json").is_file() \
-            else str(self.select())
+        sft = self._chosen_sft()
         for name, policy in (("sft", sft), ("grpo", str(self.out / "grpo" / "final"))):
             out = self.out / "test" / name
             if not (out / "results.json").is_file():
@@ -260,8 +263,7 @@ class Pipeline:
             return None
         out = self.out / "ood"
         if not (out / "suite.json").is_file():
-            sft = json.loads((self.out / "sft_choice.json").read_text())["checkpoint"] \
-                if (self.out / "sft_choice.json").is_file() else str(self.select())
+            sft = self._chosen_sft()
             self._run("ood", ["scripts/evaluate.py", "--suite", o.suite, "--task", self.r.task, "--policy", sft, "--policy",
                               str(self.out / "grpo" / "final"), "--name", "sft", "--name", "grpo", "--num_envs",
                               str(o.num_envs), "--image_size", str(self.r.image_size), "--output", str(out), "--no_progress",

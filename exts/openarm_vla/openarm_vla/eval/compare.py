@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from openarm_vla.errors import ConfigError
 
-from .metrics import mcnemar, wilson_interval
+from .metrics import mcnemar, success_with_ci
 
 
 def _outcomes(results: dict, where: str) -> dict[int, bool]:
@@ -26,13 +26,8 @@ def paired_comparison(a: dict, b: dict, names: tuple[str, str] = ("a", "b"), whe
     if oa.keys() != ob.keys():
         raise ConfigError(f"{where[0]} and {where[1]} cover different bank starts")
     idx = sorted(oa)
-
-    def side(outcomes: dict) -> dict:
-        k = sum(outcomes[i] for i in idx)
-        lo, hi = wilson_interval(k, len(idx))
-        return {"successes": k, "success": k / len(idx), "ci_low": lo, "ci_high": hi}
-
-    out = {"bank_seed": sa["bank_seed"], "episodes": len(idx), names[0]: side(oa), names[1]: side(ob)}
+    out = {"bank_seed": sa["bank_seed"], "episodes": len(idx),
+           **{name: success_with_ci(sum(o[i] for i in idx), len(idx)) for name, o in zip(names, (oa, ob))}}
     out["difference"] = out[names[1]]["success"] - out[names[0]]["success"]
     out["mcnemar"] = mcnemar([oa[i] for i in idx], [ob[i] for i in idx])
     return out

@@ -107,10 +107,8 @@ def evaluate_command(args, overrides) -> dict:
     spec = args.policy[0]
     check_policy_spec(spec)  # before paying for the simulator
     cfg = load_env_cfg(args.task, args.physics, overrides)
-    if args.max_steps is not None:
-        cfg.episode_length_s = args.max_steps * cfg.sim.dt * cfg.decimation
     env = make_env(args.task, cfg=cfg, num_envs=args.num_envs, device=args.device, image_size=args.image_size,
-                   seed=args.seed)
+                   seed=args.seed, max_steps=args.max_steps)
     torch.manual_seed(args.seed)
     try:
         policy = make_policy(spec, env, temperature=args.temperature, seed=args.seed)

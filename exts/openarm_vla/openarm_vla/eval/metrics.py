@@ -26,6 +26,12 @@ def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tup
     return lo, hi
 
 
+def success_with_ci(successes: int, n: int) -> dict:
+    """{successes, success, ci_low, ci_high}: a success count over ``n`` episodes as a rate with its Wilson 95 % CI."""
+    lo, hi = wilson_interval(successes, n)
+    return {"successes": successes, "success": successes / n if n else 0.0, "ci_low": lo, "ci_high": hi}
+
+
 def failure_table(episodes: Sequence[dict], categories: Sequence[str] | None = None) -> dict[str, int]:
     """Counts per failure category (episode['failure'] is a category name); categories listed first, in order."""
     counts = {c: 0 for c in (categories or ())}

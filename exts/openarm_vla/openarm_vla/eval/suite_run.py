@@ -137,8 +137,6 @@ def run_suite(s: Suite, specs: Sequence[str], names: Sequence[str], output: Path
 
     base = check_suite_run(s, specs, cfg)
     task = cfg.task or s.task
-    if cfg.max_steps is not None:
-        base.episode_length_s = cfg.max_steps * base.sim.dt * base.decimation
     env, env_key, device, built, build_s = None, None, None, 0, 0.0
     results: dict = {}
     try:
@@ -168,7 +166,8 @@ def run_suite(s: Suite, specs: Sequence[str], names: Sequence[str], output: Path
                 log(f"{head}: building the env ({'; '.join(f'{k}={v!r}' for k, v in sp.overrides.items()) or 'as trained'})")
                 t0 = time.perf_counter()
                 env = make_env(task, cfg=apply_overrides(copy.deepcopy(base), sp.overrides), num_envs=cfg.num_envs,
-                               device=cfg.device, image_size=cfg.image_size, seed=cfg.seed, physics=cfg.physics)
+                               device=cfg.device, image_size=cfg.image_size, seed=cfg.seed, physics=cfg.physics,
+                               max_steps=cfg.max_steps)
                 env_key, built, build_s = dict(sp.overrides), built + 1, build_s + time.perf_counter() - t0
                 device = torch.cuda.get_device_name(env.device) if str(env.device).startswith("cuda") else "cpu"
             for name in todo:

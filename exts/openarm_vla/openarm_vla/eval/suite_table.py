@@ -13,7 +13,7 @@ import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .metrics import wilson_interval
+from .metrics import success_with_ci
 from .suite import OOD_AXES
 
 COLUMNS = ("policy", "split", "axis", "episodes", "successes", "success", "ci_low", "ci_high")
@@ -22,9 +22,7 @@ AVERAGE = "average"
 
 
 def _row(policy: str, split: str, axis: str, k: int, n: int) -> dict:
-    lo, hi = wilson_interval(k, n)
-    return {"policy": policy, "split": split, "axis": axis, "episodes": n, "successes": k,
-            "success": k / n if n else 0.0, "ci_low": lo, "ci_high": hi}
+    return {"policy": policy, "split": split, "axis": axis, "episodes": n, **success_with_ci(k, n)}
 
 
 def suite_table(splits: Sequence[Mapping], policies: Sequence[str], results: Mapping[tuple[str, str], Mapping]) -> dict:

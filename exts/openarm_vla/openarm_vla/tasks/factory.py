@@ -121,9 +121,11 @@ def configure(
     seed: int | None = None,
     camera: bool = True,
     cycle_variants: bool | None = None,
+    max_steps: int | None = None,
 ):
     """Apply the common overrides to an env config in place, check every value (type, range) and return it
-    (``camera=False``: the scene without its camera; ``cycle_variants``: groups take the box variants in turn)."""
+    (``camera=False``: the scene without its camera; ``cycle_variants``: groups take the box variants in turn;
+    ``max_steps``: episodes of at most this many control steps)."""
     usd = str(getattr(cfg.scene.robot.spawn, "usd_path", ""))
     if usd and "://" not in usd and not Path(usd).is_file():
         raise TaskError(f"robot asset not found: {usd}; rebuild it with `python scripts/build_assets.py`")
@@ -138,6 +140,8 @@ def configure(
         cfg.group_size = group_size
     if seed is not None:
         cfg.seed = seed
+    if max_steps is not None:
+        cfg.episode_length_s = max_steps * cfg.sim.dt * cfg.decimation
     from openarm_vla.checks import problems
 
     bad = problems(cfg, "env")

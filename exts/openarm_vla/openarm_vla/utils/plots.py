@@ -11,6 +11,27 @@ from pathlib import Path
 from .io import atomic_path
 
 
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display on clusters and in CI)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike, title: str | None) -> Path:
+    """Title, tight layout, the PNG written atomically, the figure closed."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    _pyplot().close(fig)
+    return Path(path)
+
+
 def _series(records: Sequence[Mapping], key: str) -> tuple[list, list]:
     xs, ys = [], []
     for r in records:
@@ -26,11 +47,7 @@ def plot_curves(records: Sequence[Mapping], path: str | os.PathLike, panels: Seq
     """One subplot per panel ``(keys, ylabel, ylim[, (lo_key, hi_key)[, x_key]])``: the records' ``keys`` (a key
     or a list) against ``x`` (or the panel's own x key), skipping records without the key; the optional pair of
     keys is drawn as a band around the first key (a confidence interval). Written atomically as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     cols = 2 if len(panels) > 1 else 1
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.3 * rows), squeeze=False)
@@ -57,24 +74,14 @@ def plot_curves(records: Sequence[Mapping], path: str | os.PathLike, panels: Seq
             ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)
 
 
 def plot_grouped_bars(labels: Sequence[str], groups: Sequence[str], series: Mapping[str, Sequence[tuple]],
                       path: str | os.PathLike, ylabel: str = "", title: str | None = None, ylim=(0.0, 1.05)) -> Path:
     """One cluster of bars per label (one bar per series, ``(value, lo, hi)`` drawn with ``lo``-``hi`` error bars);
     consecutive labels of one group share a span named under the axis and are set apart by a gap. Atomic PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     xs, x, spans = [], 0.0, []
     for i, g in enumerate(groups):
         if i and g != groups[i - 1]:
@@ -103,10 +110,4 @@ def plot_grouped_bars(labels: Sequence[str], groups: Sequence[str], series: Mapp
         ax.set_ylim(*ylim)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)

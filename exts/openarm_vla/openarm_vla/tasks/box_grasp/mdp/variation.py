@@ -34,7 +34,7 @@ import torch
 from isaaclab.envs.mdp import image_rgb
 from isaaclab.managers import ManagerTermBase, SceneEntityCfg
 from isaaclab.utils import configclass
-from isaaclab.utils.math import quat_from_euler_xyz, quat_mul
+from isaaclab.utils.math import quat_from_euler_xyz, quat_mul, sample_uniform
 
 from .events import env_id_tensor, grasp_monitor
 
@@ -115,12 +115,15 @@ class SceneVariationCfg:
         ("len(box_colors) > 0 or '{color}' not in str(instruction_templates)", "templates naming {color} need box_colors"),
     )
 
+    def varies_light(self) -> bool:
+        """Whether the emulated light (image gain and tint) can differ from the base scene's."""
+        return (tuple(self.light_intensity) != (NOMINAL_LIGHT, NOMINAL_LIGHT)
+                or tuple(map(tuple, self.light_color)) != ((1.0, 1.0, 1.0), (1.0, 1.0, 1.0)))
+
     def draws_anything(self) -> bool:
         """Whether an episode draws anything beyond the base task's box pose (then the task has the event)."""
         return bool(self.table_colors or self.box_colors or self.camera_pos_jitter > 0 or self.camera_rot_jitter_deg > 0
-                    or self.image_noise_std > 0 or self.num_distractors[1] > 0
-                    or tuple(self.light_intensity) != (NOMINAL_LIGHT, NOMINAL_LIGHT)
-                    or tuple(map(tuple, self.light_color)) != ((1.0, 1.0, 1.0), (1.0, 1.0, 1.0))
+                    or self.image_noise_std > 0 or self.num_distractors[1] > 0 or self.varies_light()
                     or list(self.instruction_templates) != [DEFAULT_INSTRUCTION] or self.absent_color_instruction
                     or self.light_direction_deg > 0)
 
@@ -131,10 +134,13 @@ def _linear_to_srgb(c: torch.Tensor) -> torch.Tensor:
     return torch.where(c <= 0.0031308, 12.92 * c, 1.055 * c.clamp(min=1e-12).pow(1.0 / 2.4) - 0.055)
 
 
-def _uniform(shape, lo, hi, device) -> torch.Tensor:
-    lo = torch.as_tensor(lo, dtype=torch.float32, device=device)
-    hi = torch.as_tensor(hi, dtype=torch.float32, device=device)
-    return lo + torch.rand(shape, device=device) * (hi - lo)
+def _clear_spot(cand: torch.Tensor, taken: list[torch.Tensor], min_sep: float) -> torch.Tensor:
+    """Per env, the first of the candidate spots ``cand`` [n, tries, 2] at least ``min_sep`` from every spot of
+    ``taken`` (each [n, 2]; a far-away point stands for none), else the one farthest from them: [n, 2]."""
+    clear = torch.stack([(cand - t[:, None]).norm(dim=-1) for t in taken], dim=0).min(dim=0).values
+    ok = clear >= min_sep
+    pick = torch.where(ok.any(dim=1), ok.float().argmax(dim=1), clear.argmax(dim=1))
+    return cand[torch.arange(len(cand), device=cand.device), pick]
 
 
 class ShapeColors:
@@ -314,11 +320,11 @@ class SceneVariation(ManagerTermBase):
             val["named_color"][env_ids] = named[member]
         val["instruction"][env_ids] = torch.randint(len(v.instruction_templates), (g,), device=dev)[member]
         deg = math.radians(v.camera_rot_jitter_deg)
-        off = torch.cat([_uniform((g, 3), -v.camera_pos_jitter, v.camera_pos_jitter, dev),
-                         _uniform((g, 3), -deg, deg, dev)], dim=1)
+        off = torch.cat([sample_uniform(-v.camera_pos_jitter, v.camera_pos_jitter, (g, 3), dev),
+                         sample_uniform(-deg, deg, (g, 3), dev)], dim=1)
         val["camera_offset"][env_ids] = off[member]
-        light = torch.cat([_uniform((g, 1), *v.light_intensity, dev),
-                           _uniform((g, 3), v.light_color[0], v.light_color[1], dev)], dim=1)
+        lo, hi = (torch.tensor(c, dtype=torch.float32, device=dev) for c in v.light_color)
+        light = torch.cat([sample_uniform(*v.light_intensity, (g, 1), dev), sample_uniform(lo, hi, (g, 3), dev)], dim=1)
         val["light"][env_ids] = light[member]
 
     # ------------------------------------------------------------------ applying
@@ -353,14 +359,11 @@ class SceneVariation(ManagerTermBase):
         taken = [env.scene["box"].data.root_pos_w.torch[env_ids, :2] - origins[:, :2]]
         active = torch.arange(self.num_slots, device=dev)[None] < self.values["num_distractors"][env_ids, None]
         for i in range(self.num_slots):
-            cand = torch.stack([_uniform((n, tries), *v.distractor_x_range, dev),
-                                _uniform((n, tries), *v.distractor_y_range, dev)], dim=-1)
-            clear = torch.stack([(cand - t[:, None]).norm(dim=-1) for t in taken], dim=0).min(dim=0).values
-            ok = clear >= v.distractor_min_separation
-            pick = torch.where(ok.any(dim=1), ok.float().argmax(dim=1), clear.argmax(dim=1))
-            xy = cand[torch.arange(n, device=dev), pick]
+            cand = torch.stack([sample_uniform(*v.distractor_x_range, (n, tries), dev),
+                                sample_uniform(*v.distractor_y_range, (n, tries), dev)], dim=-1)
+            xy = _clear_spot(cand, taken, v.distractor_min_separation)
             size = self.slot_size[i]
-            yaw = _uniform((n,), -math.pi / 4, math.pi / 4, dev)
+            yaw = sample_uniform(-math.pi / 4, math.pi / 4, (n,), dev)
             park = torch.tensor([0.08 + 0.14 * i, 0.0], device=dev).expand(n, 2)
             on_table = active[:, i]
             xy = torch.where(on_table[:, None], xy, park)
@@ -456,7 +459,7 @@ class policy_image(image_rgb):
         if term is None:
             return img
         v = term.v
-        lit = tuple(v.light_intensity) != (NOMINAL_LIGHT, NOMINAL_LIGHT) or any(c != 1.0 for rgb in v.light_color for c in rgb)
+        lit = v.varies_light()
         if v.image_noise_std == 0 and not lit:  # decided from the config: no host sync in the step
             return img
         light = term.values["light"]
@@ -476,22 +479,18 @@ def move_box_once(env, env_ids, step: int, x_range, y_range, tries: int = 32):
         return
     n, dev = len(ids), env.device
     origins = env.scene.env_origins[ids]
-    cand = torch.stack([_uniform((n, tries), *x_range, dev), _uniform((n, tries), *y_range, dev)], dim=-1)
-    clear = torch.full((n, tries), 1e3, device=dev)
+    cand = torch.stack([sample_uniform(*x_range, (n, tries), dev), sample_uniform(*y_range, (n, tries), dev)], dim=-1)
     term = scene_variation(env)
     if term is not None and term.num_slots:
         used = torch.arange(term.num_slots, device=dev)[None] < term.values["num_distractors"][ids, None]
-        for i in range(term.num_slots):
-            xy = env.scene[f"distractor_{i}"].data.root_pos_w.torch[ids, :2] - origins[:, :2]
-            d = (cand - xy[:, None]).norm(dim=-1)
-            clear = torch.minimum(clear, torch.where(used[:, i:i + 1], d, torch.full_like(d, 1e3)))
-        ok = clear >= term.v.distractor_min_separation
-        pick = torch.where(ok.any(dim=1), ok.float().argmax(dim=1), clear.argmax(dim=1))
+        taken = [torch.where(used[:, i:i + 1], env.scene[f"distractor_{i}"].data.root_pos_w.torch[ids, :2] - origins[:, :2],
+                             torch.full((n, 2), 1e3, device=dev)) for i in range(term.num_slots)]
+        xy = _clear_spot(cand, taken, term.v.distractor_min_separation)
     else:
-        pick = torch.zeros(n, dtype=torch.long, device=dev)
+        xy = cand[:, 0]
     box = env.scene["box"]
     pos = box.data.root_pos_w.torch[ids].clone()
-    pos[:, :2] = cand[torch.arange(n, device=dev), pick] + origins[:, :2]
+    pos[:, :2] = xy + origins[:, :2]
     pos[:, 2] = grasp_monitor(env).rest_z[ids] + 0.001 + origins[:, 2]
     quat = box.data.root_quat_w.torch[ids].clone()
     box.write_root_pose_to_sim_index(root_pose=torch.cat([pos, quat], dim=1), env_ids=ids)
@@ -508,7 +507,7 @@ def offset_arm_start(env, env_ids, max_offset: float, asset_name: str = "robot")
     robot = env.scene[asset_name]
     ids = _joint_ids(robot, tuple(spec.ARM_JOINTS))
     q = robot.data.joint_pos.torch[env_ids][:, ids].clone()
-    q = q + _uniform(q.shape, -max_offset, max_offset, env.device)
+    q = q + sample_uniform(-max_offset, max_offset, q.shape, env.device)
     lo = torch.tensor(spec.ARM_LOWER, device=env.device)
     hi = torch.tensor(spec.ARM_UPPER, device=env.device)
     q = torch.maximum(torch.minimum(q, hi), lo)
