@@ -11,9 +11,9 @@
 #             policy exported like mini's (the CPU job's shown policy until mini's GRPO policy exists)
 #   resets    benchmarks/perf/reset_cost.py: ms per env step at 2080 envs, 128 px, without and with 32 auto-resets per
 #             step, box-mass event on and off (the demo loop's 0.72 s steps)
-#   solver    the scripted expert (2048 envs, one episode each, 128 px: its success and env-steps/s) and contact
+#   solver    the scripted expert (1024 envs, one episode each, 128 px: its success and env-steps/s) and contact
 #             fidelity (benchmarks/contact/measure.py, 1024 envs) under MuJoCo-Warp solver settings: the defaults
-#             (100 iterations, 50 line-search steps, serial line search), 30 iterations, parallel line search, both
+#             (100 iterations, 50 line-search steps, serial line search), 30 iterations, 30 and parallel line search
 #   expert    the scripted expert on 4096 envs, 4096 episodes, 128 px
 #   dr        env-steps/s at 4096 envs, 128 px (and physics only), back to back: OpenArm-BoxGrasp, OpenArm-BoxGrasp-DR,
 #             and DR without distractors / without pixel noise (issue 24's randomization cost and where it goes)
@@ -48,10 +48,10 @@ for part in "${parts[@]}"; do
         --json "$R/resets.json" 2>&1 | quiet | grep reset_cost ;;
     solver)
       S=env.sim.physics.solver_cfg
-      for v in "default:" "it30:$S.iterations=30" "lspar:$S.ls_parallel=true" "it30_lspar:$S.iterations=30 $S.ls_parallel=true"; do
+      for v in "default:" "it30:$S.iterations=30" "it30_lspar:$S.iterations=30 $S.ls_parallel=true"; do
         name=${v%%:*}; ovr=${v#*:}
         # shellcheck disable=SC2086
-        python3 scripts/evaluate.py --policy expert --num_envs 2048 --num_episodes 2048 --image_size 128 --device cuda:0 \
+        python3 scripts/evaluate.py --policy expert --num_envs 1024 --num_episodes 1024 --image_size 128 --device cuda:0 \
           --output "$R/solver/$name" --no_progress $ovr 2>&1 | quiet | grep "success" | sed "s/^/[$name] /"
         # shellcheck disable=SC2086
         python3 benchmarks/contact/measure.py --num_envs 1024 --device cuda --json "$R/solver/$name/contact.json" $ovr 2>&1 \
