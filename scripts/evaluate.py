@@ -10,7 +10,8 @@ directory. Greedy decoding unless --temperature > 0. Episodes start from random 
 per-env quota, or from a bank of fixed starts (one episode from each): --bank validation (256 starts, what GRPO
 validates on) or --bank test (1024 starts, touched once by a final report; see openarm_vla.eval.protocol), or
 --bank_seed S with --num_episodes starts. Writes OUTPUT/results.json (summary and per-episode records: bank_index,
-success, steps, failure) and OUTPUT/videos/episode_K.mp4 (the first K episodes of env 0, from the front camera).
+success, steps, failure) and K clips OUTPUT/videos/episode_<k>_<outcome>.mp4 from the front camera (among the first
+episodes of 8 envs: a success and a failure first where there are both).
 --suite NAME (openarm_vla.eval.suite): every --policy on every split's own bank, in the suite's task (--task to
 change it); OUTPUT/NAME/SPLIT/results.json per evaluation (kept: a rerun resumes), OUTPUT/suite.{json,csv,png}.
 """
@@ -32,7 +33,7 @@ def main(argv=None) -> int:
     p.add_argument("--policy", action="append", help="random | expert | ppo:PPO_POLICY_PT | preset:NAME | CKPT_DIR")
     p.add_argument("--num_episodes", type=int, default=None, help="default 10, or the bank's size")
     p.add_argument("--output", type=Path)
-    p.add_argument("--video", type=int, default=0, metavar="K", help="record the first K episodes of env 0")
+    p.add_argument("--video", type=int, default=0, metavar="K", help="film K episodes (a success and a failure first)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--max_steps", type=int, default=None, help="episode length in env steps (default: the task's)")
     p.add_argument("--bank", choices=("validation", "test"), default=None, help="a protocol bank (seed and size)")

@@ -176,6 +176,34 @@ def _run_eval(run_script, tmp_path, policy, extra=()):
     return run_script("evaluate.py", "--policy", policy, "--output", str(out), *extra), out
 
 
+def test_clips_show_a_success_and_a_failure_first(tmp_path):
+    """Two filmed envs, env 1 finishing first: each env's frames go to its own clip, in order of finish, and the
+    clips shown lead with a success and a failure (not the first failures of env 0)."""
+    from types import SimpleNamespace
+
+    from openarm_vla.eval.video import EpisodeVideo, pick_clips, write_clips
+
+    film = EpisodeVideo([0, 1], episodes=2)
+    outcome = {(0, 0): "dropped", (0, 1): "timeout", (1, 0): "success", (1, 1): "success"}
+    done = {0: 0, 1: 0}
+    for t in range(1, 9):
+        rgb = torch.stack([torch.full((4, 4, 3), 10 * e + t, dtype=torch.uint8) for e in (0, 1, 2)])
+        ends = [e for e in (0, 1) if t % (e + 2) == 0 and done[e] < 2]  # env 0 ends at t = 2, 4; env 1 at 3, 6
+        eps = [{"env_id": e, "success": outcome[e, done[e]] == "success", "failure": outcome[e, done[e]]} for e in ends]
+        for e in ends:
+            done[e] += 1
+        film(SimpleNamespace(obs={"policy": {"front_rgb": rgb}}, episodes=eps))
+    assert film.finished
+    assert [(c["env_id"], c["failure"]) for c in film.clips] == [(0, "dropped"), (1, "success"), (0, "timeout"), (1, "success")]
+    assert [c["frames"][:, 0, 0, 0].tolist() for c in film.clips] == [[1, 2], [11, 12, 13], [3, 4], [14, 15, 16]]
+    picked = pick_clips(film.clips, 3)
+    assert [c["failure"] for c in picked] == ["success", "dropped", "success"]
+    assert pick_clips(film.clips, 0) == []
+    paths = write_clips(picked[:2], tmp_path, fps=10)
+    assert [p.rsplit("/", 1)[1] for p in paths] == ["episode_0_success.mp4", "episode_1_dropped.mp4"]
+    assert read_mp4_frames(paths[0]) == 3
+
+
 def test_evaluate_missing_checkpoint(tmp_path, script_main, capsys):
     assert script_main("evaluate.py", "--policy", str(tmp_path / "nope"), "--output", str(tmp_path / "o")) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -210,6 +238,6 @@ def test_evaluate_script(tmp_path, policy, run_script):
     assert sorted(e["env_id"] for e in eps) == [0, 0, 1]
     assert s["policy"] == policy and s["env_steps_per_s"] > 0 and s["wall_time_s"] > 0
     assert "| outcome | episodes | share |" in r.stdout
-    video = out / "videos" / "episode_0.mp4"
-    assert video.is_file() and video.stat().st_size > 0
+    (video,) = (out / "videos").glob("episode_0_*.mp4")
+    assert video.name in {f"episode_0_{c}.mp4" for c in CATS} and s["videos"] == [str(video)]
     assert read_mp4_frames(video) > 0

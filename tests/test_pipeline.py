@@ -9,7 +9,7 @@ from conftest import ROOT
 
 from openarm_vla.pipeline import Pipeline
 from openarm_vla.pipeline_cfg import PipelineCfg, load_pipeline_cfg
-from openarm_vla.utils.manifest import MANIFEST_FILE
+from openarm_vla.utils.manifest import MANIFEST_FILE, verify_manifest
 from openarm_vla.utils.run_files import STATE_FILE
 
 
@@ -86,6 +86,11 @@ def test_recipes_load_typed_and_bad_keys_or_values_are_one_line(tmp_path):
         assert isinstance(cfg, PipelineCfg) and cfg.sft.max_iterations >= 1 and cfg.name == path.stem
     quick = load_pipeline_cfg(root / "quickstart.yaml", ["grpo.max_iterations=3", "demos.num_demos=8"])
     assert (quick.grpo.max_iterations, quick.demos.num_demos, quick.grpo.env["group_size"]) == (3, 8, 2)
+    # the main job shows the shipped policy: it is in the repo, whole (manifest), the mini preset, at the show's size
+    shipped = Path(__file__).resolve().parents[1] / load_pipeline_cfg(root / "quickstart.yaml").show.policy
+    assert verify_manifest(shipped) is None and (shipped / "PROVENANCE.md").is_file()
+    config = json.loads((shipped / "config.json").read_text())["vla_config"]
+    assert (config["name"], config["image_size"]) == ("mini", load_pipeline_cfg(root / "quickstart.yaml").show.image_size)
     shown = load_pipeline_cfg(root / "quickstart.yaml", ["show={policy: assets/policies/x, episodes: 4}"]).show
     assert (shown.policy, shown.episodes, shown.num_envs) == ("assets/policies/x", 4, 8)
     for bad, match in ((["sft.max_iterations=abc"], r"quickstart.yaml: sft.max_iterations: Value 'abc'"),

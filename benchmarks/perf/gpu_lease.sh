@@ -7,8 +7,8 @@
 #             4096 envs at 128 px; SFT batch 256; demos 2080 envs)
 #   mini      the mini recipe (configs/pipelines/mini.yaml) end to end, then its GRPO policy exported as bf16
 #             safetensors shards (the policy the CPU job shows)
-#   mini_sft  a shorter mini recipe for a lease of minutes: 1024 demos in one wave, 1500 SFT steps, no GRPO; the SFT
-#             policy exported like mini's (the CPU job's shown policy until mini's GRPO policy exists)
+#   mini_sft  the mini recipe's demos and SFT stages only (1024 demos in one wave, 4000 SFT steps, ~6 min), the SFT
+#             policy exported like mini's (how the CPU job's shown policy was made; its PROVENANCE.md)
 #   resets    benchmarks/perf/reset_cost.py: ms per env step at 2080 envs, 128 px, without and with 32 auto-resets per
 #             step, box-mass event on and off (the demo loop's 0.72 s steps)
 #   solver    the scripted expert (1024 envs, one episode each, 128 px: its success and env-steps/s) and contact
@@ -40,7 +40,7 @@ for part in "${parts[@]}"; do
       RUN=$R/mini RECIPE=mini BUDGET_S=1500 COPY_OUT=0 bash benchmarks/learning_h100/gpu_stages.sh demos sft select grpo report
       python3 scripts/export_policy.py "$R/mini/grpo/final" "$R/box_grasp_mini" --dtype bfloat16 --max_shard_mb 15 ;;
     mini_sft)
-      RUN=$R/mini RECIPE=mini BUDGET_S=900 COPY_OUT=0 ARGS="demos.num_demos=1024 demos.num_envs=1040 sft.max_iterations=1500 sft.agent.eval_every=0 sft.agent.save_every=500" \
+      RUN=$R/mini RECIPE=mini BUDGET_S=900 COPY_OUT=0 ARGS="sft.agent.eval_every=0 sft.agent.save_every=500" \
         bash benchmarks/learning_h100/gpu_stages.sh demos sft
       python3 scripts/export_policy.py "$R/mini/sft/final" "$R/box_grasp_mini" --dtype bfloat16 --max_shard_mb 15 ;;
     resets)

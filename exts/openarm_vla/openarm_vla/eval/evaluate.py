@@ -1,6 +1,6 @@
 """A policy's evaluation: greedy (or sampled) episodes from random starts with per-env quotas, or one from each
 start of a held-out bank; the summary (success with its Wilson CI, failures, steps, throughput), the episode
-records and the first episodes of env 0 filmed. What ``scripts/evaluate.py`` runs and writes as results.json, and
+records and a few episodes filmed (a success and a failure first where there are both). What ``scripts/evaluate.py`` runs and writes as results.json, and
 the rules its flags follow (``--suite`` hands over to :mod:`openarm_vla.eval.suite_run`)."""
 
 from __future__ import annotations
@@ -10,17 +10,19 @@ from pathlib import Path
 
 
 def evaluate_policy(env, policy, num_episodes: int, output: Path, bank_seed: int | None = None, videos: int = 0,
-                    progress: bool = True, info: dict | None = None, desc: str = "eval") -> dict:
-    """Run the episodes, write ``output/results.json`` ({"summary", "episodes"}) and ``output/videos/``; returns
-    the summary (``info`` is merged into it: the command's settings; ``desc`` names the progress bar)."""
+                    progress: bool = True, info: dict | None = None, desc: str = "eval", watch: int = 8) -> dict:
+    """Run the episodes, write ``output/results.json`` ({"summary", "episodes"}) and ``videos`` clips to
+    ``output/videos/``, chosen among the first episodes of ``watch`` envs; returns the summary (``info`` is merged
+    into it: the command's settings; ``desc`` names the progress bar)."""
     from openarm_vla.rollout import FAILURE_CATEGORIES, run_episodes
     from openarm_vla.utils.io import atomic_write_json
 
     from .bank import EvalBank, evaluate_bank
     from .metrics import summarize
-    from .video import EpisodeVideo
+    from .video import EpisodeVideo, pick_clips, write_clips
 
-    video = EpisodeVideo([0], videos, output / "videos", fps=round(1 / env.step_dt))
+    filmed = range(min(env.num_envs, max(watch, videos)))
+    video = EpisodeVideo(filmed, -(-videos // len(filmed)))
     steps = {"n": 0}
 
     def on_step(step, *_):
@@ -35,10 +37,11 @@ def evaluate_policy(env, policy, num_episodes: int, output: Path, bank_seed: int
                                  progress=progress, desc=desc)
     wall = time.perf_counter() - t0
     summary = summarize(episodes, FAILURE_CATEGORIES)
+    written = write_clips(pick_clips(video.clips, videos), output / "videos", fps=round(1 / env.step_dt))
     env_steps = steps["n"] * env.num_envs
     summary.update({**(info or {}), "num_envs": env.num_envs, "bank_seed": bank_seed, "wall_time_s": round(wall, 3),
                     "env_steps": env_steps, "env_steps_per_s": round(env_steps / wall, 2) if wall > 0 else None,
-                    "videos": video.written})
+                    "videos": written})
     atomic_write_json(output / "results.json", {"summary": summary, "episodes": episodes})
     return summary
 

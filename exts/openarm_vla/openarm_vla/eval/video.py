@@ -51,19 +51,29 @@ def _write_mp4_opencv(path: Path, frames: list, fps: int) -> None:
     writer.release()
 
 
+def pick_clips(clips: Sequence[dict], k: int) -> list[dict]:
+    """Up to ``k`` clips to show: a success and a failure first where there are both, then the others in order
+    (filming the first episode of env 0 alone mostly shows failures of a policy that succeeds one time in five)."""
+    wins = [c for c in clips if c["success"]]
+    losses = [c for c in clips if not c["success"]]
+    return (wins[:1] + losses[:1] + wins[1:] + losses[1:])[:k]
+
+
+def write_clips(clips: Sequence[dict], directory: str | os.PathLike, fps: int) -> list[str]:
+    """Each clip as ``directory/episode_<k>_<outcome>.mp4`` (outcome: success or the failure class)."""
+    return [str(write_mp4(Path(directory) / f"episode_{k}_{c['failure']}.mp4", c["frames"], fps)) for k, c in enumerate(clips)]
+
+
 class EpisodeVideo:
     """A :func:`openarm_vla.rollout.step_loop` callback: the frames ``env_ids`` saw, one clip per finished
     episode, the first ``episodes`` of each env. ``clips`` holds {env_id, episode, success, failure, frames
-    [T, H, W, 3] uint8}; with ``directory`` each clip is also written as ``episode_<k>.mp4`` (k in order of
-    finish), listed in ``written``."""
+    [T, H, W, 3] uint8} in order of finish (:func:`pick_clips` and :func:`write_clips` choose and write them)."""
 
-    def __init__(self, env_ids: Sequence[int] = (0,), episodes: int = 1, directory: str | os.PathLike | None = None,
-                 fps: int = 50):
-        self.episodes, self.directory, self.fps = episodes, directory, fps
+    def __init__(self, env_ids: Sequence[int] = (0,), episodes: int = 1):
+        self.episodes = episodes
         self._frames: dict[int, list] = {int(e): [] for e in env_ids}
         self._done: dict[int, int] = {int(e): 0 for e in env_ids}
         self.clips: list[dict] = []
-        self.written: list[str] = []
 
     @property
     def finished(self) -> bool:
@@ -73,17 +83,13 @@ class EpisodeVideo:
         recording = [e for e, n in self._done.items() if n < self.episodes]
         if not recording:
             return
-        rgb = step.obs["policy"]["front_rgb"]
-        for e in recording:
-            self._frames[e].append(rgb[e].cpu().numpy())
+        frames = step.obs["policy"]["front_rgb"][recording].cpu().numpy()  # one copy from the device per step
+        for e, frame in zip(recording, frames):
+            self._frames[e].append(frame)
         for rec in step.episodes:
             e = rec["env_id"]
             if e in recording:
-                clip = {"env_id": e, "episode": self._done[e], "success": rec["success"], "failure": rec["failure"],
-                        "frames": np.stack(self._frames[e])}
-                self.clips.append(clip)
-                if self.directory is not None:
-                    path = write_mp4(Path(self.directory) / f"episode_{len(self.written)}.mp4", clip["frames"], self.fps)
-                    self.written.append(str(path))
+                self.clips.append({"env_id": e, "episode": self._done[e], "success": rec["success"],
+                                   "failure": rec["failure"], "frames": np.stack(self._frames[e])})
                 self._frames[e] = []
                 self._done[e] += 1

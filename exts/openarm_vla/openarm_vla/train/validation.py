@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from openarm_vla.eval.bank import EvalBank, evaluate_bank
 from openarm_vla.eval.metrics import summarize
-from openarm_vla.eval.video import EpisodeVideo
+from openarm_vla.eval.video import EpisodeVideo, pick_clips
 from openarm_vla.policies.vla import VLAEnvPolicy
 from openarm_vla.rollout import FAILURE_CATEGORIES
 
@@ -29,9 +29,4 @@ def validate(env, vla, bank: EvalBank, videos: int = 2, progress: bool = True, w
     metrics = {"eval/success": s["success_rate"], "eval/ci_low": s["ci95"][0], "eval/ci_high": s["ci95"][1],
                "eval/episodes": s["num_episodes"], "eval/mean_steps": s["mean_steps"],
                **{f"eval/failures/{k}": v for k, v in s["failure_counts"].items()}}
-    clips = []
-    if film is not None:
-        wins = [c for c in film.clips if c["success"]]
-        losses = [c for c in film.clips if not c["success"]]
-        clips = (wins[:1] + losses[:1] + wins[1:] + losses[1:])[:videos]
-    return metrics, records, clips
+    return metrics, records, pick_clips(film.clips, videos) if film is not None else []
