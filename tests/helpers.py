@@ -8,7 +8,22 @@ import os
 import torch
 
 from openarm_vla.robots import openarm_spec as spec
-from openarm_vla.robots.kinematics import _ARM, _axis_angle_matrix
+from openarm_vla.robots.kinematics import _ARM
+
+
+def _axis_angle_matrix(axis: str, q: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices [N, 3, 3] about a signed principal axis ("+z", "-y", ...)."""
+    sign = -1.0 if axis[0] == "-" else 1.0
+    i = "xyz".index(axis[1])
+    c, s = torch.cos(sign * q), torch.sin(sign * q)
+    j, k = (i + 1) % 3, (i + 2) % 3
+    R = torch.zeros(q.shape[0], 3, 3, dtype=q.dtype, device=q.device)
+    R[:, i, i] = 1.0
+    R[:, j, j] = c
+    R[:, k, k] = c
+    R[:, j, k] = -s
+    R[:, k, j] = s
+    return R
 
 
 def hand_pose(q: torch.Tensor, offset: tuple[float, float, float] = spec.TCP_OFFSET) -> tuple[torch.Tensor, torch.Tensor]:

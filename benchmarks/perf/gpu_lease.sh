@@ -15,6 +15,7 @@
 #             fidelity (benchmarks/contact/measure.py, 1024 envs) under MuJoCo-Warp solver settings: the defaults
 #             (100 iterations, 50 line-search steps, serial line search), 30 iterations, 30 and parallel line search
 #   expert    the scripted expert on 4096 envs, 4096 episodes, 128 px
+#   expert_cost  benchmarks/perf/expert_cost.py: the expert's ms per act before/after its launch-count fix (no env)
 #   dr        env-steps/s at 4096 envs, 128 px (and physics only), back to back: OpenArm-BoxGrasp, OpenArm-BoxGrasp-DR,
 #             and DR without distractors / without pixel noise (issue 24's randomization cost and where it goes)
 #   profile_grpo | profile_sft | profile_demos   one of the profiles alone
@@ -57,6 +58,9 @@ for part in "${parts[@]}"; do
         python3 benchmarks/contact/measure.py --num_envs 1024 --device cuda --json "$R/solver/$name/contact.json" $ovr 2>&1 \
           | quiet | tail -4 | sed "s/^/[$name] /"
       done ;;
+    expert_cost)
+      python3 benchmarks/perf/expert_cost.py --rev 752fcca --num_envs 1024 4096 --device cuda --json "$R/expert_cost.json" 2>&1 \
+        | grep expert_cost ;;
     expert)
       python3 scripts/evaluate.py --policy expert --num_envs 4096 --num_episodes 4096 --image_size 128 --device cuda:0 \
         --output "$R/expert4096" --no_progress 2>&1 | quiet | tail -15 ;;
@@ -74,7 +78,7 @@ for part in "${parts[@]}"; do
       mkdir -p "$OUT"
       tar -czf "$OUT/results.tgz" -C "$R" profile/profile_grpo.json profile/profile_sft.json profile/profile_demos.json \
         mini/results.json mini/curve.png mini/sft_choice.json mini/stages.json mini/sft/metrics.jsonl mini/grpo/metrics.jsonl \
-        mini/grpo_success.mp4 mini/grpo_failure.mp4 expert4096/results.json dr resets.json solver lease.log 2>/dev/null
+        mini/grpo_success.mp4 mini/grpo_failure.mp4 expert4096/results.json expert_cost.json dr resets.json solver lease.log 2>/dev/null
       [ -d "$R/box_grasp_mini" ] && tar -cf "$OUT/box_grasp_mini.tar" -C "$R" box_grasp_mini
       ls -la "$OUT" ;;
     *) echo "[lease] unknown part $part" ;;

@@ -186,8 +186,7 @@ class ScriptedExpert:
             self._plan(init, q_meas[init], box_pos[init], box_yaw[init], tcp[init])
 
         # boxes are tracked until the gripper closes, then the grasp point is frozen
-        tracking = self.phase <= DESCEND
-        self.grasp_xyz[tracking] = box_pos[tracking]
+        self.grasp_xyz = torch.where((self.phase <= DESCEND)[:, None], box_pos, self.grasp_xyz)
 
         goal_pos, goal_yaw, speed = self._goals()
         # move the commanded waypoint toward the goal (rate-limited)
@@ -217,9 +216,8 @@ class ScriptedExpert:
 
         actions = joint_targets_to_action(self.q_cmd, self.closure, self.lower, self.upper)
 
-        self.phase_steps += 1
         self.phase = torch.where(advance, (self.phase + 1).clamp(max=HOLD), self.phase)
-        self.phase_steps[advance] = 0
+        self.phase_steps = torch.where(advance, 0, self.phase_steps + 1)
         return actions.to(obs["joint_pos"].dtype)
 
     # -- internals --------------------------------------------------------------------------------
@@ -245,13 +243,13 @@ class ScriptedExpert:
         cand = math.pi + psi.unsqueeze(1) + ks.unsqueeze(0) * (math.pi / 2)  # [n, 3]
         cand = torch.remainder(cand, 2.0 * math.pi)  # [0, 2pi): the hand's usable yaws lie around pi
         m = cand.shape[1]
-        q0 = q_meas.repeat_interleave(m, dim=0)
-        yaws = cand.reshape(-1)
-        ok = torch.ones(n * m, dtype=torch.bool, device=self.device)
-        for z in (self._grasp_z(box_pos[:, 2]), self._approach_z(box_pos[:, 2])):
-            target = torch.stack([box_pos[:, 0], box_pos[:, 1], z], dim=1).repeat_interleave(m, dim=0)
-            _, perr, rerr = ik_dls(q0, target, down_rotation(yaws), iters=cfg.plan_iters)
-            ok &= (perr < cfg.reach_tol) & (rerr < 0.05)
+        # every (height, yaw) candidate of every env in one IK batch: [grasp height, approach height] x n x m
+        heights = torch.stack([self._grasp_z(box_pos[:, 2]), self._approach_z(box_pos[:, 2])])  # [2, n]
+        target = torch.stack([box_pos[:, 0].expand(2, n), box_pos[:, 1].expand(2, n), heights], dim=-1)
+        target = target.repeat_interleave(m, dim=1).reshape(2 * n * m, 3)
+        q0 = q_meas.repeat_interleave(m, dim=0).repeat(2, 1)
+        _, perr, rerr = ik_dls(q0, target, down_rotation(cand.reshape(-1).repeat(2)), iters=cfg.plan_iters)
+        ok = ((perr < cfg.reach_tol) & (rerr < 0.05)).reshape(2, n * m).all(dim=0)
         preferred = math.pi + cfg.yaw_bias_per_m * box_pos[:, 1]
         cost = (cand - preferred.unsqueeze(1)).abs() + 10.0 * (~ok.reshape(n, m)).double()
         best = cost.argmin(dim=1)

@@ -15,21 +15,6 @@ _AXES = {"x": 0, "y": 1, "z": 2}
 _ARM = [j for j in spec.JOINTS if j.kind == "revolute"]
 
 
-def _axis_angle_matrix(axis: str, q: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices [N, 3, 3] about a signed principal axis."""
-    sign = -1.0 if axis[0] == "-" else 1.0
-    i = _AXES[axis[1]]
-    c, s = torch.cos(sign * q), torch.sin(sign * q)
-    j, k = (i + 1) % 3, (i + 2) % 3
-    R = torch.zeros(q.shape[0], 3, 3, dtype=q.dtype, device=q.device)
-    R[:, i, i] = 1.0
-    R[:, j, j] = c
-    R[:, k, k] = c
-    R[:, j, k] = -s
-    R[:, k, j] = s
-    return R
-
-
 def down_rotation(yaw: torch.Tensor) -> torch.Tensor:
     """Hand rotation [N, 3, 3] pointing the gripper straight down (hand z = -world z), turned by ``yaw``.
 
@@ -44,33 +29,67 @@ def down_rotation(yaw: torch.Tensor) -> torch.Tensor:
     return torch.stack([x_axis, y_axis, z_axis], dim=2)
 
 
+class _Chain:
+    """The arm's constant tensors on one device and dtype, built once: each joint's transform as
+    ``base + cos(q) * cos_part + sin(q) * sin_part`` (4x4, translation = the joint origin), the columns that pick each
+    joint's signed world axis from its frame, and the end point in the last link's frame (hand + ``offset``)."""
+
+    _cache: dict = {}
+
+    @classmethod
+    def on(cls, dtype: torch.dtype, device: torch.device, offset) -> "_Chain":
+        key = (dtype, str(device), tuple(float(x) for x in offset))
+        if key not in cls._cache:
+            cls._cache[key] = cls(dtype, device, key[2])
+        return cls._cache[key]
+
+    def __init__(self, dtype: torch.dtype, device: torch.device, offset: tuple[float, ...]):
+        n = len(_ARM)
+        base, cos_part, sin_part = torch.zeros(3, n, 4, 4, dtype=torch.float64)
+        pick = torch.zeros(n, 3, dtype=torch.float64)
+        for m, joint in enumerate(_ARM):
+            sign = -1.0 if joint.axis[0] == "-" else 1.0
+            i = _AXES[joint.axis[1]]
+            j, k = (i + 1) % 3, (i + 2) % 3
+            base[m, i, i] = base[m, 3, 3] = 1.0
+            base[m, :3, 3] = torch.tensor(joint.origin, dtype=torch.float64)
+            cos_part[m, j, j] = cos_part[m, k, k] = 1.0
+            sin_part[m, j, k], sin_part[m, k, j] = -sign, sign  # sin(sign * q) = sign * sin(q)
+            pick[m, i] = sign
+        end = torch.tensor([*(h + o for h, o in zip(spec.HAND_IN_LINK7, offset)), 1.0], dtype=torch.float64)
+        as_dev = dict(dtype=dtype, device=device)
+        self.base, self.cos_part, self.sin_part = base.to(**as_dev), cos_part.to(**as_dev), sin_part.to(**as_dev)
+        self.pick, self.end = pick.to(**as_dev), end.to(**as_dev)
+        self.lower = torch.tensor(spec.ARM_LOWER, **as_dev)
+        self.upper = torch.tensor(spec.ARM_UPPER, **as_dev)
+        self.eye = torch.eye(n, **as_dev)
+
+
 def fk_jacobian(q: torch.Tensor, offset=spec.JAW_CENTER_OFFSET) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pose of ``offset`` (hand frame) in the base frame and its geometric Jacobian.
 
     Returns position [N, 3], rotation [N, 3, 3] and J [N, 6, 7] (rows: linear velocity, angular velocity).
-    The analytic Jacobian makes an IK iteration ~1 ms where autograd took ~30.
+    Every joint's transform is built in one batched expression and chained by 4x4 products: about twenty
+    tensor operations per call whatever the joint count (the scripted expert runs ten calls a control step on
+    thousands of envs, where each GPU kernel launch costs more than its arithmetic).
     """
-    n = q.shape[0]
-    R = torch.eye(3, dtype=q.dtype, device=q.device).expand(n, 3, 3)
-    p = torch.zeros(n, 3, dtype=q.dtype, device=q.device)
-    axes, origins = [], []
-    for idx, joint in enumerate(_ARM):
-        p = p + R @ torch.tensor(joint.origin, dtype=q.dtype, device=q.device)
-        sign = -1.0 if joint.axis[0] == "-" else 1.0
-        axes.append(sign * R[:, :, _AXES[joint.axis[1]]])
-        origins.append(p)
-        R = R @ _axis_angle_matrix(joint.axis, q[:, idx])
-    p = p + R @ torch.tensor(spec.HAND_IN_LINK7, dtype=q.dtype, device=q.device)
-    p = p + R @ torch.tensor(offset, dtype=q.dtype, device=q.device)
-    A = torch.stack(axes, dim=2)  # [N, 3, 7]
-    P = torch.stack(origins, dim=2)
-    Jv = torch.linalg.cross(A, p.unsqueeze(2) - P, dim=1)
-    return p, R, torch.cat([Jv, A], dim=1)
+    c = _Chain.on(q.dtype, q.device, offset)
+    cos, sin = torch.cos(q)[:, :, None, None], torch.sin(q)[:, :, None, None]
+    local = c.base + cos * c.cos_part + sin * c.sin_part  # [N, 7, 4, 4]
+    frames = [local[:, 0]]
+    for m in range(1, local.shape[1]):
+        frames.append(frames[-1] @ local[:, m])
+    world = torch.stack(frames, dim=1)  # [N, 7, 4, 4]: each joint's frame after its rotation
+    axes = world[:, :, :3, :3] @ c.pick[:, :, None]  # [N, 7, 3, 1]: the joint axis does not move with its rotation
+    axes = axes.squeeze(-1)
+    p = world[:, -1, :3] @ c.end  # [N, 3]
+    Jv = torch.linalg.cross(axes, p[:, None, :] - world[:, :, :3, 3], dim=-1)
+    return p, world[:, -1, :3, :3], torch.cat([Jv, axes], dim=-1).transpose(1, 2)
 
 
 def rotation_error(R: torch.Tensor, R_target: torch.Tensor) -> torch.Tensor:
     """Axis-angle-like error vector [N, 3] (base frame) that rotates ``R`` toward ``R_target``."""
-    return 0.5 * sum(torch.linalg.cross(R[:, :, i], R_target[:, :, i], dim=1) for i in range(3))
+    return 0.5 * torch.linalg.cross(R, R_target, dim=1).sum(dim=2)
 
 
 def ik_dls(
@@ -87,18 +106,20 @@ def ik_dls(
 
     Returns (q [N, 7], position error [N] in m, rotation error [N] in rad) at the returned ``q``.
     """
-    lo = torch.tensor(spec.ARM_LOWER, dtype=q0.dtype, device=q0.device)
-    hi = torch.tensor(spec.ARM_UPPER, dtype=q0.dtype, device=q0.device)
-    w = torch.tensor([1.0, 1.0, 1.0, rot_weight, rot_weight, rot_weight], dtype=q0.dtype, device=q0.device)
-    eye = torch.eye(7, dtype=q0.dtype, device=q0.device)
+    c = _Chain.on(q0.dtype, q0.device, offset)
+    w = torch.ones(1, 6, 1, dtype=q0.dtype, device=q0.device)
+    w[:, 3:] = rot_weight
+    damp = (damping**2) * c.eye
     q = q0.clone()
     for _ in range(iters):
         p, R, J = fk_jacobian(q, offset)
-        e = torch.cat([target_pos - p, rotation_error(R, target_rot)], dim=1) * w
-        Jw = J * w[None, :, None]
+        e = torch.cat([target_pos - p, rotation_error(R, target_rot)], dim=1)[:, :, None] * w
+        Jw = J * w
         JT = Jw.transpose(1, 2)
-        dq = torch.linalg.solve(JT @ Jw + damping**2 * eye, JT @ e.unsqueeze(-1)).squeeze(-1)
+        # J^T W^2 J + d^2 I is symmetric positive definite: Cholesky, and no host sync on a check of the factorization
+        L, _ = torch.linalg.cholesky_ex(JT @ Jw + damp)
+        dq = torch.cholesky_solve(JT @ e, L).squeeze(-1)
         dq = dq * (max_step / dq.abs().amax(dim=1, keepdim=True).clamp(min=max_step))  # trust region
-        q = torch.minimum(torch.maximum(q + dq, lo), hi)
+        q = torch.clamp(q + dq, c.lower, c.upper)
     p, R, _ = fk_jacobian(q, offset)
     return q, (target_pos - p).norm(dim=1), rotation_error(R, target_rot).norm(dim=1)
