@@ -30,10 +30,13 @@ from openarm_vla.robots import openarm_spec as spec
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_revision(rev: str) -> tuple[types.ModuleType, types.ModuleType]:
-    """The expert module of ``rev`` with that revision's kinematics."""
+def load_revision(rev: str, src: Path | None = None) -> tuple[types.ModuleType, types.ModuleType]:
+    """The expert module of ``rev`` with that revision's kinematics (read by git, or from ``src``, a copy of that
+    revision's ``openarm_vla`` package folder, where the checkout has no git history)."""
 
     def source(path: str) -> str:
+        if src is not None:
+            return (src / path).read_text()
         return subprocess.run(["git", "show", f"{rev}:exts/openarm_vla/openarm_vla/{path}"], cwd=ROOT,
                               capture_output=True, text=True, check=True).stdout
 
@@ -144,13 +147,16 @@ def compare_and_time(versions: dict, n: int, device: str, steps: int, repeat: in
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rev", default="752fcca", help="the revision before the change")
+    p.add_argument("--rev_src", type=Path, default=None,
+                   help="that revision's openarm_vla package folder (robots/kinematics.py, policies/scripted_expert.py) "
+                        "where there is no git history")
     p.add_argument("--num_envs", type=int, nargs="+", default=[1024, 4096])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--steps", type=int, default=160, help="closed-loop steps compared")
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
-    before, _ = load_revision(args.rev)
+    before, _ = load_revision(args.rev, args.rev_src)
     versions = {f"before ({args.rev})": before, "after (working tree)": current}
     device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
     rows = []
