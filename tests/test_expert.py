@@ -149,3 +149,24 @@ def test_generate_and_replay_demos(tmp_path, run_script):
     assert summary["same_length_successes"] == 2
     assert summary["max_box_pos_dev"] < 1e-4 and summary["max_joint_dev"] < 1e-4  # deterministic on the CPU
     assert video.is_file() and video.stat().st_size > 0
+
+
+@pytest.mark.sim
+def test_demos_without_states_keep_each_episodes_own_initial_state(tmp_path, run_script):
+    """--no_states captures the scene only when episodes end: a second-wave episode's initial state is still the
+    state it started from (its box where its first observation saw it) and replays to the same outcome."""
+    from openarm_vla.data import read_episode
+
+    out = tmp_path / "demos.hdf5"
+    r = run_script("generate_demos.py", "--num_demos", "3", "--num_envs", "2", "--image_size", "32", "--device", "cpu",
+                   "--seed", "2", "--no_states", "--output", str(out), "--no_progress")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for k in range(3):
+        ep = read_episode(out, k)
+        assert "states" not in ep or not ep["states"]
+        init = ep["initial_state"]["rigid_object"]["box"]["root_pose"][0]
+        np.testing.assert_allclose(init[:3], ep["obs"]["privileged_box_pos"][0], atol=1e-5)
+    results = tmp_path / "replay.json"
+    r = run_script("replay_demos.py", str(out), "--device", "cpu", "--results", str(results))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert json.loads(results.read_text())["summary"]["reproduced"] == 3

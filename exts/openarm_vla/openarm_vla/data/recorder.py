@@ -84,7 +84,8 @@ class DemoRecorder:
 
     def end_step(self, episodes: list[dict]) -> list[str]:
         """After ``env.step``: write the envs' finished episodes and start their next ones. Returns demo names."""
-        self._state = self._capture()
+        if self.store_states or episodes:  # without per-step states only the next episodes' initial states are needed
+            self._state = self._capture()
         self.last = []
         now = instructions(self.env) if episodes else None
         for rec in episodes:
