@@ -8,7 +8,8 @@ tensor operations, so kernel launches, not arithmetic, set its time. No simulato
 joints reach last step's targets, the box stays where it is drawn) walks every env through approach, descend,
 close and lift, and a random eighth of the envs restart every 16 steps so that planning is in it. Both versions
 must give the same actions (float64; max |difference| printed). Prints and writes, per version: ms per steady act,
-ms per act that plans every env and one that plans 32 envs, and (CUDA) kernel launches per steady act.
+ms per act that plans every env and one that plans 32 envs, and (CUDA) kernel launches per steady act; on a GPU
+also the working tree's expert with ``ExpertCfg.cuda_graphs`` (its IK replayed as CUDA graphs).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def launches_per_call(fn, device: str, calls: int = 3) -> float | None:
 
 
 def compare_and_time(versions: dict, n: int, device: str, steps: int, repeat: int) -> dict:
-    experts = {name: mod.ScriptedExpert(n, device, verbose=False) for name, mod in versions.items()}
+    experts = {name: make(n, device) for name, make in versions.items()}
     state = start_obs(n, device, seed=n)
     g = torch.Generator().manual_seed(1)
     worst, phases = 0.0, set()
@@ -157,16 +158,20 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     before, _ = load_revision(args.rev, args.rev_src)
-    versions = {f"before ({args.rev})": before, "after (working tree)": current}
+    versions = {f"before ({args.rev})": lambda n, dev: before.ScriptedExpert(n, dev, verbose=False),
+                "after (working tree)": lambda n, dev: current.ScriptedExpert(n, dev, verbose=False)}
+    if args.device.startswith("cuda"):
+        versions["after, CUDA graphs"] = lambda n, dev: current.ScriptedExpert(
+            n, dev, current.ExpertCfg(cuda_graphs=True), verbose=False)
     device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
     rows = []
     for n in args.num_envs:
         r = compare_and_time(versions, n, args.device, args.steps, args.repeat)
         rows.append(r)
-        print(f"[expert_cost] {n} envs on {device_name}: actions differ by at most {r['max_action_difference']:.2e}; "
+        print(f"[expert_cost] {n} envs on {device_name}: actions of the versions differ by at most {r['max_action_difference']:.2e}; "
               f"phases seen {r['phases_seen']}", flush=True)
         for name, v in r["versions"].items():
-            print(f"[expert_cost]   {name:>22}: steady {v['steady_ms']} ms, planning all {v['plan_all_ms']} ms, "
+            print(f"[expert_cost]   {name:>20}: steady {v['steady_ms']} ms, planning all {v['plan_all_ms']} ms, "
                   f"planning 32 {v['plan_32_ms']} ms, kernel launches per steady act {v['launches_per_steady_act']}", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

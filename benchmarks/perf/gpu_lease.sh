@@ -15,7 +15,7 @@
 #             fidelity (benchmarks/contact/measure.py, 1024 envs) under MuJoCo-Warp solver settings: the defaults
 #             (100 iterations, 50 line-search steps, serial line search), 30 iterations, 30 and parallel line search
 #   expert    the scripted expert on 4096 envs, 4096 episodes, 128 px
-#   expert_cost  benchmarks/perf/expert_cost.py: the expert's ms per act before/after its launch-count fix (no env)
+#   expert_cost  benchmarks/perf/expert_cost.py: the expert's ms per act at 752fcca, now, and now with CUDA graphs (no env)
 #   dr        env-steps/s at 4096 envs, 128 px (and physics only), back to back: OpenArm-BoxGrasp, OpenArm-BoxGrasp-DR,
 #             and DR without distractors / without pixel noise (issue 24's randomization cost and where it goes)
 #   profile_grpo | profile_sft | profile_demos   one of the profiles alone

@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
 from openarm_vla.action_space import joint_targets_to_action
 from openarm_vla.robots import openarm_spec as spec
-from openarm_vla.robots.kinematics import down_rotation, fk_jacobian, ik_dls
+from openarm_vla.robots.kinematics import GraphedIK, down_rotation, fk_jacobian, ik_dls
 
 __all__ = ["ExpertCfg", "ScriptedExpert", "ScriptedPolicy", "PHASES", "yaw_from_quat_xyzw"]
 
@@ -108,6 +109,9 @@ class ExpertCfg:
     """Preferred hand yaw = pi + this * box y [rad]: the arm reaches +y boxes better turned to +yaw."""
     reach_tol: float = 0.004
     """A grasp-yaw candidate counts as reachable when the IK position error is below this [m]."""
+    cuda_graphs: bool = False
+    """On a GPU, replay the IK as CUDA graphs (:class:`~openarm_vla.robots.kinematics.GraphedIK`): the expert's
+    steps are kernel-launch bound. Off until measured on a GPU (``benchmarks/perf/expert_cost.py``)."""
 
 
 class ScriptedExpert:
@@ -146,6 +150,9 @@ class ScriptedExpert:
         self.grasp_yaw = torch.full((n,), math.pi, device=dev, dtype=f64)
         self.grasp_xyz = torch.zeros(n, 3, device=dev, dtype=f64)  # box centre, frozen when closing
         self.closure = torch.zeros(n, device=dev, dtype=f64)
+        graphed = self.cfg.cuda_graphs and self.device.type == "cuda"
+        self._track_ik = GraphedIK(self.cfg.ik_iters) if graphed else partial(ik_dls, iters=self.cfg.ik_iters)
+        self._plan_ik = GraphedIK(self.cfg.plan_iters) if graphed else partial(ik_dls, iters=self.cfg.plan_iters)
         self.fk_error: float | None = None
         """Max |FK(joint_pos) - tcp_pos| seen at the first call [m] (analytic kinematics vs simulator)."""
 
@@ -197,7 +204,7 @@ class ScriptedExpert:
         dyaw = _wrap(goal_yaw - self.yaw_cmd)
         self.yaw_cmd = self.yaw_cmd + dyaw.clamp(-cfg.yaw_rate * cfg.dt, cfg.yaw_rate * cfg.dt)
 
-        q_new, _, _ = ik_dls(self.q_cmd, self.pos_cmd, down_rotation(self.yaw_cmd), iters=cfg.ik_iters)
+        q_new, _, _ = self._track_ik(self.q_cmd, self.pos_cmd, down_rotation(self.yaw_cmd))
         self.q_cmd = self.q_cmd + (q_new - self.q_cmd).clamp(-cfg.max_joint_step, cfg.max_joint_step)
 
         # phase transitions
@@ -248,7 +255,7 @@ class ScriptedExpert:
         target = torch.stack([box_pos[:, 0].expand(2, n), box_pos[:, 1].expand(2, n), heights], dim=-1)
         target = target.repeat_interleave(m, dim=1).reshape(2 * n * m, 3)
         q0 = q_meas.repeat_interleave(m, dim=0).repeat(2, 1)
-        _, perr, rerr = ik_dls(q0, target, down_rotation(cand.reshape(-1).repeat(2)), iters=cfg.plan_iters)
+        _, perr, rerr = self._plan_ik(q0, target, down_rotation(cand.reshape(-1).repeat(2)))
         ok = ((perr < cfg.reach_tol) & (rerr < 0.05)).reshape(2, n * m).all(dim=0)
         preferred = math.pi + cfg.yaw_bias_per_m * box_pos[:, 1]
         cost = (cand - preferred.unsqueeze(1)).abs() + 10.0 * (~ok.reshape(n, m)).double()
