@@ -3,13 +3,15 @@
     python scripts/benchmark.py --num_envs 256 1024 4096 --image_size 128 224 --steps 100 --device cuda --json OUT.json
     python scripts/benchmark.py --policy preset:small --num_envs 4096 --image_size 128 --steps 32 --device cuda
     python scripts/benchmark.py --task OpenArm-BoxGrasp-DR --num_envs 4096 env.variation.image_noise_std=0   # env.…=v
+    python scripts/benchmark.py --pipeline before=runs/h100_before --pipeline after=runs/h100 --json benchmarks/perf/results.json
 
 Each (num_envs, image_size) point builds the env, warms up for --warmup steps (kernel compilation, CUDA
 graphs), then times --steps env steps (each = decimation physics steps); "physics only" runs the same scene
 without the camera. With --policy preset:NAME a random-init VLA acts (one forward per chunk of 8 steps per
 env, only for envs whose queue is empty): env-steps/s, the share of wall time in the policy, and model MFU
 from analytic FLOPs against the H100 bf16 dense peak (:mod:`openarm_vla.perf`). The GRPO iteration
-breakdown is measured by the trainer itself (``perf/*`` in metrics.jsonl).
+breakdown is measured by the trainer itself (``perf/*`` in metrics.jsonl); --pipeline NAME=RUN_DIR (repeatable)
+reads the learning pipeline's speed figures from finished runs of a recipe instead (``perf.pipeline_speed``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,11 @@ def main(argv=None) -> None:
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--policy", default=None, metavar="preset:NAME",
                    help="benchmark VLA rollout (random-init preset tiny|mini|small|openvla-oft-7b) driving the env")
+    p.add_argument("--pipeline", action="append", default=[], metavar="NAME=RUN_DIR",
+                   help="a finished pipeline run's speed figures instead of an env benchmark (e.g. before=runs/h100_old)")
     args, overrides = parse(p, argv)
+    if args.pipeline:
+        return pipeline_table(p, args)
     check_args("benchmark", args, {"steps": ">= 1", "warmup": ">= 0"}, files=("json",))
     if args.policy is not None and not args.policy.startswith("preset:"):
         p.error("--policy must be preset:NAME (tiny | mini | small | openvla-oft-7b)")
@@ -70,6 +76,22 @@ def main(argv=None) -> None:
         for r in rows:
             print(f"| {r['num_envs']} | {str(r['image_size']) + ' px' if r['camera'] else 'none'} | "
                   f"{r['env_steps_per_s']:,.0f} | {r['ms_per_step']} |")
+
+
+def pipeline_table(p: argparse.ArgumentParser, args) -> None:
+    from openarm_vla.perf import SPEED_FIELDS, pipeline_speed
+    from openarm_vla.utils.io import atomic_write_json
+
+    runs = dict(r.split("=", 1) if "=" in r else (Path(r).name, r) for r in args.pipeline)
+    if missing := [d for d in runs.values() if not (Path(d) / "stages.json").is_file()]:
+        p.error(f"--pipeline: no pipeline run (stages.json) in {', '.join(missing)}")
+    speeds = {name: {"dir": d, **pipeline_speed(d)} for name, d in runs.items()}
+    print("| figure | " + " | ".join(runs) + " |\n|---|" + "---:|" * len(runs))
+    for f in ("device", *SPEED_FIELDS):
+        cells = ("-" if (v := speeds[n][f]) is None else v if isinstance(v, str) else f"{v:,}" for n in runs)
+        print(f"| {f} | " + " | ".join(cells) + " |")
+    if args.json:
+        atomic_write_json(args.json, {"runs": speeds})
 
 
 if __name__ == "__main__":

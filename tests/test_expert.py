@@ -138,6 +138,9 @@ def test_generate_and_replay_demos(tmp_path, run_script):
     env_args = info["env_args"]
     assert env_args["env_name"] == "OpenArm-BoxGrasp" and env_args["instruction"] == "pick up the box"
     assert env_args["num_envs"] == 2 and env_args["image_size"] == 32
+    gen = env_args["generation"]  # how fast it was made (the pipeline copies it into stages.json)
+    assert gen["env_steps"] % 2 == 0 and gen["env_steps_per_s"] == pytest.approx(gen["env_steps"] / gen["loop_s"], rel=0.01)
+    assert "env.step" in gen["parts"] and "expert" in gen["parts"]
     for k in range(2):
         ep = read_episode(out, k)
         T = int(ep["attrs"]["num_samples"])

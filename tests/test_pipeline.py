@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from conftest import ROOT
 
@@ -107,6 +108,27 @@ def test_recipes_load_typed_and_bad_keys_or_values_are_one_line(tmp_path):
     assert "env.group_size=2" in p._overrides(quick.grpo)
 
 
+def test_demos_stage_records_the_demo_loops_speed(tmp_path, monkeypatch):
+    """The demos stage copies the dataset's own record of its generation speed into stages.json (the file that comes
+    back from a GPU machine; the dataset does not)."""
+    from openarm_vla.data.hdf5_format import DemoWriter
+
+    recipe = load_pipeline_cfg(ROOT / "configs" / "pipelines" / "quickstart.yaml", [f"output={tmp_path / 'out'}"])
+    p = Pipeline(recipe, ROOT)
+    p.out.mkdir(parents=True)
+
+    def fake_generate(stage, args):  # what generate_demos.py leaves: a dataset whose env_args say how fast it was made
+        p._record(stage, command="python " + " ".join(args), wall_s=3.0)
+        with DemoWriter(p.out / "demos.hdf5", instruction="pick up the box",
+                        env_args={"generation": {"env_steps_per_s": 1234.5}}) as w:
+            w.write_episode(obs={"joint_pos": np.zeros((2, 8), np.float32)}, actions=np.zeros((2, 8), np.float32))
+
+    monkeypatch.setattr(p, "_run", fake_generate)
+    p.demos()
+    demos = json.loads(p.stage_file.read_text())["demos"]
+    assert demos["generation"] == {"env_steps_per_s": 1234.5} and demos["wall_s"] == 3.0
+
+
 @pytest.mark.sim
 def test_show_stage_evaluates_and_films_a_policy(tmp_path):
     """The show stage runs scripts/evaluate.py on the recipe's policy over held-out starts and writes
@@ -201,3 +223,50 @@ def test_mastery_collect_writes_the_issue_schema_from_test_bank_numbers(tmp_path
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "mastery" / "collect.py"), "--runs", *map(str, runs),
                         "--out", str(out)], capture_output=True, text=True)
     assert r.returncode != 0 and "not evaluated on the same banks" in r.stderr
+
+
+def test_pipeline_speed_figures_from_a_runs_files(tmp_path, script_main, capsys):
+    """The speed figures of a run, hand-computed: GRPO medians over iterations after the first (iteration 1 and a
+    skipped update left out), chunks/s = chunks / update seconds, SFT's median logged rate, the demo loop's rate
+    from stages.json, the summed stage times; the copied layout (grpo_metrics.jsonl) reads the same."""
+    from openarm_vla.perf import SPEED_FIELDS, pipeline_speed
+
+    run = tmp_path / "run"
+    (run / "grpo").mkdir(parents=True)
+    (run / "sft").mkdir()
+    (run / "stages.json").write_text(json.dumps({
+        "demos": {"wall_s": 100.0, "commands": [], "generation": {"env_steps_per_s": 5000.0}},
+        "sft": {"wall_s": 200.0, "commands": []}, "grpo": {"wall_s": 300.5, "commands": []}}))
+    (run / "results.json").write_text(json.dumps({"device": "cuda:0"}))
+    sft = [{"iteration": 25 * i, "perf/samples_per_s": v} for i, v in enumerate([1000.0, 3000.0, 2000.0], 1)]
+    grpo = [{"iteration": 1, "perf/iteration_s": 90.0, "perf/env_steps_per_s": 1.0, "policy/chunks": 10, "perf/update_s": 1.0},
+            {"iteration": 2, "perf/iteration_s": 50.0, "perf/env_steps_per_s": 30000.0, "policy/chunks": 40000, "perf/update_s": 20.0},
+            {"iteration": 2, "eval/success": 0.5},
+            {"iteration": 3, "policy/skipped": 1, "perf/env_steps_per_s": 99.0},
+            {"iteration": 4, "perf/iteration_s": 40.0, "perf/env_steps_per_s": 40000.0, "policy/chunks": 45000, "perf/update_s": 15.0},
+            {"iteration": 5, "perf/iteration_s": 44.0, "perf/env_steps_per_s": 35000.0, "policy/chunks": 36000, "perf/update_s": 16.0}]
+    (run / "sft" / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in sft))
+    (run / "grpo" / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in grpo))
+    want = {"device": "cuda:0", "rollout_env_steps_per_s": 35000.0, "update_chunks_per_s": 2250.0,  # 2000, 3000, 2250
+            "sft_samples_per_s": 2000.0, "demo_env_steps_per_s": 5000.0, "grpo_iteration_s": 44.0, "pipeline_s": 600.5}
+    assert pipeline_speed(run) == want and set(want) == {"device", *SPEED_FIELDS}
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    for name in ("stages.json", "results.json"):
+        (copied / name).write_text((run / name).read_text())
+    (copied / "sft_metrics.jsonl").write_text((run / "sft" / "metrics.jsonl").read_text())
+    (copied / "grpo_metrics.jsonl").write_text((run / "grpo" / "metrics.jsonl").read_text())
+    assert pipeline_speed(copied) == want
+    assert pipeline_speed(tmp_path)["pipeline_s"] is None  # no run there: every figure None
+
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("script_benchmark", ROOT / "scripts" / "benchmark.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    benchmark.main(["--pipeline", f"before={run}", "--pipeline", str(copied), "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert "| update_chunks_per_s | 2,250.0 | 2,250.0 |" in out and "| figure | before | copied |" in out
+    assert json.loads((tmp_path / "r.json").read_text())["runs"]["before"]["grpo_iteration_s"] == 44.0
+    assert script_main("benchmark.py", "--pipeline", f"x={tmp_path / 'nope'}") == 2
+    assert "--pipeline: no pipeline run (stages.json) in" in capsys.readouterr().err

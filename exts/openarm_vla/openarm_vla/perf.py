@@ -116,3 +116,48 @@ def policy_rollout_throughput(task: str, preset: str, num_envs: int, image_size:
         }
     finally:
         env.close()
+
+
+SPEED_FIELDS = ("rollout_env_steps_per_s", "update_chunks_per_s", "sft_samples_per_s", "demo_env_steps_per_s",
+                "grpo_iteration_s", "pipeline_s")
+"""The learning pipeline's speed figures, as one run of a recipe reports them (:func:`pipeline_speed`)."""
+
+
+def pipeline_speed(run) -> dict:
+    """:data:`SPEED_FIELDS` of a finished pipeline run directory (``./run.sh RECIPE``, or the copy of its small files
+    that ``benchmarks/learning_h100/gpu_stages.sh`` brings back from a GPU machine), from what its stages wrote: the
+    demo loop's env-steps/s (``stages.json``), the median logged SFT samples/s, the median over GRPO iterations after
+    the first (its allocations and autotuning) of the rollout's env-steps/s while sampling, the update's chunks/s and
+    the iteration's seconds, and the stages' summed wall time; and the run's device (its results.json). A figure the
+    run lacks is None."""
+    import json
+    import statistics
+    from pathlib import Path
+
+    run = Path(run)
+
+    def rows(path: Path) -> list[dict]:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+    def median(values) -> float | None:
+        values = [v for v in values if v is not None]
+        return round(statistics.median(values), 2) if values else None
+
+    def metrics(stage: str) -> list[dict]:  # the run's own layout, else the copied one (STAGE_metrics.jsonl)
+        own = run / stage / "metrics.jsonl"
+        return rows(own if own.is_file() else run / f"{stage}_metrics.jsonl")
+
+    stages = json.loads((run / "stages.json").read_text()) if (run / "stages.json").is_file() else {}
+    generation = stages.get("demos", {}).get("generation") or {}
+    sft = [r["perf/samples_per_s"] for r in metrics("sft") if "perf/samples_per_s" in r]
+    grpo = [r for r in metrics("grpo") if "perf/iteration_s" in r and r["iteration"] > 1]
+    results = json.loads((run / "results.json").read_text()) if (run / "results.json").is_file() else {}
+    return {
+        "device": results.get("device"),
+        "rollout_env_steps_per_s": median(r["perf/env_steps_per_s"] for r in grpo),
+        "update_chunks_per_s": median(r["policy/chunks"] / r["perf/update_s"] for r in grpo if r.get("perf/update_s")),
+        "sft_samples_per_s": median(sft),
+        "demo_env_steps_per_s": generation.get("env_steps_per_s"),
+        "grpo_iteration_s": median(r["perf/iteration_s"] for r in grpo),
+        "pipeline_s": round(sum(st["wall_s"] for st in stages.values()), 1) if stages else None,
+    }

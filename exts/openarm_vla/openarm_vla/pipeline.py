@@ -59,13 +59,15 @@ class Pipeline:
                      f"Run the pipeline again to resume it.")
         print(f"[pipeline] {stage}: done in {time.time() - t0:.0f} s", flush=True)
 
-    def _record(self, stage: str, command: str | None = None, wall_s: float = 0.0) -> None:
-        """OUT/stages.json: per stage, the commands run and their summed wall time (killed ones add none)."""
+    def _record(self, stage: str, command: str | None = None, wall_s: float = 0.0, **facts) -> None:
+        """OUT/stages.json: per stage, the commands run and their summed wall time (killed ones add none), and any
+        ``facts`` the stage reports (the demo loop's speed)."""
         times = json.loads(self.stage_file.read_text()) if self.stage_file.is_file() else {}
         entry = times.setdefault(stage, {"wall_s": 0.0, "commands": []})
         entry["wall_s"] += wall_s
         if command is not None:
             entry["commands"].append(command)
+        entry.update(facts)
         atomic_write_json(self.stage_file, times)
 
     @staticmethod
@@ -95,6 +97,9 @@ class Pipeline:
                             "--num_envs", str(d.num_envs), "--image_size", str(self.r.image_size),
                             "--group_size", str(d.group_size), "--output", str(path), "--no_progress",
                             "--no_states", *self._common(), *d.args])
+        from openarm_vla.data.hdf5_format import read_env_args
+
+        self._record("demos", generation=read_env_args(path).get("generation"))  # stages.json travels, the file not
 
     def sft(self) -> None:
         s, run = self.r.sft, self.out / "sft"

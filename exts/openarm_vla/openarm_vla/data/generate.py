@@ -81,5 +81,8 @@ def generate_demos(env, task: str, expert, output, num_demos: int, seed: int, en
             raise PolicyError(f"no episodes to write after {rec.finished} finished episodes "
                               f"({'no successes' if success_only else 'none finished'}); nothing written to {output}")
         total = writer.total
-    return DemoRun(rec.written, rec.finished, rec.succeeded, rec.failures, steps[0], loop_s, first_step_s,
-                   clock.summary(loop_s, "env.step (physics, camera, observations)"), total)
+        parts = clock.summary(loop_s, "env.step (physics, camera, observations)")
+        writer.env_args["generation"] = {  # how fast it was made, read back by openarm_vla.perf.pipeline_speed
+            "loop_s": round(loop_s, 3), "env_steps": env.num_envs * steps[0], "first_step_s": round(first_step_s, 3),
+            "env_steps_per_s": round(env.num_envs * steps[0] / max(loop_s, 1e-9), 1), "parts": parts}
+    return DemoRun(rec.written, rec.finished, rec.succeeded, rec.failures, steps[0], loop_s, first_step_s, parts, total)
