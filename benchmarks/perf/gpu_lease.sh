@@ -9,6 +9,8 @@
 #             safetensors shards (the policy the CPU job shows)
 #   mini_sft  the mini recipe's demos and SFT stages only (1024 demos in one wave, 4000 SFT steps, ~6 min), the SFT
 #             policy exported like mini's (how the CPU job's shown policy was made; its PROVENANCE.md)
+#   mini_grpo GRPO from the shipped policy (assets/policies/box_grasp_mini, --init) with the mini recipe's GRPO
+#             settings, 8 iterations (~5 min), exported like mini's to $R/box_grasp_mini_grpo (collect brings it back)
 #   resets    benchmarks/perf/reset_cost.py: ms per env step at 2080 envs, 128 px, without and with 32 auto-resets per
 #             step, box-mass event on and off (the demo loop's 0.72 s steps)
 #   solver    the scripted expert (1024 envs, one episode each, 128 px: its success and env-steps/s) and contact
@@ -44,6 +46,14 @@ for part in "${parts[@]}"; do
       RUN=$R/mini RECIPE=mini BUDGET_S=900 COPY_OUT=0 ARGS="sft.agent.eval_every=0 sft.agent.save_every=500" \
         bash benchmarks/learning_h100/gpu_stages.sh demos sft
       python3 scripts/export_policy.py "$R/mini/sft/final" "$R/box_grasp_mini" --dtype bfloat16 --max_shard_mb 15 ;;
+    mini_grpo)
+      python3 scripts/train.py --algo grpo --task OpenArm-BoxGrasp --init assets/policies/box_grasp_mini --output "$R/mini_grpo" \
+        --num_envs 4096 --max_iterations 8 --resume --device cuda:0 --seed 0 env.scene.front_camera.width=64 \
+        env.scene.front_camera.height=64 env.group_size=8 agent.eval_seed=10000 agent.eval_episodes=256 agent.num_groups=256 \
+        agent.oversample=2.0 agent.max_rounds=2 agent.max_rollout_steps=200 agent.temperature=1.0 agent.batch_size=256 \
+        agent.micro_batch_size=512 agent.lr=5e-5 agent.warmup_steps=8 agent.eval_every=4 agent.save_every=1 2>&1 \
+        | quiet | grep "^\[grpo\]"
+      python3 scripts/export_policy.py "$R/mini_grpo/final" "$R/box_grasp_mini_grpo" --dtype bfloat16 --max_shard_mb 15 ;;
     resets)
       python3 benchmarks/perf/reset_cost.py --num_envs 2080 --image_size 128 --device cuda:0 --resets_per_step 32 \
         --json "$R/resets.json" 2>&1 | quiet | grep reset_cost ;;
@@ -80,6 +90,8 @@ for part in "${parts[@]}"; do
         mini/results.json mini/curve.png mini/sft_choice.json mini/stages.json mini/sft/metrics.jsonl mini/grpo/metrics.jsonl \
         mini/grpo_success.mp4 mini/grpo_failure.mp4 expert4096/results.json expert_cost.json dr resets.json solver lease.log 2>/dev/null
       [ -d "$R/box_grasp_mini" ] && tar -cf "$OUT/box_grasp_mini.tar" -C "$R" box_grasp_mini
+      [ -d "$R/box_grasp_mini_grpo" ] && tar -cf "$OUT/box_grasp_mini_grpo.tar" -C "$R" box_grasp_mini_grpo \
+        && tar -czf "$OUT/mini_grpo.tgz" -C "$R" mini_grpo/metrics.jsonl mini_grpo/config.yaml 2>/dev/null
       ls -la "$OUT" ;;
     *) echo "[lease] unknown part $part" ;;
   esac
