@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
+from openarm_vla.action_space import action_to_joint_targets, joint_limits
 from openarm_vla.policies import scripted_expert as current
 from openarm_vla.robots import kinematics as current_kinematics
-from openarm_vla.robots import openarm_spec as spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +57,7 @@ def load_revision(rev: str, src: Path | None = None) -> tuple[types.ModuleType, 
 def start_obs(n: int, device: str, seed: int) -> dict[str, torch.Tensor]:
     """Arm at random poses near the middle of its range, boxes on the table in the task's workspace."""
     g = torch.Generator().manual_seed(seed)
-    lo, hi = torch.tensor(spec.ARM_LOWER), torch.tensor(spec.ARM_UPPER)
+    lo, hi = joint_limits()
     q = lo + (hi - lo) * (0.45 + 0.1 * torch.rand(n, 7, generator=g))
     yaw = (torch.rand(n, generator=g) - 0.5) * 1.5
     box = torch.stack([0.25 + 0.1 * torch.rand(n, generator=g), 0.2 * torch.rand(n, generator=g) - 0.1,
@@ -74,10 +74,9 @@ def observe(state: dict, device: str) -> dict[str, torch.Tensor]:
 
 
 def follow(state: dict, actions: torch.Tensor) -> None:
-    """The joints reach the commanded targets (actions in [-1, 1] over the joint range)."""
-    lo = torch.tensor(spec.ARM_LOWER, dtype=torch.float64, device=actions.device)
-    hi = torch.tensor(spec.ARM_UPPER, dtype=torch.float64, device=actions.device)
-    state["q"] = lo + (actions[:, :7].double() + 1) / 2 * (hi - lo)
+    """The arm joints reach the commanded targets."""
+    a = actions.double()
+    state["q"] = action_to_joint_targets(a, *joint_limits(a))[:, :7]
 
 
 def sync(device: str) -> None:

@@ -134,10 +134,9 @@ def pipeline_speed(run) -> dict:
     import statistics
     from pathlib import Path
 
-    run = Path(run)
+    from openarm_vla.utils.run_files import read_metrics
 
-    def rows(path: Path) -> list[dict]:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    run = Path(run)
 
     def median(values) -> float | None:
         values = [v for v in values if v is not None]
@@ -145,7 +144,7 @@ def pipeline_speed(run) -> dict:
 
     def metrics(stage: str) -> list[dict]:  # the run's own layout, else the copied one (STAGE_metrics.jsonl)
         own = run / stage / "metrics.jsonl"
-        return rows(own if own.is_file() else run / f"{stage}_metrics.jsonl")
+        return read_metrics(own if own.is_file() else run / f"{stage}_metrics.jsonl")
 
     stages = json.loads((run / "stages.json").read_text()) if (run / "stages.json").is_file() else {}
     generation = stages.get("demos", {}).get("generation") or {}

@@ -1,7 +1,8 @@
 """A policy's evaluation: greedy (or sampled) episodes from random starts with per-env quotas, or one from each
 start of a held-out bank; the summary (success with its Wilson CI, failures, steps, throughput), the episode
-records and a few episodes filmed (a success and a failure first where there are both). What ``scripts/evaluate.py`` runs and writes as results.json, and
-the rules its flags follow (``--suite`` hands over to :mod:`openarm_vla.eval.suite_run`)."""
+records and a few episodes filmed (a success and a failure first where there are both). What
+``scripts/evaluate.py`` runs and writes as results.json, and the rules its flags follow (``--suite`` hands over to
+:mod:`openarm_vla.eval.suite_run`)."""
 
 from __future__ import annotations
 
