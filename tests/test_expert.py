@@ -53,27 +53,6 @@ def test_ik_reaches_top_down_grasps():
     assert ((q >= lo - 1e-9) & (q <= hi + 1e-9)).all()
 
 
-@pytest.mark.gpu
-@pytest.mark.parametrize("rows", [7, 100, 256])
-def test_graphed_ik_equals_eager_ik(rows):
-    """The IK replayed as a CUDA graph (rows padded to a power of two, at least 64) gives the eager IK's results for
-    new inputs each call, from one graph per padded size."""
-    from openarm_vla.robots.kinematics import GraphedIK
-
-    torch.manual_seed(rows)
-    dev, f64 = torch.device("cuda"), torch.float64
-    ik = GraphedIK(iters=10)
-    for _ in range(2):
-        q0 = (Q_HOME.to(dev).expand(rows, 7) + 0.05 * torch.randn(rows, 7, dtype=f64, device=dev)).contiguous()
-        target = torch.tensor([0.3, 0.0, 0.1], dtype=f64, device=dev) + 0.05 * torch.randn(rows, 3, dtype=f64, device=dev)
-        rot = K.down_rotation(torch.pi + 0.3 * torch.randn(rows, dtype=f64, device=dev))
-        got, want = ik(q0, target, rot), ik_dls(q0, target, rot, iters=10)
-        for g, w in zip(got, want):
-            assert g.shape == w.shape and torch.allclose(g, w, atol=1e-9)
-    assert [k[0] for k in ik._graphs] == [max(64, 1 << (rows - 1).bit_length())]
-    assert all(v is not None for v in ik._graphs.values())  # captured, not the eager fallback
-
-
 def test_yaw_from_quat_and_expert_action_shape():
     half = torch.tensor([0.3, -0.7]) / 2
     quat = torch.stack([torch.zeros(2), torch.zeros(2), torch.sin(half), torch.cos(half)], dim=1)  # xyzw about z

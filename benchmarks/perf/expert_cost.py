@@ -8,8 +8,7 @@ tensor operations, so kernel launches, not arithmetic, set its time. No simulato
 joints reach last step's targets, the box stays where it is drawn) walks every env through approach, descend,
 close and lift, and a random eighth of the envs restart every 16 steps so that planning is in it. Both versions
 must give the same actions (float64; max |difference| printed). Prints and writes, per version: ms per steady act,
-ms per act that plans every env and one that plans 32 envs, and (CUDA) kernel launches per steady act; on a GPU
-also the working tree's expert with ``ExpertCfg.cuda_graphs`` (its IK replayed as CUDA graphs).
+ms per act that plans every env and one that plans 32 envs, and (CUDA) kernel launches per steady act.
 """
 
 from __future__ import annotations
@@ -159,9 +158,6 @@ def main() -> None:
     before, _ = load_revision(args.rev, args.rev_src)
     versions = {f"before ({args.rev})": lambda n, dev: before.ScriptedExpert(n, dev, verbose=False),
                 "after (working tree)": lambda n, dev: current.ScriptedExpert(n, dev, verbose=False)}
-    if args.device.startswith("cuda"):
-        versions["after, CUDA graphs"] = lambda n, dev: current.ScriptedExpert(
-            n, dev, current.ExpertCfg(cuda_graphs=True), verbose=False)
     device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
     rows = []
     for n in args.num_envs:

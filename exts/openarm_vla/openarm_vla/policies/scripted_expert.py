@@ -38,7 +38,7 @@ import torch
 
 from openarm_vla.action_space import joint_targets_to_action
 from openarm_vla.robots import openarm_spec as spec
-from openarm_vla.robots.kinematics import GraphedIK, down_rotation, fk_jacobian, ik_dls
+from openarm_vla.robots.kinematics import down_rotation, fk_jacobian, ik_dls
 
 __all__ = ["ExpertCfg", "ScriptedExpert", "ScriptedPolicy", "PHASES", "yaw_from_quat_xyzw"]
 
@@ -109,9 +109,6 @@ class ExpertCfg:
     """Preferred hand yaw = pi + this * box y [rad]: the arm reaches +y boxes better turned to +yaw."""
     reach_tol: float = 0.004
     """A grasp-yaw candidate counts as reachable when the IK position error is below this [m]."""
-    cuda_graphs: bool = False
-    """On a GPU, replay the IK as CUDA graphs (:class:`~openarm_vla.robots.kinematics.GraphedIK`): the expert's
-    steps are kernel-launch bound. Off until measured on a GPU (``benchmarks/perf/expert_cost.py``)."""
 
 
 class ScriptedExpert:
@@ -150,9 +147,8 @@ class ScriptedExpert:
         self.grasp_yaw = torch.full((n,), math.pi, device=dev, dtype=f64)
         self.grasp_xyz = torch.zeros(n, 3, device=dev, dtype=f64)  # box centre, frozen when closing
         self.closure = torch.zeros(n, device=dev, dtype=f64)
-        graphed = self.cfg.cuda_graphs and self.device.type == "cuda"
-        self._track_ik = GraphedIK(self.cfg.ik_iters) if graphed else partial(ik_dls, iters=self.cfg.ik_iters)
-        self._plan_ik = GraphedIK(self.cfg.plan_iters) if graphed else partial(ik_dls, iters=self.cfg.plan_iters)
+        self._track_ik = partial(ik_dls, iters=self.cfg.ik_iters)
+        self._plan_ik = partial(ik_dls, iters=self.cfg.plan_iters)
         self.fk_error: float | None = None
         """Max |FK(joint_pos) - tcp_pos| seen at the first call [m] (analytic kinematics vs simulator)."""
 

@@ -1,0 +1,124 @@
+"""The policy's rollout forward and update step at the recipe's sizes, under each numeric path, in one process.
+
+    python benchmarks/perf/forward_cost.py [--preset small] [--batch 4096] [--micro 512] [--device cuda] [--json F]
+
+GRPO's rollout spends most of its time in ``VLARunner.predict_chunk`` (one forward per chunk of all envs that need
+one) and its update in forward+backward of micro-batches. This times both on placeholder inputs of the recipe's shape
+(random frames, the task's prompt) for each path: the default (fp32 weights under bf16 autocast), that plus
+``compile_decoder_layers`` (agent.compile), bf16 weights, and the vision towers / LLM alone; prints ms per call,
+rows/s and the achieved TFLOP/s (FLOPs counted by torch's FlopCounterMode), so the gap to the hardware is a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from openarm_vla.vla import OpenVLAForActionPrediction, VLARunner, get_preset, make_text_tokenizer
+
+INSTRUCTION = "pick up the box"
+
+
+def timed(fn, sync, repeat: int) -> float:
+    """Seconds per call of ``fn`` after two warm-up calls."""
+    for _ in range(2):
+        fn()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    sync()
+    return (time.perf_counter() - t0) / repeat
+
+
+def flops_of(fn) -> float:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def inputs(runner: VLARunner, n: int, device) -> dict:
+    size = runner.config.image_size
+    g = torch.Generator(device=device).manual_seed(0)
+    rgb = torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8, device=device, generator=g)
+    ids, mask = runner.prompt_ids([INSTRUCTION] * n)
+    batch = {"rgb": rgb, "input_ids": ids, "attention_mask": mask,
+             "proprio": torch.zeros(n, runner.config.proprio_dim, device=device)}
+    return runner.model_inputs(batch)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", default="small")
+    p.add_argument("--batch", type=int, default=4096, help="rows of one rollout forward (envs drawing a chunk)")
+    p.add_argument("--micro", type=int, default=512, help="rows of one update micro-batch (forward + backward)")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--json", default=None)
+    args = p.parse_args()
+    dev = torch.device(args.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    cfg = get_preset(args.preset)
+    tok = make_text_tokenizer(cfg)
+    with torch.device(dev):
+        base = OpenVLAForActionPrediction(cfg)
+    base = base.to(dev).eval()
+    result = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "preset": cfg.name,
+              "image_size": cfg.image_size, "batch": args.batch, "micro": args.micro, "torch": torch.__version__,
+              "attn_implementation": base.attn_implementation, "rows": []}
+
+    def row(name: str, seconds: float, flops: float, rows: int) -> None:
+        r = {"path": name, "ms": round(seconds * 1e3, 2), "rows_per_s": round(rows / seconds, 1),
+             "tflops": round(flops / seconds / 1e12, 1)}
+        result["rows"].append(r)
+        print(f"[forward_cost] {name:<40} {r['ms']:>9.2f} ms  {r['rows_per_s']:>10,.0f} rows/s  {r['tflops']:>6.1f} TFLOP/s",
+              flush=True)
+
+    variants = {"fp32 weights, bf16 autocast (default)": (base, "bfloat16")}
+    compiled = copy.deepcopy(base)
+    compiled.compile_decoder_layers()
+    variants["+ compile_decoder_layers"] = (compiled, "bfloat16")
+    variants["bf16 weights, no autocast"] = (copy.deepcopy(base).to(torch.bfloat16), "float32")
+    for name, (model, dtype) in variants.items():
+        runner = VLARunner(model, tok, num_envs=args.batch, dtype=dtype)
+        x = inputs(runner, args.batch, dev)
+        wdtype = next(model.parameters()).dtype  # bf16 weights take bf16 pixels
+        x = {k: v.to(wdtype) if v.is_floating_point() else v for k, v in x.items()}
+        fwd = lambda: runner.predict_chunk(**x, temperature=1.0)  # noqa: E731
+        row(f"rollout forward x{args.batch}: {name}", timed(fwd, sync, args.repeat), flops_of(fwd), args.batch)
+        xm = {k: v[: args.micro] for k, v in x.items()}
+        model.train()
+
+        def step():
+            model(**xm, dtype=dtype).float().logsumexp(-1).mean().backward()
+            model.zero_grad(set_to_none=True)
+
+        with FlopCounterMode(display=False) as counter:
+            model(**xm, dtype=dtype).float().logsumexp(-1).mean().backward()
+        model.zero_grad(set_to_none=True)
+        row(f"update fwd+bwd x{args.micro}: {name}", timed(step, sync, args.repeat), float(counter.get_total_flops()),
+            args.micro)
+        model.eval()
+        if model is base:  # where the default's forward goes
+            with torch.no_grad(), model.autocast(dtype):
+                pv = x["pixel_values"]
+                vis = lambda: model.projector(model.vision_backbone(pv))  # noqa: E731
+                row(f"  vision towers + projector x{args.batch}", timed(vis, sync, args.repeat), flops_of(vis), args.batch)
+                seq = model.build_sequence(pv, x["input_ids"], x["attention_mask"])
+                llm = lambda: model._run_llm(seq, logits_to_keep=seq.readout)  # noqa: E731
+                row(f"  LLM over {seq.embeds.shape[1]} tokens x{args.batch}", timed(llm, sync, args.repeat),
+                    flops_of(llm), args.batch)
+    if dev.type == "cuda":
+        result["peak_mem_gb"] = round(torch.cuda.max_memory_allocated(dev) / 2**30, 2)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
