@@ -17,7 +17,9 @@
 #             fidelity (benchmarks/contact/measure.py, 1024 envs) under MuJoCo-Warp solver settings: the defaults
 #             (100 iterations, 50 line-search steps, serial line search), 30 iterations, 30 and parallel line search
 #   expert    the scripted expert on 4096 envs, 4096 episodes, 128 px
-#   expert_cost  benchmarks/perf/expert_cost.py: the expert's ms per act at 752fcca, now, and now with CUDA graphs (no env)
+#   expert_cost  benchmarks/perf/expert_cost.py: the expert's ms per act at 752fcca and now (no env)
+#   forward   benchmarks/perf/forward_cost.py: the small preset's rollout forward (4096 rows) and update step (512 rows)
+#             under each numeric path (no env)
 #   dr        env-steps/s at 4096 envs, 128 px (and physics only), back to back: OpenArm-BoxGrasp, OpenArm-BoxGrasp-DR,
 #             and DR without distractors / without pixel noise (issue 24's randomization cost and where it goes)
 #   profile_grpo | profile_sft | profile_demos   one of the profiles alone
@@ -71,6 +73,8 @@ for part in "${parts[@]}"; do
     expert_cost)
       python3 benchmarks/perf/expert_cost.py --rev 752fcca --num_envs 1024 4096 --device cuda --json "$R/expert_cost.json" 2>&1 \
         | grep expert_cost ;;
+    forward)
+      python3 benchmarks/perf/forward_cost.py --json "$R/forward_cost.json" 2>&1 | grep forward_cost ;;
     expert)
       python3 scripts/evaluate.py --policy expert --num_envs 4096 --num_episodes 4096 --image_size 128 --device cuda:0 \
         --output "$R/expert4096" --no_progress 2>&1 | quiet | tail -15 ;;
@@ -88,7 +92,7 @@ for part in "${parts[@]}"; do
       mkdir -p "$OUT"
       tar -czf "$OUT/results.tgz" -C "$R" profile/profile_grpo.json profile/profile_sft.json profile/profile_demos.json \
         mini/results.json mini/curve.png mini/sft_choice.json mini/stages.json mini/sft/metrics.jsonl mini/grpo/metrics.jsonl \
-        mini/grpo_success.mp4 mini/grpo_failure.mp4 expert4096/results.json expert_cost.json dr resets.json solver lease.log 2>/dev/null
+        mini/grpo_success.mp4 mini/grpo_failure.mp4 expert4096/results.json expert_cost.json forward_cost.json dr resets.json solver lease.log 2>/dev/null
       [ -d "$R/box_grasp_mini" ] && tar -cf "$OUT/box_grasp_mini.tar" -C "$R" box_grasp_mini
       [ -d "$R/box_grasp_mini_grpo" ] && tar -cf "$OUT/box_grasp_mini_grpo.tar" -C "$R" box_grasp_mini_grpo \
         && tar -czf "$OUT/mini_grpo.tgz" -C "$R" mini_grpo/metrics.jsonl mini_grpo/config.yaml 2>/dev/null

@@ -11,7 +11,8 @@ preprocessing, sampling, the rollout's bookkeeping, old log-probs, the update's 
 Warm-up first (iteration 1 / the first steps are not profiled), then the profiled window. Writes DIR/profile_<stage>.json
 (per label: calls, CPU ms inclusive, GPU ms of the kernels it launched; host syncs; copies) and prints a table.
 A random-init model stands in for a trained one (GRPO keeps every group: ``agent.keep_low=-0.01``), so each part
-runs at the recipe's shapes.
+runs at the recipe's shapes; GRPO compiles the decoder layers as the recipes do (``agent.compile=false`` to see the
+eager model) and times the rollout's forwards inside the unprofiled iteration with CUDA events.
 """
 
 from __future__ import annotations
@@ -41,6 +42,36 @@ def label(obj, attr: str, name: str):
             return fn(*a, **k)
 
     setattr(obj, attr, wrapped)
+
+
+def time_calls(obj, attr: str, calls: list) -> None:
+    """Wrap ``obj.attr`` to record CUDA events around each call (with the rows of its first tensor argument):
+    the call's GPU time inside the loop, without the profiler's overhead. ``calls`` gets (start, end, rows)."""
+    fn = getattr(obj, attr)
+
+    @functools.wraps(fn)
+    def wrapped(*a, **k):
+        if not torch.cuda.is_available():
+            return fn(*a, **k)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        out = fn(*a, **k)
+        end.record()
+        rows = next((x.shape[0] for x in (*a, *k.values()) if isinstance(x, torch.Tensor)), 0)
+        calls.append((start, end, rows))
+        return out
+
+    setattr(obj, attr, wrapped)
+
+
+def event_summary(calls: list) -> dict:
+    """Calls, mean rows and mean / total GPU ms of the calls :func:`time_calls` recorded."""
+    if not calls:
+        return {"calls": 0}
+    torch.cuda.synchronize()
+    ms = [s.elapsed_time(e) for s, e, _ in calls]
+    return {"calls": len(ms), "mean_rows": round(sum(r for *_, r in calls) / len(ms), 1),
+            "mean_ms": round(sum(ms) / len(ms), 2), "total_s": round(sum(ms) / 1e3, 2)}
 
 
 def label_env(env):
@@ -101,7 +132,7 @@ def profile_grpo(args) -> dict:
                  "env.group_size=8", "agent.num_groups=256", "agent.oversample=2.0", "agent.max_rounds=1",
                  f"agent.max_rollout_steps={args.max_rollout_steps}", "agent.temperature=1.0", "agent.batch_size=256",
                  "agent.micro_batch_size=512", "agent.lr=5e-5", "agent.eval_episodes=0", "agent.keep_low=-0.01",
-                 "agent.save_every=0", "agent.max_iterations=2", "agent.preset=small", *args.overrides]
+                 "agent.save_every=0", "agent.max_iterations=2", "agent.preset=small", "agent.compile=true", *args.overrides]
     env_cfg, agent = load_cfgs("OpenArm-BoxGrasp", "grpo_cfg_entry_point", overrides=overrides)
     s = grpo.make_learner("OpenArm-BoxGrasp", env_cfg, agent, args.out / "grpo_run", args.device, num_envs=args.num_envs)
     label_env(s.env)
@@ -110,8 +141,13 @@ def profile_grpo(args) -> dict:
                      ("update", "grpo.update"), ("_forward_logprobs", "grpo.forward_logprobs"),
                      ("collate_chunks", "grpo.collate_chunks")):
         label(grpo, fn, name)
+    from openarm_vla.vla import runner
+
+    forwards: list = []
+    time_calls(runner.VLARunner, "predict_chunk", forwards)  # the rollout's forwards, GPU-timed in the loop
     try:
         warm = grpo.grpo_iteration(s, 1)  # not profiled: the first iteration's allocations and autotuning
+        in_loop = event_summary(forwards)
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             t0 = time.perf_counter()
             m = grpo.grpo_iteration(s, 2)
@@ -122,7 +158,9 @@ def profile_grpo(args) -> dict:
     keys = ("perf/rollout_s", "perf/rollout_policy_s", "perf/logprob_s", "perf/update_s", "perf/iteration_s",
             "perf/env_steps_per_s", "policy/chunks", "rollout/mean_finish_step", "perf/peak_mem_gb")
     return {**table(prof), "window": f"GRPO iteration 2 of {args.num_envs} envs, profiled wall {wall:.1f} s",
-            "timings": {"unprofiled iteration 1": {k: warm.get(k) for k in keys}, "profiled iteration 2": {k: m.get(k) for k in keys}}}
+            "timings": {"unprofiled iteration 1": {k: warm.get(k) for k in keys}, "profiled iteration 2": {k: m.get(k) for k in keys},
+                        "rollout forwards in the loop, iteration 1 (CUDA events)": in_loop,
+                        "compile": agent.compile}}
 
 
 def profile_sft(args) -> dict:
