@@ -221,6 +221,40 @@ def test_lifting_a_distractor_is_wrong_object(dr_env):
     assert FAILURE_CATEGORIES.index("wrong_object") == 6  # appended: the old codes keep their numbers
 
 
+def test_parked_distractors_fall_free_and_add_no_contacts(dr_env):
+    """Unused distractor slots are parked under the table with nothing below them: they fall, touch nothing, and
+    the solver's constraint rows per world are those of the boxes on the table only (each resting box adds its
+    corner contacts; four parked boxes add none)."""
+    from isaaclab_newton.physics import NewtonManager
+
+    from openarm_vla.action_space import joint_state_to_action
+    from openarm_vla.tasks.box_grasp import mdp
+
+    env, v = dr_env, dr_env.cfg.variation
+    old = tuple(v.num_distractors)
+
+    def rows_after_settling(k: int) -> tuple[float, torch.Tensor]:
+        v.num_distractors = (k, k)
+        env.reset()
+        for _ in range(15):  # 0.3 s: a parked box falls ~0.45 m
+            env.step(joint_state_to_action(mdp.joint_state(env)))
+        z = torch.stack([env.scene[f"distractor_{i}"].data.root_pos_w.torch[:, 2] for i in range(4)], dim=1)
+        return float(NewtonManager._solver.mjw_data.nefc.numpy().mean()), z - env.scene.env_origins[:, 2:3]
+
+    try:
+        none, z0 = rows_after_settling(0)
+        one, z1 = rows_after_settling(1)
+        three, _ = rows_after_settling(3)
+    finally:
+        v.num_distractors = old
+        env.reset()
+    assert (z0 < mdp.PARK_Z - 0.3).all()  # all four parked and falling
+    assert (z1[:, 0] > 0).all() and (z1[:, 1:] < mdp.PARK_Z - 0.3).all()
+    per_box = one - none
+    assert per_box >= 6  # a box resting on the table: at least 2 contact points x 3 rows
+    assert three - none == pytest.approx(3 * per_box, rel=0.25)  # boxes on the table add rows; parked ones none
+
+
 @pytest.mark.sim
 def test_expert_grasps_the_named_box_among_distractors(dr_env):
     from openarm_vla.policies.scripted_expert import ScriptedPolicy
@@ -324,7 +358,7 @@ def test_live_fields_change_a_built_env(dr_env):
         assert all(t.startswith("fetch the ") and t.split()[2] in v.box_colors for t in mdp.instructions(env))
         assert (term.values["num_distractors"] == 4).all()
         z = torch.stack([env.scene[f"distractor_{i}"].data.root_pos_w.torch[:, 2] for i in range(4)], dim=1)
-        assert (z > 0).all()  # all four on the table, none on the shelf
+        assert (z > 0).all()  # all four on the table, none parked
         v.instruction_templates = ["grab the {size} {color} carton"]
         env.reset()
         words = [t.split()[2] for t in mdp.instructions(env)]

@@ -102,8 +102,8 @@ def box_spawn_cfg(sizes=BOX_SIZES) -> sim_utils.MultiAssetSpawnerCfg:
 
 
 def distractor_cfg(slot: int, sizes) -> RigidObjectCfg:
-    """Distractor box ``slot`` (edge lengths ``sizes[slot % len]``), spawned on the parking shelf; its colour is
-    written per episode (:class:`~.mdp.variation.SceneVariation`)."""
+    """Distractor box ``slot`` (edge lengths ``sizes[slot % len]``), spawned parked under the table; its place and
+    colour are drawn per episode (:class:`~.mdp.variation.SceneVariation`)."""
     size = tuple(sizes[slot % len(sizes)])
     return RigidObjectCfg(
         prim_path=f"{{ENV_REGEX_NS}}/Distractor_{slot}",
@@ -114,17 +114,7 @@ def distractor_cfg(slot: int, sizes) -> RigidObjectCfg:
             mass_props=sim_utils.MassCfg(mass=0.1),
             collision_props=sim_utils.UsdPhysicsCollisionCfg(),
         ),
-        init_state=RigidObjectCfg.InitialStateCfg(pos=(0.08 + 0.14 * slot, 0.0, mdp.SHELF_Z + size[2] / 2 + 0.001)),
-    )
-
-
-def shelf_cfg() -> AssetBaseCfg:
-    """Where unused distractors wait: under the table top, hidden from the front camera, out of the arm's reach."""
-    return AssetBaseCfg(
-        prim_path="{ENV_REGEX_NS}/Shelf",
-        spawn=sim_utils.CuboidCfg(size=(0.7, 0.8, 0.02), collision_props=sim_utils.UsdPhysicsCollisionCfg(),
-                                  visual_material=sim_utils.PreviewSurfaceCfg(diffuse_color=(0.3, 0.3, 0.3))),
-        init_state=AssetBaseCfg.InitialStateCfg(pos=(0.3, 0.0, mdp.SHELF_Z - 0.01)),
+        init_state=RigidObjectCfg.InitialStateCfg(pos=(0.08 + 0.14 * slot, 0.0, mdp.PARK_Z + size[2] / 2)),
     )
 
 
@@ -346,7 +336,7 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
     def sync_variation(self) -> None:
         """Make the scene, events and image term follow ``variation`` (called by :meth:`set_group_size`, which
         ``factory.configure`` calls after the overrides): box sizes and region, the variation event, the
-        distractor slots and their shelf, the arm start offset and the mid-episode box move."""
+        distractor slots, the arm start offset and the mid-episode box move."""
         v = self.variation
         bad = [f"env.variation.box_colors.{k}={show}: must be 3 values in [0, 1]" for k, c in v.box_colors.items()
                if len(show := list(c)) != 3 or not all(isinstance(x, (int, float)) and 0 <= x <= 1 for x in show)]
@@ -375,7 +365,6 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
         with_distractors = v.num_distractors[1] > 0
         for i in range(mdp.MAX_DISTRACTORS):
             put(self.scene, f"distractor_{i}", distractor_cfg(i, sizes) if with_distractors else None)
-        put(self.scene, "shelf", shelf_cfg() if with_distractors else None)
         offset = EventTerm(func=mdp.offset_arm_start, mode="reset", params={"max_offset": v.arm_start_offset})
         put(self.events, "arm_start_offset", offset if v.arm_start_offset > 0 else None)
         step_s = self.sim.dt * self.decimation  # an interval event that runs every control step

@@ -17,8 +17,10 @@ env's device, batched, and applies it:
   ``light_direction_deg`` tilts the one light for the whole run (:func:`turn_light`). Pixel noise is drawn
   per env and step (not shared in a group);
 - distractors: ``MAX_DISTRACTORS`` extra boxes spawned when ``num_distractors[1] > 0``; an episode places
-  ``num_distractors`` of them on the table, apart from the target, and parks the rest on a shelf under the
-  table (out of the camera's view, out of the arm's reach). Each has a colour name other than the target's.
+  ``num_distractors`` of them on the table, apart from the target, and parks the rest under the table (out of
+  the camera's view, out of the arm's reach), where they fall freely: nothing is under them, so a parked box adds no
+  contact to the solver (boxes resting on a shelf made most of the distractors' physics cost). Each has a colour
+  name other than the target's.
 
 What was drawn is per-env state (:meth:`SceneVariation.state` / :meth:`SceneVariation.restore`), which
 :mod:`..scene_state` carries in ``state["variation"]``: group resets and evaluation banks reproduce visuals
@@ -44,8 +46,8 @@ NOMINAL_LIGHT = 2500.0
 """The light intensity the base scene's images correspond to (gain 1)."""
 DEFAULT_INSTRUCTION = "pick up the box"
 """The base task's one instruction (``BoxGraspEnvCfg.instruction``), and the "off" value of the templates."""
-SHELF_Z = -0.4
-"""Top of the parking shelf under the table [m] (env frame)."""
+PARK_Z = -0.4
+"""Where a parked distractor's bottom is put at a reset [m] (env frame): under the table top, from where it falls."""
 
 
 @configclass
@@ -352,7 +354,7 @@ class SceneVariation(ManagerTermBase):
 
     def _place_distractors(self, env_ids: torch.Tensor, tries: int = 32) -> None:
         """Active slots at random table spots at least ``distractor_min_separation`` from the target and from
-        each other (best of ``tries`` candidates: the one farthest from the rest); the others on the shelf."""
+        each other (best of ``tries`` candidates: the one farthest from the rest); the others parked (:data:`PARK_Z`)."""
         env, v, dev = self._env, self.v, self._env.device
         n = len(env_ids)
         origins = env.scene.env_origins[env_ids]
@@ -367,7 +369,7 @@ class SceneVariation(ManagerTermBase):
             park = torch.tensor([0.08 + 0.14 * i, 0.0], device=dev).expand(n, 2)
             on_table = active[:, i]
             xy = torch.where(on_table[:, None], xy, park)
-            z = torch.where(on_table, size[2] / 2 + 0.001, SHELF_Z + size[2] / 2 + 0.001)
+            z = torch.where(on_table, size[2] / 2 + 0.001, PARK_Z + size[2] / 2)
             yaw = torch.where(on_table, yaw, torch.zeros_like(yaw))
             taken.append(torch.where(on_table[:, None], xy, torch.full_like(xy, 1e3)))
             zero = torch.zeros_like(yaw)
@@ -517,5 +519,5 @@ def offset_arm_start(env, env_ids, max_offset: float, asset_name: str = "robot")
     robot.set_joint_position_target_index(target=full, env_ids=env_ids)
 
 
-__all__ = ["MAX_DISTRACTORS", "SHELF_Z", "SceneVariationCfg", "SceneVariation", "scene_variation", "instructions",
+__all__ = ["MAX_DISTRACTORS", "PARK_Z", "SceneVariationCfg", "SceneVariation", "scene_variation", "instructions",
            "distractor_lifted", "policy_image", "shade", "move_box_once", "offset_arm_start"]
