@@ -7,6 +7,8 @@ one) and its update in forward+backward of micro-batches. This times both on pla
 (random frames, the task's prompt) for each path: the default (fp32 weights under bf16 autocast), that plus
 ``compile_decoder_layers`` (agent.compile), bf16 weights, and the vision towers / LLM alone; prints ms per call,
 rows/s and the achieved TFLOP/s (FLOPs counted by torch's FlopCounterMode), so the gap to the hardware is a number.
+On CUDA, ``--top N`` also lists each path's N costliest kernels of one update step (torch.profiler): where the
+update's time goes when compiling does not shorten it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,24 @@ def flops_of(fn) -> float:
     return float(counter.get_total_flops())
 
 
+def top_kernels(fn, sync, n: int) -> list[dict]:
+    """The ``n`` CUDA kernels with the most GPU time in one call of ``fn`` (printed and returned)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    sync()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        sync()
+    events = [e for e in prof.key_averages() if getattr(e, "device_time_total", 0) > 0]
+    events.sort(key=lambda e: -e.device_time_total)
+    total = sum(e.device_time_total for e in events) or 1.0
+    out = [{"kernel": e.key[:120], "calls": e.count, "gpu_ms": round(e.device_time_total / 1e3, 2),
+            "share": round(e.device_time_total / total, 3)} for e in events[:n]]
+    for k in out:
+        print(f"[forward_cost]     {k['gpu_ms']:8.2f} ms {100 * k['share']:5.1f} % x{k['calls']:<4} {k['kernel']}", flush=True)
+    return out
+
+
 def inputs(runner: VLARunner, n: int, device) -> dict:
     size = runner.config.image_size
     g = torch.Generator(device=device).manual_seed(0)
@@ -60,6 +80,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--device", default="cuda")
     p.add_argument("--json", default=None)
+    p.add_argument("--top", type=int, default=12, help="kernels listed per update step on CUDA (0: none)")
     args = p.parse_args()
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
@@ -103,6 +124,11 @@ def main() -> None:
         model.zero_grad(set_to_none=True)
         row(f"update fwd+bwd x{args.micro}: {name}", timed(step, sync, args.repeat), float(counter.get_total_flops()),
             args.micro)
+        if args.top and dev.type == "cuda":
+            try:  # the listing is a diagnosis: its failure must not cost the timings of the paths after it
+                result.setdefault("update_kernels", {})[name] = top_kernels(step, sync, args.top)
+            except Exception as e:  # noqa: BLE001
+                print(f"[forward_cost]     kernel listing failed: {type(e).__name__}: {e}", flush=True)
         model.eval()
         if model is base:  # where the default's forward goes
             with torch.no_grad(), model.autocast(dtype):
