@@ -96,7 +96,7 @@ def policy_rollout_throughput(task: str, preset: str, num_envs: int, image_size:
         ids, _ = vla.prompt_ids(instructions(env)[:1])
         flops = forward_flops(vla.model, ids.shape[1])
         obs = step_loop(env, inner, obs, lambda s: False, max_steps=warmup)
-        policy = TimedPolicy(inner, sync)
+        policy = TimedPolicy(inner, env.device)
         sync()
         t0 = time.perf_counter()
         step_loop(env, policy, obs, lambda s: False, max_steps=steps)

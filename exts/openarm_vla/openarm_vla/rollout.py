@@ -190,9 +190,10 @@ def first_episodes(
     finish_step = torch.zeros(n, dtype=torch.long, device=dev)
     success = torch.zeros(n, dtype=torch.bool, device=dev)
     records: list[dict | None] = [None] * n
+    pending = set(range(n) if env_ids is None else torch.as_tensor(env_ids).tolist())  # the latch on the host: no sync a step
     if hasattr(policy, "reset"):
         policy.reset(None)
-    bar = _progress(int(wanted.sum()), desc, progress)
+    bar = _progress(len(pending), desc, progress)
     state = {"t": 0}
 
     def latch(step: Step) -> bool:
@@ -200,8 +201,8 @@ def first_episodes(
         if on_step is not None:
             on_step(step, active.clone())
         state["t"] = step.t
-        fresh = [r for r, done in zip(step.episodes, finished[[r["env_id"] for r in step.episodes]].tolist())
-                 if not done] if step.episodes else []
+        fresh = [r for r in step.episodes if r["env_id"] in pending]
+        pending.difference_update(r["env_id"] for r in fresh)
         if fresh:
             ids = torch.tensor([r["env_id"] for r in fresh], device=dev)
             finished[ids] = True
@@ -213,7 +214,7 @@ def first_episodes(
             bar.update(len(fresh))
             k = int(success.sum())
             bar.set_postfix(success=f"{k}/{sum(r is not None for r in records)}", steps=step.t)
-        return bool(finished.all())
+        return not pending
 
     try:
         step_loop(env, policy, obs, latch, max_steps=max_steps, active=lambda: ~finished)

@@ -39,23 +39,59 @@ class StageClock:
 
 
 class TimedPolicy:
-    """Wraps an env policy to time its calls (GPU-synchronized) and count the samples it forwards."""
+    """Wraps an env policy to time its calls and count the samples it forwards, without a host sync per call: on
+    CUDA each call is bracketed by CUDA events (its span on the GPU's stream) and the counts stay on the device;
+    ``seconds`` / ``samples`` / ``forwards`` synchronize once, when read. Elsewhere: wall time of each call."""
 
-    def __init__(self, policy, sync):
-        self.policy, self.sync = policy, sync
-        self.seconds, self.samples, self.forwards = 0.0, 0, 0
+    def __init__(self, policy, device):
+        self.policy = policy
+        self.cuda = str(device).startswith("cuda") and torch.cuda.is_available()
         self.accepts_active = getattr(policy, "accepts_active", False)
+        self._events: list = []
+        self._seconds, self._samples, self._forwards = 0.0, 0, 0
+        self._pending: list = []  # [samples this call] as device scalars, summed when read
 
     def __call__(self, obs, **kw):
-        self.sync()
-        t0 = time.perf_counter()
-        actions = self.policy(obs, **kw)
-        self.sync()
-        self.seconds += time.perf_counter() - t0
-        m = int(self.policy.last["new_chunk"].sum()) if getattr(self.policy, "last", None) else 0
-        self.samples += m
-        self.forwards += int(m > 0)
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            actions = self.policy(obs, **kw)
+            end.record()
+            self._events.append((start, end))
+        else:
+            t0 = time.perf_counter()
+            actions = self.policy(obs, **kw)
+            self._seconds += time.perf_counter() - t0
+        last = getattr(self.policy, "last", None)
+        if last:
+            self._pending.append(last["new_chunk"].sum())
         return actions
+
+    def _collect(self) -> None:
+        if self._events:
+            torch.cuda.synchronize()
+            self._seconds += sum(s.elapsed_time(e) for s, e in self._events) / 1e3
+            self._events = []
+        if self._pending:
+            counts = torch.stack(self._pending).tolist()
+            self._samples += int(sum(counts))
+            self._forwards += sum(c > 0 for c in counts)
+            self._pending = []
+
+    @property
+    def seconds(self) -> float:
+        self._collect()
+        return self._seconds
+
+    @property
+    def samples(self) -> int:
+        self._collect()
+        return self._samples
+
+    @property
+    def forwards(self) -> int:
+        self._collect()
+        return self._forwards
 
     def reset(self, env_ids=None):
         self.policy.reset(env_ids)
