@@ -21,6 +21,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from openarm_vla.utils.timing import device_sync
 from openarm_vla.vla import OpenVLAForActionPrediction, VLARunner, get_preset, make_text_tokenizer
 
 INSTRUCTION = "pick up the box"
@@ -83,7 +84,7 @@ def main() -> None:
     p.add_argument("--top", type=int, default=12, help="kernels listed per update step on CUDA (0: none)")
     args = p.parse_args()
     dev = torch.device(args.device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = device_sync(dev)
     cfg = get_preset(args.preset)
     tok = make_text_tokenizer(cfg)
     with torch.device(dev):

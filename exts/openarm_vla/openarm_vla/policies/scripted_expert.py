@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 
@@ -147,8 +146,6 @@ class ScriptedExpert:
         self.grasp_yaw = torch.full((n,), math.pi, device=dev, dtype=f64)
         self.grasp_xyz = torch.zeros(n, 3, device=dev, dtype=f64)  # box centre, frozen when closing
         self.closure = torch.zeros(n, device=dev, dtype=f64)
-        self._track_ik = partial(ik_dls, iters=self.cfg.ik_iters)
-        self._plan_ik = partial(ik_dls, iters=self.cfg.plan_iters)
         self.fk_error: float | None = None
         """Max |FK(joint_pos) - tcp_pos| seen at the first call [m] (analytic kinematics vs simulator)."""
 
@@ -200,7 +197,7 @@ class ScriptedExpert:
         dyaw = _wrap(goal_yaw - self.yaw_cmd)
         self.yaw_cmd = self.yaw_cmd + dyaw.clamp(-cfg.yaw_rate * cfg.dt, cfg.yaw_rate * cfg.dt)
 
-        q_new, _, _ = self._track_ik(self.q_cmd, self.pos_cmd, down_rotation(self.yaw_cmd))
+        q_new, _, _ = ik_dls(self.q_cmd, self.pos_cmd, down_rotation(self.yaw_cmd), iters=cfg.ik_iters)
         self.q_cmd = self.q_cmd + (q_new - self.q_cmd).clamp(-cfg.max_joint_step, cfg.max_joint_step)
 
         # phase transitions
@@ -251,7 +248,7 @@ class ScriptedExpert:
         target = torch.stack([box_pos[:, 0].expand(2, n), box_pos[:, 1].expand(2, n), heights], dim=-1)
         target = target.repeat_interleave(m, dim=1).reshape(2 * n * m, 3)
         q0 = q_meas.repeat_interleave(m, dim=0).repeat(2, 1)
-        _, perr, rerr = self._plan_ik(q0, target, down_rotation(cand.reshape(-1).repeat(2)))
+        _, perr, rerr = ik_dls(q0, target, down_rotation(cand.reshape(-1).repeat(2)), iters=cfg.plan_iters)
         ok = ((perr < cfg.reach_tol) & (rerr < 0.05)).reshape(2, n * m).all(dim=0)
         preferred = math.pi + cfg.yaw_bias_per_m * box_pos[:, 1]
         cost = (cand - preferred.unsqueeze(1)).abs() + 10.0 * (~ok.reshape(n, m)).double()
