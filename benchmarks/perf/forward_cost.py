@@ -1,6 +1,6 @@
 """The policy's rollout forward and update step at the recipe's sizes, under each numeric path, in one process.
 
-    python benchmarks/perf/forward_cost.py [--preset small] [--batch 4096] [--micro 512] [--device cuda] [--json F]
+    python benchmarks/perf/forward_cost.py [--preset small] [--batch 4096] [--micro 512 1024] [--device cuda] [--json F]
 
 GRPO's rollout spends most of its time in ``VLARunner.predict_chunk`` (one forward per chunk of all envs that need
 one) and its update in forward+backward of micro-batches. This times both on placeholder inputs of the recipe's shape
@@ -77,7 +77,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="small")
     p.add_argument("--batch", type=int, default=4096, help="rows of one rollout forward (envs drawing a chunk)")
-    p.add_argument("--micro", type=int, default=512, help="rows of one update micro-batch (forward + backward)")
+    p.add_argument("--micro", type=int, nargs="+", default=[512, 1024],
+                   help="rows of one update micro-batch (forward + backward); each size is timed")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--device", default="cuda")
     p.add_argument("--json", default=None)
@@ -120,19 +121,20 @@ def main() -> None:
         x = {k: v.to(wdtype) if v.is_floating_point() else v for k, v in x.items()}
         fwd = lambda: runner.predict_chunk(**x, temperature=1.0)  # noqa: E731
         row(f"rollout forward x{args.batch}: {name}", timed(fwd, sync, args.repeat), flops_of(fwd), args.batch)
-        xm = {k: v[: args.micro] for k, v in x.items()}
         model.train()
+        for micro in args.micro:
+            xm = {k: v[:micro] for k, v in x.items()}
 
-        def step():
-            model(**xm, dtype=dtype).float().logsumexp(-1).mean().backward()
+            def step():
+                model(**xm, dtype=dtype).float().logsumexp(-1).mean().backward()
+                model.zero_grad(set_to_none=True)
+
+            seconds = timed(step, sync, args.repeat)  # before the FLOP count: its dispatch mode must not see the compile
+            with FlopCounterMode(display=False) as counter:
+                model(**xm, dtype=dtype).float().logsumexp(-1).mean().backward()
             model.zero_grad(set_to_none=True)
-
-        seconds = timed(step, sync, args.repeat)  # before the FLOP count: its dispatch mode must not see the compile
-        with FlopCounterMode(display=False) as counter:
-            model(**xm, dtype=dtype).float().logsumexp(-1).mean().backward()
-        model.zero_grad(set_to_none=True)
-        row(f"update fwd+bwd x{args.micro}: {name}", seconds, float(counter.get_total_flops()), args.micro)
-        if args.top and dev.type == "cuda":
+            row(f"update fwd+bwd x{micro}: {name}", seconds, float(counter.get_total_flops()), micro)
+        if args.top and dev.type == "cuda":  # of the last micro-batch size
             try:  # the listing is a diagnosis: its failure must not cost the timings of the paths after it
                 result.setdefault("update_kernels", {})[name] = top_kernels(step, sync, args.top)
             except Exception as e:  # noqa: BLE001

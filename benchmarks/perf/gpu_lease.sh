@@ -22,6 +22,9 @@
 #             under each numeric path (no env)
 #   dr        env-steps/s at 4096 envs, 128 px (and physics only), back to back: OpenArm-BoxGrasp, OpenArm-BoxGrasp-DR,
 #             and DR without distractors / without pixel noise (issue 24's randomization cost and where it goes)
+#   grpo_ab   3 unprofiled GRPO iterations at the recipe's size before (eager, old log-probs recomputed) and after
+#             (agent.compile, the rollout's log-probs reused)
+#   sft_ab    profile_stages.py sft eager and with agent.compile
 #   profile_grpo | profile_sft | profile_demos   one of the profiles alone
 # Isaac Lab etc. come staged under /root/site (the device tool); outputs stay in /root/runs between calls.
 set -o pipefail
@@ -38,6 +41,21 @@ for part in "${parts[@]}"; do
     profile)
       for stage in grpo sft demos; do
         python3 benchmarks/perf/profile_stages.py "$stage" --out "$R/profile" 2>&1 | quiet | tail -40
+      done ;;
+    grpo_ab)
+      # one GRPO iteration before / after the speed changes, same machine, same lease: 3 unprofiled iterations each
+      for v in "before:agent.compile=false agent.recompute_old_logprobs=true" \
+               "after:agent.compile=true agent.recompute_old_logprobs=false"; do
+        name=${v%%:*}; ovr=${v#*:}
+        # shellcheck disable=SC2086
+        python3 benchmarks/perf/profile_stages.py grpo --plain 3 --out "$R/grpo_ab/$name" $ovr 2>&1 | quiet \
+          | grep -E "^\[profile\]|^\[grpo\] compiled|Error|error" | sed "s/^/[$name] /"
+      done ;;
+    sft_ab)
+      for v in "before:" "compile:agent.compile=true"; do
+        name=${v%%:*}; ovr=${v#*:}
+        # shellcheck disable=SC2086
+        python3 benchmarks/perf/profile_stages.py sft --out "$R/sft_ab/$name" $ovr 2>&1 | quiet | tail -30 | sed "s/^/[$name] /"
       done ;;
     profile_grpo|profile_sft|profile_demos)
       python3 benchmarks/perf/profile_stages.py "${part#profile_}" --out "$R/profile" 2>&1 | quiet | tail -40 ;;
@@ -92,7 +110,8 @@ for part in "${parts[@]}"; do
       mkdir -p "$OUT"
       tar -czf "$OUT/results.tgz" -C "$R" profile/profile_grpo.json profile/profile_sft.json profile/profile_demos.json \
         mini/results.json mini/curve.png mini/sft_choice.json mini/stages.json mini/sft/metrics.jsonl mini/grpo/metrics.jsonl \
-        mini/grpo_success.mp4 mini/grpo_failure.mp4 expert4096/results.json expert_cost.json forward_cost.json dr resets.json solver lease.log 2>/dev/null
+        mini/grpo_success.mp4 mini/grpo_failure.mp4 expert4096/results.json expert_cost.json forward_cost.json dr resets.json solver lease.log \
+        $(cd "$R" && ls grpo_ab/*/profile_grpo.json sft_ab/*/profile_sft.json 2>/dev/null) 2>/dev/null
       [ -d "$R/box_grasp_mini" ] && tar -cf "$OUT/box_grasp_mini.tar" -C "$R" box_grasp_mini
       [ -d "$R/box_grasp_mini_grpo" ] && tar -cf "$OUT/box_grasp_mini_grpo.tar" -C "$R" box_grasp_mini_grpo \
         && tar -czf "$OUT/mini_grpo.tgz" -C "$R" mini_grpo/metrics.jsonl mini_grpo/config.yaml 2>/dev/null

@@ -132,7 +132,7 @@ def profile_grpo(args) -> dict:
                  "env.group_size=8", "agent.num_groups=256", "agent.oversample=2.0", "agent.max_rounds=1",
                  f"agent.max_rollout_steps={args.max_rollout_steps}", "agent.temperature=1.0", "agent.batch_size=256",
                  "agent.micro_batch_size=512", "agent.lr=5e-5", "agent.eval_episodes=0", "agent.keep_low=-0.01",
-                 "agent.save_every=0", "agent.max_iterations=2", "agent.preset=small", "agent.compile=true", *args.overrides]
+                 "agent.save_every=0", f"agent.max_iterations={max(2, args.plain)}", "agent.preset=small", "agent.compile=true", *args.overrides]
     env_cfg, agent = load_cfgs("OpenArm-BoxGrasp", "grpo_cfg_entry_point", overrides=overrides)
     s = grpo.make_learner("OpenArm-BoxGrasp", env_cfg, agent, args.out / "grpo_run", args.device, num_envs=args.num_envs)
     label_env(s.env)
@@ -145,6 +145,23 @@ def profile_grpo(args) -> dict:
 
     forwards: list = []
     time_calls(runner.VLARunner, "predict_chunk", forwards)  # the rollout's forwards, GPU-timed in the loop
+    keys = ("perf/rollout_s", "perf/rollout_policy_s", "perf/logprob_s", "perf/update_s", "perf/iteration_s",
+            "perf/env_steps_per_s", "policy/chunks", "rollout/mean_finish_step", "perf/peak_mem_gb",
+            "policy/ratio_dev_first_minibatch", "policy/approx_kl")
+    if args.plain:  # timings only: N iterations, no profiler (before/after runs of a change)
+        iterations = []
+        try:
+            for i in range(1, args.plain + 1):
+                forwards.clear()
+                m = grpo.grpo_iteration(s, i)
+                iterations.append({**{k: m.get(k) for k in keys}, "rollout forwards (CUDA events)": event_summary(forwards)})
+                print(f"[profile] {grpo.iteration_summary(i, args.plain, m)}", flush=True)
+        finally:
+            s.run.close()
+            s.env.close()
+        return {"labels": {}, "syncs": {}, "copies": {}, "window": f"{args.plain} unprofiled GRPO iterations of "
+                f"{args.num_envs} envs", "timings": {"iterations": iterations, "compile": agent.compile,
+                                                     "recompute_old_logprobs": agent.recompute_old_logprobs}}
     try:
         warm = grpo.grpo_iteration(s, 1)  # not profiled: the first iteration's allocations and autotuning
         in_loop = event_summary(forwards)
@@ -155,8 +172,6 @@ def profile_grpo(args) -> dict:
     finally:
         s.run.close()
         s.env.close()
-    keys = ("perf/rollout_s", "perf/rollout_policy_s", "perf/logprob_s", "perf/update_s", "perf/iteration_s",
-            "perf/env_steps_per_s", "policy/chunks", "rollout/mean_finish_step", "perf/peak_mem_gb")
     return {**table(prof), "window": f"GRPO iteration 2 of {args.num_envs} envs, profiled wall {wall:.1f} s",
             "timings": {"unprofiled iteration 1": {k: warm.get(k) for k in keys}, "profiled iteration 2": {k: m.get(k) for k in keys},
                         "rollout forwards in the loop, iteration 1 (CUDA events)": in_loop,
@@ -274,6 +289,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--steps", type=int, default=20, help="profiled SFT steps / env steps")
     p.add_argument("--skip_steps", type=int, default=20, help="demos: env steps before the profiled window")
+    p.add_argument("--plain", type=int, default=0, help="grpo: time this many iterations without the profiler instead")
     p.add_argument("--device", default="cuda", help="cuda (what the table is for) | cpu (to try the script)")
     p.add_argument("overrides", nargs="*", help="more agent.* / env.* overrides")
     args = p.parse_intermixed_args(argv)
