@@ -4,6 +4,7 @@
     python scripts/benchmark.py --policy preset:small --num_envs 4096 --image_size 128 --steps 32 --device cuda
     python scripts/benchmark.py --task OpenArm-BoxGrasp-DR --num_envs 4096 env.variation.image_noise_std=0   # env.…=v
     python scripts/benchmark.py --pipeline before=runs/h100_before --pipeline after=runs/h100 --json benchmarks/perf/results.json
+    python scripts/benchmark.py --pipeline before=benchmarks/perf/ab_h100/before --pipeline after=benchmarks/perf/ab_h100/after
 
 Each (num_envs, image_size) point builds the env, warms up for --warmup steps (kernel compilation, CUDA
 graphs), then times --steps env steps (each = decimation physics steps); "physics only" runs the same scene
@@ -11,7 +12,8 @@ without the camera. With --policy preset:NAME a random-init VLA acts (one forwar
 env, only for envs whose queue is empty): env-steps/s, the share of wall time in the policy, and model MFU
 from analytic FLOPs against the H100 bf16 dense peak (:mod:`openarm_vla.perf`). The GRPO iteration
 breakdown is measured by the trainer itself (``perf/*`` in metrics.jsonl); --pipeline NAME=RUN_DIR (repeatable)
-reads the learning pipeline's speed figures from finished runs of a recipe instead (``perf.pipeline_speed``).
+reads the learning pipeline's speed figures from finished runs of a recipe instead (``perf.pipeline_speed``), or
+from a folder of stage benchmarks (``benchmarks/perf/profile_stages.py`` outputs, ``perf.stage_speed``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def main(argv=None) -> None:
     p.add_argument("--policy", default=None, metavar="preset:NAME",
                    help="benchmark VLA rollout (random-init preset tiny|mini|small|openvla-oft-7b) driving the env")
     p.add_argument("--pipeline", action="append", default=[], metavar="NAME=RUN_DIR",
-                   help="a finished pipeline run's speed figures instead of an env benchmark (e.g. before=runs/h100_old)")
+                   help="a finished pipeline run's speed figures instead of an env benchmark (e.g. before=runs/h100_old), "
+                        "or a folder of profile_stages.py outputs")
     args, overrides = parse(p, argv)
     if args.pipeline:
         return pipeline_table(p, args)
@@ -79,13 +82,15 @@ def main(argv=None) -> None:
 
 
 def pipeline_table(p: argparse.ArgumentParser, args) -> None:
-    from openarm_vla.perf import SPEED_FIELDS, pipeline_speed
+    from openarm_vla.perf import SPEED_FIELDS, pipeline_speed, stage_speed
     from openarm_vla.utils.io import atomic_write_json
 
     runs = dict(r.split("=", 1) if "=" in r else (Path(r).name, r) for r in args.pipeline)
-    if missing := [d for d in runs.values() if not (Path(d) / "stages.json").is_file()]:
-        p.error(f"--pipeline: no pipeline run (stages.json) in {', '.join(missing)}")
-    speeds = {name: {"dir": d, **pipeline_speed(d)} for name, d in runs.items()}
+    is_run = {d: (Path(d) / "stages.json").is_file() for d in runs.values()}
+    if missing := [d for d, run in is_run.items() if not run and not any(Path(d).glob("profile_*.json"))]:
+        p.error(f"--pipeline: neither a pipeline run (stages.json) nor stage benchmarks (profile_*.json) in "
+                f"{', '.join(missing)}")
+    speeds = {name: {"dir": d, **(pipeline_speed(d) if is_run[d] else stage_speed(d))} for name, d in runs.items()}
     print("| figure | " + " | ".join(runs) + " |\n|---|" + "---:|" * len(runs))
     for f in ("device", *SPEED_FIELDS):
         cells = ("-" if (v := speeds[n][f]) is None else v if isinstance(v, str) else f"{v:,}" for n in runs)

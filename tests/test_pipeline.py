@@ -269,4 +269,29 @@ def test_pipeline_speed_figures_from_a_runs_files(tmp_path, script_main, capsys)
     assert "| update_chunks_per_s | 2,250.0 | 2,250.0 |" in out and "| figure | before | copied |" in out
     assert json.loads((tmp_path / "r.json").read_text())["runs"]["before"]["grpo_iteration_s"] == 44.0
     assert script_main("benchmark.py", "--pipeline", f"x={tmp_path / 'nope'}") == 2
-    assert "--pipeline: no pipeline run (stages.json) in" in capsys.readouterr().err
+    assert "--pipeline: neither a pipeline run (stages.json) nor stage benchmarks" in capsys.readouterr().err
+
+
+def test_stage_speed_figures_from_stage_benchmarks(tmp_path, capsys):
+    """The same figures from profile_stages.py's outputs, hand-computed: GRPO medians over the --plain iterations
+    after the first, SFT's unprofiled rate, the demo loop's rate; a missing file leaves its figures None."""
+    from openarm_vla.perf import SPEED_FIELDS, stage_speed
+
+    its = [{"perf/iteration_s": 90.0, "perf/env_steps_per_s": 1.0, "policy/chunks": 10, "perf/update_s": 1.0},
+           {"perf/iteration_s": 50.0, "perf/env_steps_per_s": 30000.0, "policy/chunks": 40000, "perf/update_s": 20.0},
+           {"perf/iteration_s": 40.0, "perf/env_steps_per_s": 40000.0, "policy/chunks": 45000, "perf/update_s": 15.0},
+           {"perf/iteration_s": 44.0, "perf/env_steps_per_s": 35000.0, "policy/chunks": 36000, "perf/update_s": 16.0}]
+    (tmp_path / "profile_grpo.json").write_text(json.dumps({"device": "H", "timings": {"iterations": its}}))
+    (tmp_path / "profile_sft.json").write_text(json.dumps({"device": "H", "timings": {"samples_per_s (unprofiled)": 2818.2}}))
+    want = {"device": "H", "rollout_env_steps_per_s": 35000.0, "update_chunks_per_s": 2250.0, "sft_samples_per_s": 2818.2,
+            "demo_env_steps_per_s": None, "grpo_iteration_s": 44.0, "pipeline_s": None}
+    assert stage_speed(tmp_path) == want and set(want) == {"device", *SPEED_FIELDS}
+    (tmp_path / "profile_demos.json").write_text(json.dumps({"device": "H", "timings": {"env_steps_per_s": 4030.3}}))
+    assert stage_speed(tmp_path)["demo_env_steps_per_s"] == 4030.3
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("script_benchmark", ROOT / "scripts" / "benchmark.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    benchmark.main(["--pipeline", f"after={tmp_path}"])
+    assert "| grpo_iteration_s | 44.0 |" in capsys.readouterr().out

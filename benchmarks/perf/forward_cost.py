@@ -5,10 +5,10 @@
 GRPO's rollout spends most of its time in ``VLARunner.predict_chunk`` (one forward per chunk of all envs that need
 one) and its update in forward+backward of micro-batches. This times both on placeholder inputs of the recipe's shape
 (random frames, the task's prompt) for each path: the default (fp32 weights under bf16 autocast), that plus
-``compile_decoder_layers`` (agent.compile), that plus the vision towers' blocks compiled (a candidate), bf16 weights, and the vision towers / LLM alone; prints ms per call,
-rows/s and the achieved TFLOP/s (FLOPs counted by torch's FlopCounterMode), so the gap to the hardware is a number.
-On CUDA, ``--top N`` also lists each path's N costliest kernels of one update step (torch.profiler): where the
-update's time goes when compiling does not shorten it.
+``compile_layers`` (agent.compile: the decoder layers and the ViT blocks), bf16 weights, and the vision towers / LLM
+alone; prints ms per call, rows/s and the achieved TFLOP/s (FLOPs counted by torch's FlopCounterMode), so the gap to
+the hardware is a number. On CUDA, ``--top N`` also lists each path's N costliest kernels of one update step
+(torch.profiler).
 """
 
 from __future__ import annotations
@@ -104,15 +104,8 @@ def main() -> None:
 
     variants = {"fp32 weights, bf16 autocast (default)": (base, "bfloat16")}
     compiled = copy.deepcopy(base)
-    compiled.compile_decoder_layers()
-    variants["+ compile_decoder_layers"] = (compiled, "bfloat16")
-    both = copy.deepcopy(base)  # a candidate, not what agent.compile does: the ViT blocks compiled too
-    both.compile_decoder_layers()
-    backbone = both.vision_backbone
-    for vit in (backbone.featurizer, getattr(backbone, "fused_featurizer", None)):
-        for block in (vit.blocks if vit is not None else []):
-            block.compile(dynamic=True)
-    variants["+ compile_decoder_layers + ViT blocks"] = (both, "bfloat16")
+    compiled.compile_layers()
+    variants["+ compile_layers (agent.compile)"] = (compiled, "bfloat16")
     variants["bf16 weights, no autocast"] = (copy.deepcopy(base).to(torch.bfloat16), "float32")
     # FLOPs are counted on the eager model only: a compiled module first run under FlopCounterMode's dispatch mode
     # can leave dynamo skipping its code for good, and every later call (other models' too) then runs eager

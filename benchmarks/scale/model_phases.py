@@ -56,7 +56,7 @@ def build(preset: str, layout: str, device: str, compile: bool = False):
         if layout == "bf16base+lora":  # what GRPO holds on CUDA (agent.lora.frozen_bf16)
             hold_frozen_weights_in(model, torch.bfloat16)
     if compile:  # agent.compile
-        model.compile_decoder_layers()
+        model.compile_layers()
     return model, cfg
 
 

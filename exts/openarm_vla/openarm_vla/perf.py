@@ -160,3 +160,36 @@ def pipeline_speed(run) -> dict:
         "grpo_iteration_s": median(r["perf/iteration_s"] for r in grpo),
         "pipeline_s": round(sum(st["wall_s"] for st in stages.values()), 1) if stages else None,
     }
+
+
+def stage_speed(folder) -> dict:
+    """:data:`SPEED_FIELDS` of a folder of stage benchmarks (``benchmarks/perf/profile_stages.py``'s
+    ``profile_grpo.json`` of ``--plain`` iterations, ``profile_sft.json``, ``profile_demos.json``): before/after
+    figures of one lease where the whole recipe does not fit. GRPO's are medians over its iterations after the
+    first, as :func:`pipeline_speed`'s; a figure without its file is None (``pipeline_s`` always)."""
+    import json
+    import statistics
+    from pathlib import Path
+
+    folder = Path(folder)
+
+    def load(stage: str) -> dict:
+        f = folder / f"profile_{stage}.json"
+        return json.loads(f.read_text()) if f.is_file() else {}
+
+    grpo, sft, demos = load("grpo"), load("sft"), load("demos")
+    its = grpo.get("timings", {}).get("iterations", [])[1:]
+
+    def median(key) -> float | None:
+        values = [key(i) for i in its if i.get("perf/update_s")]
+        return round(statistics.median(values), 2) if values else None
+
+    return {
+        "device": grpo.get("device") or sft.get("device") or demos.get("device"),
+        "rollout_env_steps_per_s": median(lambda i: i["perf/env_steps_per_s"]),
+        "update_chunks_per_s": median(lambda i: i["policy/chunks"] / i["perf/update_s"]),
+        "sft_samples_per_s": sft.get("timings", {}).get("samples_per_s (unprofiled)"),
+        "demo_env_steps_per_s": demos.get("timings", {}).get("env_steps_per_s"),
+        "grpo_iteration_s": median(lambda i: i["perf/iteration_s"]),
+        "pipeline_s": None,
+    }

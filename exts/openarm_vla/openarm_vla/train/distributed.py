@@ -280,7 +280,7 @@ def plain_replica(model, device, dtype: str = "float32"):
     for p in replica.parameters():
         p.data = p.data.to(compute_dtype(dtype))
     if model.compiled_layers:  # agent.compile: the rollouts' forwards too
-        replica.compile_decoder_layers()
+        replica.compile_layers()
     return replica
 
 

@@ -66,7 +66,7 @@ def build_model(agent, device, knobs: dict[str, str] | None = None):
     if agent.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if agent.compile:
-        model.compile_decoder_layers()
+        model.compile_layers()
     return model, tok, norm_stats
 
 

@@ -199,7 +199,7 @@ class OpenVLAForActionPrediction(nn.Module):
         # compatibility, and DDP / optimizers skip them.
         for p in self.vision_backbone.unused_parameters():
             p.requires_grad_(False)
-        self.compiled_layers = False  # compile_decoder_layers()
+        self.compiled_layers = False  # compile_layers()
 
     @property
     def num_patches(self) -> int:
@@ -222,17 +222,22 @@ class OpenVLAForActionPrediction(nn.Module):
         if self.config.use_fused_vision:
             self.vision_backbone.fused_featurizer.set_grad_checkpointing(False)
 
-    def compile_decoder_layers(self) -> None:
-        """``torch.compile`` each Llama decoder layer in place (regional compilation): the layers share one
-        compiled graph per grad mode, the batch dimension is dynamic (rollouts forward fewer envs as they
-        finish; mini-batches split into micro-batches of varying size), parameter names and the state dict
-        are unchanged.
-        Inductor fuses what runs between the matmuls (RMSNorm, RoPE, SiLU * up, the LoRA branch's scale and
-        add), which is most of what the update spends outside them. The first forward of each grad mode
-        compiles (minutes for the 7B on a GPU, seconds for the tiny preset; GRPO does it before its first
-        iteration: perf.compile_model_passes), and a batch of one row once more (dynamo specializes sizes 0/1)."""
+    def compile_layers(self) -> None:
+        """``torch.compile`` each Llama decoder layer and each ViT block in place (regional compilation): layers of
+        one kind share one compiled graph per grad mode, the batch dimension is dynamic (rollouts forward fewer
+        envs as they finish; mini-batches split into micro-batches of varying size), parameter names and the
+        state dict are unchanged.
+        Inductor fuses what runs between the matmuls (RMSNorm, RoPE, SiLU * up, LayerNorm, GELU, the LoRA branch's
+        scale and add, the fp32 residual stream autocast leaves), which is most of what a forward and backward
+        spend outside them. The first forward of each grad mode compiles (minutes for the 7B on a GPU, seconds for
+        the tiny preset; GRPO does it before its first iteration: ``compile_model_passes``), and a batch of one row
+        once more (dynamo specializes sizes 0/1)."""
         for layer in self.language_model.model.layers:
             layer.compile(dynamic=True)
+        backbone = self.vision_backbone
+        for vit in [backbone.featurizer] + ([backbone.fused_featurizer] if self.config.use_fused_vision else []):
+            for block in vit.blocks:
+                block.compile(dynamic=True)
         self.compiled_layers = True
 
     def build_sequence(
