@@ -68,7 +68,8 @@ def main(argv=None) -> int:
     finally:
         env.close()
     print(f"[generate_demos] {env_args['num_envs']} envs x {r.steps} steps in {r.loop_s:.1f} s: {r.parts}; before the "
-          f"loop, the first env step (kernel compilation where Warp's cache lacks it) {r.first_step_s:.1f} s")
+          f"loop, the first env step (kernel compilation where Warp's cache lacks it) {r.first_step_s:.1f} s; after it, "
+          f"the writes still queued {r.drain_s:.1f} s")
     rate = 100 * r.succeeded / r.finished if r.finished else float("nan")
     print(f"[generate_demos] expert {args.expert}: {r.succeeded}/{r.finished} finished episodes succeeded ({rate:.1f}%); "
           f"failures: {r.failures}; {time.time() - t0:.1f} s wall")

@@ -275,6 +275,7 @@ def profile_demos(args) -> dict:
     return {**window, "window": f"env steps {args.skip_steps + 3}-{args.skip_steps + 2 + args.steps} of "
             f"{args.num_envs} envs recording (of {r.steps}); whole generation {wall:.1f} s (profiler on)",
             "timings": {"loop_s": round(r.loop_s, 1), "parts": r.parts, "first_step_s": round(r.first_step_s, 1),
+                        "write_drain_s": round(r.drain_s, 1),
                         "env_steps_per_s": round(args.num_envs * r.steps / r.loop_s, 1), "written": r.written}}
 
 

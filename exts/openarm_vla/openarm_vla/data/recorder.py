@@ -19,13 +19,120 @@ state), so one capture per step serves both.
 
 from __future__ import annotations
 
+import queue
+import threading
+
 import numpy as np
+import torch
 
 from openarm_vla.tasks.box_grasp.mdp.variation import instructions
 from openarm_vla.tasks.box_grasp.scene_state import capture_states
-from openarm_vla.utils.tree import tree_map, tree_stack, to_numpy
+from openarm_vla.utils.tree import tree_map
 
 from .hdf5_format import DemoWriter
+
+
+def _host_copy(t: torch.Tensor) -> np.ndarray:
+    """A numpy array that owns its data (a CPU tensor's ``.numpy()`` would share the buffer the next episode reuses)."""
+    return (t.cpu() if t.device.type != "cpu" else t.clone()).numpy()
+
+
+def _zip_map(fn, a, b):
+    """``fn(leaf_a, leaf_b)`` over two trees of the same layout."""
+    if isinstance(a, dict):
+        for k in a:
+            _zip_map(fn, a[k], b[k])
+        return
+    fn(a, b)
+
+
+class EpisodeBuffer:
+    """The rows of every env's episode in progress, kept where the env made them: one ``[envs, steps, ...]`` tensor
+    per leaf of a step's row tree, written in place each step (one indexed copy per leaf, no host sync), read back
+    one episode at a time when it is written. Grows by ``grow_steps`` rows when an episode outgrows it; if the
+    device cannot hold the larger buffer it moves to the host once, with a line saying so."""
+
+    def __init__(self, num_envs: int, device, grow_steps: int = 64):
+        self.n, self.grow = num_envs, grow_steps
+        self.device = torch.device(device)
+        self.lengths = np.zeros(num_envs, dtype=np.int64)
+        """Rows buffered per env (host side: growth and reads need no device sync)."""
+        self.data = None
+        self.capacity = 0
+        self._pos = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        self._envs = torch.arange(num_envs, device=self.device)
+
+    def append(self, row) -> None:
+        """One step's rows of every env: a tree of ``[envs, ...]`` tensors."""
+        if self.data is None or int(self.lengths.max()) >= self.capacity:
+            self._resize(row)
+        _zip_map(lambda buf, r: buf.__setitem__((self._envs, self._pos), r.to(buf.device, buf.dtype)), self.data, row)
+        self.lengths += 1
+        self._pos += 1
+
+    def clear(self, env_ids) -> None:
+        """Start the episodes of ``env_ids`` empty."""
+        ids = np.asarray(env_ids, dtype=np.int64)
+        self.lengths[ids] = 0
+        self._pos[torch.as_tensor(ids, device=self._pos.device)] = 0
+
+    def episode(self, env_id: int):
+        """The buffered rows of env ``env_id`` as a tree of numpy arrays ``[T, ...]`` (copies)."""
+        T = int(self.lengths[env_id])
+        return tree_map(lambda buf: _host_copy(buf[env_id, :T]), self.data)
+
+    def _resize(self, row) -> None:
+        cap = self.capacity + self.grow
+
+        def grown(old_or_row, device):
+            shape = old_or_row.shape[2:] if self.data is not None else old_or_row.shape[1:]
+            new = torch.empty((self.n, cap, *shape), dtype=old_or_row.dtype, device=device)
+            if self.data is not None:
+                new[:, :self.capacity] = old_or_row.to(device)
+            return new
+
+        src = self.data if self.data is not None else row
+        try:
+            data = tree_map(lambda t: grown(t, self.device), src)
+        except torch.OutOfMemoryError:
+            print(f"[demos] the episode buffer ({self.n} envs x {cap} steps) does not fit on {self.device}: "
+                  "buffering on the host from here (slower; fewer --num_envs keeps it on the device)", flush=True)
+            self.device = torch.device("cpu")
+            data = tree_map(lambda t: grown(t, self.device), src)
+            self._pos, self._envs = self._pos.cpu(), self._envs.cpu()
+        self.data, self.capacity = data, cap
+
+
+class BackgroundWrites:
+    """Episodes written to a :class:`DemoWriter` by one thread, in order, while the loop goes on; at most ``depth``
+    wait (the loop blocks beyond that). A write's error is raised by the next :meth:`submit` or by :meth:`close`."""
+
+    def __init__(self, writer: DemoWriter, depth: int = 64):
+        self.writer, self.error = writer, None
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._run, name="demo-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.writer.write_episode(**job)
+                except BaseException as e:  # noqa: BLE001  (re-raised in the loop's thread)
+                    self.error = e
+
+    def submit(self, **episode) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put(episode)
+
+    def close(self) -> None:
+        """Wait for the queued writes; raise the first error."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 class DemoRecorder:
@@ -33,11 +140,14 @@ class DemoRecorder:
 
     Use as a :func:`openarm_vla.rollout.step_loop` callback (``recorder(step)`` returns True once
     ``num_demos`` are written or ``max_episodes`` have finished), or drive it by hand (teleop): ``begin(obs)``,
-    then per step ``add(obs, actions)`` before and ``end_step(episodes)`` after ``env.step``.
+    then per step ``add(obs, actions)`` before and ``end_step(episodes)`` after ``env.step``. The rows stay on the
+    env's device until their episode is written (:class:`EpisodeBuffer`); with ``background_writes`` the HDF5
+    writes run in a thread beside the loop (:meth:`close` waits for them).
     """
 
     def __init__(self, env, writer: DemoWriter, num_demos: int, success_only: bool = True, store_states: bool = True,
-                 max_episodes: int | None = None, seed: int | None = None, expert: str = ""):
+                 max_episodes: int | None = None, seed: int | None = None, expert: str = "",
+                 background_writes: bool = False):
         self.env, self.writer = env, writer
         self.num_demos, self.success_only, self.store_states = num_demos, success_only, store_states
         self.max_episodes, self.seed, self.expert = max_episodes, seed, expert
@@ -45,47 +155,45 @@ class DemoRecorder:
         self.failures: dict[str, int] = {}
         self.last: list[str] = []
         """Names of the demos the last :meth:`end_step` wrote."""
+        self._background = BackgroundWrites(writer) if background_writes else None
 
     @property
     def done(self) -> bool:
         return self.written >= self.num_demos or (self.max_episodes is not None and self.finished >= self.max_episodes)
 
-    def _capture(self) -> dict:
-        return tree_map(to_numpy, capture_states(self.env))
-
     def begin(self, obs) -> None:
         """Start every env's episode from the current (just reset) state."""
         n = self.env.num_envs
-        self._state = self._capture()
+        self._state = capture_states(self.env)
         self._init = [tree_map(lambda a, e=e: a[e:e + 1], self._state) for e in range(n)]
         self._instr = instructions(self.env)  # each episode's own instruction (the DR task draws one per episode)
-        self._rows: list[list] = [[] for _ in range(n)]
+        self._rows = EpisodeBuffer(n, self.env.device)
 
     def buffered(self, env_id: int) -> int:
         """Steps of env ``env_id``'s episode in progress."""
-        return len(self._rows[env_id])
+        return int(self._rows.lengths[env_id])
 
     def restart(self, env_id: int) -> None:
         """Drop env ``env_id``'s episode in progress and start a new one from its current state (teleop reset)."""
-        self._state = self._capture()
+        self._state = capture_states(self.env)
         self._init[env_id] = tree_map(lambda a: a[env_id:env_id + 1], self._state)
         self._instr[env_id] = instructions(self.env)[env_id]
-        self._rows[env_id] = []
+        self._rows.clear([env_id])
 
     def add(self, obs, actions) -> None:
         """One step's rows of every env: the observations and actions of the step about to be taken."""
         pol = obs["policy"]
-        cols = {k: to_numpy(v) for k, v in pol.items()} if isinstance(pol, dict) else {"policy": to_numpy(pol)}
-        cols.update({f"privileged_{k}": to_numpy(v) for k, v in obs["privileged"].items()})
-        act = to_numpy(actions).astype(np.float32)
-        state = self._state if self.store_states else None
-        for e, rows in enumerate(self._rows):
-            rows.append((cols, state, act, e))  # views into the step's batch arrays, stacked when written
+        cols = dict(pol) if isinstance(pol, dict) else {"policy": pol}
+        cols.update({f"privileged_{k}": v for k, v in obs["privileged"].items()})
+        row = {"obs": cols, "actions": torch.as_tensor(actions).float()}
+        if self.store_states:
+            row["states"] = self._state
+        self._rows.append(row)
 
     def end_step(self, episodes: list[dict]) -> list[str]:
         """After ``env.step``: write the envs' finished episodes and start their next ones. Returns demo names."""
         if self.store_states or episodes:  # without per-step states only the next episodes' initial states are needed
-            self._state = self._capture()
+            self._state = capture_states(self.env)
         self.last = []
         now = instructions(self.env) if episodes else None
         for rec in episodes:
@@ -97,25 +205,32 @@ class DemoRecorder:
                 self.last.append(self.write(e, rec))
             self._init[e] = tree_map(lambda a, e=e: a[e:e + 1], self._state)
             self._instr[e] = now[e]
-            self._rows[e] = []
+            self._rows.clear([e])
         return self.last
 
     def write(self, env_id: int, rec: dict) -> str | None:
         """Write env ``env_id``'s buffered episode with outcome ``rec`` (an episode record); None if empty."""
-        rows = self._rows[env_id]
-        if not rows:
+        if not self.buffered(env_id):
             return None
-        obs = tree_stack([{k: v[e] for k, v in cols.items()} for cols, _, _, e in rows])
-        states = tree_stack([tree_map(lambda a, e=e: a[e], st) for _, st, _, e in rows]) if self.store_states else None
+        ep = self._rows.episode(env_id)
+        obs = ep["obs"]
         box = obs.get("privileged_box_size")
-        name = self.writer.write_episode(
-            obs=obs, actions=np.stack([a[e] for _, _, a, e in rows]), states=states,
-            initial_state=self._init[env_id], instruction=self._instr[env_id], success=rec["success"], seed=self.seed, env_id=env_id,
-            failure=rec["failure"], max_lift=rec["max_lift"], box_size=box[0].tolist() if box is not None else None,
-            expert=self.expert,
-        )
+        episode = dict(obs=obs, actions=ep["actions"], states=ep.get("states"),
+                       initial_state=tree_map(_host_copy, self._init[env_id]), instruction=self._instr[env_id],
+                       success=rec["success"], seed=self.seed, env_id=env_id, failure=rec["failure"],
+                       max_lift=rec["max_lift"], box_size=box[0].tolist() if box is not None else None, expert=self.expert)
+        if self._background is None:
+            name = self.writer.write_episode(**episode)
+        else:  # named now (demo_<index>, as the writer would), written by the thread
+            name = f"demo_{self.written}"
+            self._background.submit(**episode, demo_id=self.written)
         self.written += 1
         return name
+
+    def close(self) -> None:
+        """Wait for the background writes (a no-op without them); raise the first one's error."""
+        if self._background is not None:
+            self._background.close()
 
     def __call__(self, step) -> bool:
         self.add(step.obs, step.actions)
