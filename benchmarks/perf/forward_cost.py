@@ -63,6 +63,48 @@ def top_kernels(fn, sync, n: int) -> list[dict]:
     return out
 
 
+def shape_cost(model, tok, args, dev, sync) -> list[dict]:
+    """ms per call of the compiled model when every call has a row count it has not seen (as in a rollout, where the
+    envs still running shrink, and in an update's near-equal micro-batches) against the same count every call, with
+    cuDNN's attention on and off (it builds an execution plan for each new shape): where the rollout's forwards lose
+    half their speed inside the loop."""
+    runner = VLARunner(model, tok, num_envs=args.batch, dtype="bfloat16")
+    x = inputs(runner, args.batch, dev)
+    out = []
+    for cudnn in (True, False):
+        if dev.type == "cuda":
+            torch.backends.cuda.enable_cudnn_sdp(cudnn)
+        shift = 0 if cudnn else 3  # row counts unseen by the other setting too
+        for kind, full, step_rows in (("rollout forward", args.batch, 7), ("update fwd+bwd", args.micro[0], 1)):
+            for label, sizes in (("same rows", [full] * args.shapes),
+                                 ("new rows each call", [max(2, full - step_rows * (i + 1) - shift) for i in range(args.shapes)])):
+                def call(n, kind=kind):
+                    xs = {k: v[:n] for k, v in x.items()}
+                    if kind == "rollout forward":
+                        model.eval()
+                        runner.predict_chunk(**xs, temperature=1.0)
+                    else:
+                        model.train()
+                        model(**xs, dtype="bfloat16").float().logsumexp(-1).mean().backward()
+                        model.zero_grad(set_to_none=True)
+
+                call(full)  # the full size is warm
+                sync()
+                t0 = time.perf_counter()
+                for n in sizes:
+                    call(n)
+                sync()
+                ms = (time.perf_counter() - t0) / len(sizes) * 1e3
+                r = {"cudnn_sdp": cudnn, "call": kind, "rows": label, "ms": round(ms, 2)}
+                out.append(r)
+                print(f"[forward_cost] {kind:<16} {label:<19} cuDNN attention {'on ' if cudnn else 'off'} {ms:9.2f} ms a call",
+                      flush=True)
+    if dev.type == "cuda":
+        torch.backends.cuda.enable_cudnn_sdp(True)
+    model.eval()
+    return out
+
+
 def inputs(runner: VLARunner, n: int, device) -> dict:
     size = runner.config.image_size
     g = torch.Generator(device=device).manual_seed(0)
@@ -82,6 +124,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--device", default="cuda")
     p.add_argument("--json", default=None)
+    p.add_argument("--shapes", type=int, default=6, help="calls of the compiled model at unseen row counts (0: skip)")
     p.add_argument("--top", type=int, default=12, help="kernels listed per update step on CUDA (0: none)")
     args = p.parse_args()
     dev = torch.device(args.device)
@@ -149,6 +192,8 @@ def main() -> None:
                 llm = lambda: model._run_llm(seq, logits_to_keep=seq.readout)  # noqa: E731
                 row(f"  LLM over {seq.embeds.shape[1]} tokens x{args.batch}", timed(llm, sync, args.repeat),
                     flops_of(llm), args.batch)
+    if args.shapes:
+        result["new_shapes"] = shape_cost(compiled, tok, args, dev, sync)
     if dev.type == "cuda":
         result["peak_mem_gb"] = round(torch.cuda.max_memory_allocated(dev) / 2**30, 2)
     if args.json:

@@ -11,8 +11,9 @@ preprocessing, sampling, the rollout's bookkeeping, old log-probs, the update's 
 Warm-up first (iteration 1 / the first steps are not profiled), then the profiled window. Writes DIR/profile_<stage>.json
 (per label: calls, CPU ms inclusive, GPU ms of the kernels it launched; host syncs; copies) and prints a table.
 A random-init model stands in for a trained one (GRPO keeps every group: ``agent.keep_low=-0.01``), so each part
-runs at the recipe's shapes; GRPO compiles the decoder layers as the recipes do (``agent.compile=false`` to see the
-eager model) and times the rollout's forwards inside the unprofiled iteration with CUDA events.
+runs at the recipe's shapes; GRPO runs as the recipes do (compiled layers, the rollout's log-probs reused:
+``agent.compile=false agent.recompute_old_logprobs=true`` for the earlier path) and times the rollout's forwards inside
+the unprofiled iterations with CUDA events; ``--plain N`` times N iterations without the profiler.
 """
 
 from __future__ import annotations
@@ -132,7 +133,8 @@ def profile_grpo(args) -> dict:
                  "env.group_size=8", "agent.num_groups=256", "agent.oversample=2.0", "agent.max_rounds=1",
                  f"agent.max_rollout_steps={args.max_rollout_steps}", "agent.temperature=1.0", "agent.batch_size=256",
                  "agent.micro_batch_size=512", "agent.lr=5e-5", "agent.eval_episodes=0", "agent.keep_low=-0.01",
-                 "agent.save_every=0", f"agent.max_iterations={max(2, args.plain)}", "agent.preset=small", "agent.compile=true", *args.overrides]
+                 "agent.save_every=0", f"agent.max_iterations={max(2, args.plain)}", "agent.preset=small", "agent.compile=true",
+                 "agent.recompute_old_logprobs=false", *args.overrides]
     env_cfg, agent = load_cfgs("OpenArm-BoxGrasp", "grpo_cfg_entry_point", overrides=overrides)
     s = grpo.make_learner("OpenArm-BoxGrasp", env_cfg, agent, args.out / "grpo_run", args.device, num_envs=args.num_envs)
     label_env(s.env)
@@ -290,15 +292,19 @@ def main(argv=None) -> int:
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--steps", type=int, default=20, help="profiled SFT steps / env steps")
     p.add_argument("--skip_steps", type=int, default=20, help="demos: env steps before the profiled window")
+    p.add_argument("--no_cudnn_sdp", action="store_true",
+                   help="turn off cuDNN's attention (it builds a plan per new shape; rollouts and micro-batches vary in rows)")
     p.add_argument("--plain", type=int, default=0, help="grpo: time this many iterations without the profiler instead")
     p.add_argument("--device", default="cuda", help="cuda (what the table is for) | cpu (to try the script)")
     p.add_argument("overrides", nargs="*", help="more agent.* / env.* overrides")
     args = p.parse_intermixed_args(argv)
     args.num_envs = args.num_envs or {"grpo": 4096, "demos": 2080}.get(args.stage)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.no_cudnn_sdp:
+        torch.backends.cuda.enable_cudnn_sdp(False)
     result = {"grpo": profile_grpo, "sft": profile_sft, "demos": profile_demos}[args.stage](args)
     device = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
-    result.update(stage=args.stage, device=device, command=" ".join(sys.argv))
+    result.update(stage=args.stage, device=device, command=" ".join(sys.argv), cudnn_sdp=not args.no_cudnn_sdp)
     (args.out / f"profile_{args.stage}.json").write_text(json.dumps(result, indent=1))
     print_table(result)
     return 0
