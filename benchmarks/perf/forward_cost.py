@@ -124,6 +124,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--device", default="cuda")
     p.add_argument("--json", default=None)
+    p.add_argument("--only_compiled", action="store_true", help="time only the compiled path")
     p.add_argument("--shapes", type=int, default=6, help="calls of the compiled model at unseen row counts (0: skip)")
     p.add_argument("--top", type=int, default=12, help="kernels listed per update step on CUDA (0: none)")
     args = p.parse_args()
@@ -145,14 +146,18 @@ def main() -> None:
         print(f"[forward_cost] {name:<40} {r['ms']:>9.2f} ms  {r['rows_per_s']:>10,.0f} rows/s  {r['tflops']:>6.1f} TFLOP/s",
               flush=True)
 
+    # FLOPs are counted on the eager model only: a compiled module first run under FlopCounterMode's dispatch mode
+    # can leave dynamo skipping its code for good, and every later call (other models' too) then runs eager
+    flops: dict = {}
     variants = {"fp32 weights, bf16 autocast (default)": (base, "bfloat16")}
     compiled = copy.deepcopy(base)
     compiled.compile_layers()
     variants["+ compile_layers (agent.compile)"] = (compiled, "bfloat16")
     variants["bf16 weights, no autocast"] = (copy.deepcopy(base).to(torch.bfloat16), "float32")
-    # FLOPs are counted on the eager model only: a compiled module first run under FlopCounterMode's dispatch mode
-    # can leave dynamo skipping its code for good, and every later call (other models' too) then runs eager
-    flops: dict = {}
+    if args.only_compiled:  # the compiled path alone (and --shapes): a short check
+        variants = {k: v for k, v in variants.items() if k.startswith("+ compile")}
+        flops.update(rollout=flops_of(lambda: VLARunner(base, tok, num_envs=args.batch).predict_chunk(
+            **inputs(VLARunner(base, tok, num_envs=args.batch), args.batch, dev), temperature=1.0)))
     for name, (model, dtype) in variants.items():
         runner = VLARunner(model, tok, num_envs=args.batch, dtype=dtype)
         x = inputs(runner, args.batch, dev)
@@ -174,7 +179,7 @@ def main() -> None:
             seconds = timed(step, sync, args.repeat)
             if model is base:
                 flops[micro] = flops_of(step)
-            row(f"update fwd+bwd x{micro}: {name}", seconds, flops[micro], micro)
+            row(f"update fwd+bwd x{micro}: {name}", seconds, flops.get(micro, float("nan")), micro)
         graphs = dict(torch._dynamo.utils.counters["stats"])
         print(f"[forward_cost]     dynamo so far: {graphs}", flush=True)
         if args.top and dev.type == "cuda":  # of the last micro-batch size
