@@ -266,3 +266,25 @@ def test_preprocess_values():
     assert not torch.equal(a, b) and b.min() >= pre(torch.zeros_like(edge)).min() - 1e-6
     with pytest.raises(ValueError, match=r"rgb must be uint8 \[B, H, W, 3\]"):
         pre(rgb.float())
+
+
+def test_attention_never_takes_cudnn_and_the_choice_is_scoped(tiny, monkeypatch):
+    """Every attention call of a forward (the ViT towers' and the LLM's) runs with cuDNN's SDPA backend off (it
+    builds a plan per unseen batch size), the others on; the process's own setting is back after the forward."""
+    import torch.nn.functional as F
+
+    seen = []
+    sdpa = F.scaled_dot_product_attention
+
+    def spy(*a, **k):
+        seen.append((torch.backends.cuda.cudnn_sdp_enabled(), torch.backends.cuda.mem_efficient_sdp_enabled()))
+        return sdpa(*a, **k)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    with torch.no_grad():
+        tiny(*_inputs(tiny))
+    towers = (tiny.vision_backbone.featurizer, tiny.vision_backbone.fused_featurizer)
+    n_blocks = sum(len(v.blocks) - 1 for v in towers)  # each tower stops before its last block (featurize)
+    assert len(seen) == n_blocks + tiny.config.llm.num_layers
+    assert set(seen) == {(False, True)} and torch.backends.cuda.cudnn_sdp_enabled() == before

@@ -64,16 +64,20 @@ def top_kernels(fn, sync, n: int) -> list[dict]:
 
 
 def shape_cost(model, tok, args, dev, sync) -> list[dict]:
-    """ms per call of the compiled model when every call has a row count it has not seen (as in a rollout, where the
-    envs still running shrink, and in an update's near-equal micro-batches) against the same count every call, with
-    cuDNN's attention on and off (it builds an execution plan for each new shape): where the rollout's forwards lose
-    half their speed inside the loop."""
-    runner = VLARunner(model, tok, num_envs=args.batch, dtype="bfloat16")
-    x = inputs(runner, args.batch, dev)
-    out = []
+    """ms per call of ``model`` compiled (a copy) when every call has a row count it has not seen (as in a rollout, where the
+    envs still running shrink, and in an update's near-equal micro-batches) against the same count every call, under
+    torch's own SDPA order (cuDNN first on Hopper: it builds an execution plan for each new shape) and under the
+    model's (``vla.model.ATTENTION_BACKENDS``, no cuDNN)."""
+    from openarm_vla.vla import model as vla_model
+
+    out, ours, eager = [], vla_model.ATTENTION_BACKENDS, model
     for cudnn in (True, False):
-        if dev.type == "cuda":
-            torch.backends.cuda.enable_cudnn_sdp(cudnn)
+        vla_model.ATTENTION_BACKENDS = None if cudnn else ours  # None: torch's own order, cuDNN first on Hopper
+        torch._dynamo.reset()  # the backend is chosen when a graph is traced: trace afresh under this setting
+        model = copy.deepcopy(eager)
+        model.compile_layers()
+        runner = VLARunner(model, tok, num_envs=args.batch, dtype="bfloat16")
+        x = inputs(runner, args.batch, dev)
         shift = 0 if cudnn else 3  # row counts unseen by the other setting too
         for kind, full, step_rows in (("rollout forward", args.batch, 7), ("update fwd+bwd", args.micro[0], 1)):
             for label, sizes in (("same rows", [full] * args.shapes),
@@ -97,10 +101,9 @@ def shape_cost(model, tok, args, dev, sync) -> list[dict]:
                 ms = (time.perf_counter() - t0) / len(sizes) * 1e3
                 r = {"cudnn_sdp": cudnn, "call": kind, "rows": label, "ms": round(ms, 2)}
                 out.append(r)
-                print(f"[forward_cost] {kind:<16} {label:<19} cuDNN attention {'on ' if cudnn else 'off'} {ms:9.2f} ms a call",
+                print(f"[forward_cost] {kind:<16} {label:<19} {'torch SDPA order' if cudnn else 'no cuDNN (ours)'} {ms:9.2f} ms a call",
                       flush=True)
-    if dev.type == "cuda":
-        torch.backends.cuda.enable_cudnn_sdp(True)
+    vla_model.ATTENTION_BACKENDS = ours
     model.eval()
     return out
 
@@ -198,7 +201,7 @@ def main() -> None:
                 row(f"  LLM over {seq.embeds.shape[1]} tokens x{args.batch}", timed(llm, sync, args.repeat),
                     flops_of(llm), args.batch)
     if args.shapes:
-        result["new_shapes"] = shape_cost(compiled, tok, args, dev, sync)
+        result["new_shapes"] = shape_cost(base, tok, args, dev, sync)
     if dev.type == "cuda":
         result["peak_mem_gb"] = round(torch.cuda.max_memory_allocated(dev) / 2**30, 2)
     if args.json:

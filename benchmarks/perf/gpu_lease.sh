@@ -24,7 +24,8 @@
 #             and DR without distractors / without pixel noise (issue 24's randomization cost and where it goes)
 #   grpo_ab   3 unprofiled GRPO iterations at the recipe's size before (eager, old log-probs recomputed) and after
 #             (agent.compile, the rollout's log-probs reused)
-#   grpo_cudnn  3 unprofiled GRPO iterations of the recipe (compiled, log-probs reused) with cuDNN's attention on and off
+#   grpo_cudnn  3 unprofiled GRPO iterations of the recipe (compiled, log-probs reused), the model's attention off
+#             cuDNN (as now) and on torch's own order (cuDNN first, as before)
 #   sft_ab    profile_stages.py sft eager and with agent.compile
 #   profile_grpo | profile_sft | profile_demos   one of the profiles alone
 # Isaac Lab etc. come staged under /root/site (the device tool); outputs stay in /root/runs between calls.
@@ -53,8 +54,9 @@ for part in "${parts[@]}"; do
           | grep -E "^\[profile\]|^\[grpo\] compiled|Error|error" | sed "s/^/[$name] /"
       done ;;
     grpo_cudnn)
-      # the compiled recipe with cuDNN's attention on and off (a plan per new row count: the in-loop forward's 2x?)
-      for v in "after:" "after_no_cudnn_sdp:--no_cudnn_sdp"; do
+      # the recipe's GRPO (compiled, log-probs reused) with the model's attention kept off cuDNN (now) and on
+      # torch's own order, cuDNN first (before: a plan per new row count, the in-loop forward's 2x?)
+      for v in "no_cudnn:" "cudnn_sdp:--cudnn_sdp"; do
         name=${v%%:*}; flag=${v#*:}
         # shellcheck disable=SC2086
         python3 benchmarks/perf/profile_stages.py grpo --plain 3 --out "$R/grpo_ab/$name" $flag 2>&1 | quiet \

@@ -292,19 +292,21 @@ def main(argv=None) -> int:
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--steps", type=int, default=20, help="profiled SFT steps / env steps")
     p.add_argument("--skip_steps", type=int, default=20, help="demos: env steps before the profiled window")
-    p.add_argument("--no_cudnn_sdp", action="store_true",
-                   help="turn off cuDNN's attention (it builds a plan per new shape; rollouts and micro-batches vary in rows)")
+    p.add_argument("--cudnn_sdp", action="store_true",
+                   help="let the model's attention take torch's own SDPA order (cuDNN first on Hopper), as before")
     p.add_argument("--plain", type=int, default=0, help="grpo: time this many iterations without the profiler instead")
     p.add_argument("--device", default="cuda", help="cuda (what the table is for) | cpu (to try the script)")
     p.add_argument("overrides", nargs="*", help="more agent.* / env.* overrides")
     args = p.parse_intermixed_args(argv)
     args.num_envs = args.num_envs or {"grpo": 4096, "demos": 2080}.get(args.stage)
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.no_cudnn_sdp:
-        torch.backends.cuda.enable_cudnn_sdp(False)
+    if args.cudnn_sdp:
+        from openarm_vla.vla import model as vla_model
+
+        vla_model.ATTENTION_BACKENDS = None
     result = {"grpo": profile_grpo, "sft": profile_sft, "demos": profile_demos}[args.stage](args)
     device = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
-    result.update(stage=args.stage, device=device, command=" ".join(sys.argv), cudnn_sdp=not args.no_cudnn_sdp)
+    result.update(stage=args.stage, device=device, command=" ".join(sys.argv), cudnn_sdp=args.cudnn_sdp)
     (args.out / f"profile_{args.stage}.json").write_text(json.dumps(result, indent=1))
     print_table(result)
     return 0

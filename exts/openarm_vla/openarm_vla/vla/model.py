@@ -18,15 +18,23 @@ dropped; the fused towers' features are concatenated along channels ([B, 256, 10
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import timm
 import torch
 import torch.nn as nn
 from timm.layers import LayerScale as TimmLayerScale
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import LlamaForCausalLM
 
 from .config import VisionConfig, VLAConfig
+
+ATTENTION_BACKENDS: tuple[SDPBackend, ...] | None = (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                                                     SDPBackend.MATH)
+"""The SDPA backends the model's attention may take, in torch's order among them: not cuDNN's, which builds an
+execution plan for every batch size it has not seen (tenths of a second each, on Hopper), where a rollout's batch
+shrinks as envs finish and an update's micro-batches change size every iteration. None: torch's own choice."""
 
 _AUTOCAST = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -343,7 +351,8 @@ class OpenVLAForActionPrediction(nn.Module):
                 f"pixel_values must be [B, {3 * len(cfg.vision)}, {cfg.image_size}, {cfg.image_size}]; "
                 f"got {tuple(pixel_values.shape)}"
             )
-        with self.autocast(dtype):
+        backends = sdpa_kernel(list(ATTENTION_BACKENDS)) if ATTENTION_BACKENDS else contextlib.nullcontext()
+        with self.autocast(dtype), backends:
             seq = self.build_sequence(pixel_values, input_ids, attention_mask, slot_embeds, proprio)
             logits = self._run_llm(seq, logits_to_keep=seq.readout).logits  # [B, A, V]
         begin = cfg.action_token_begin
