@@ -27,7 +27,7 @@ def _dr_env(key: str, overrides: list[str]):
 
 @pytest.fixture
 def dr_env():
-    return _dr_env("dr", ["env.variation.num_distractors=[2,3]"])
+    return _dr_env("dr", ["env.variation.num_distractors=[2,3]", "env.variation.distractor_slots=4"])  # 4: live tests
 
 
 def raw_rgb(env) -> torch.Tensor:
@@ -73,7 +73,10 @@ def test_base_task_draws_nothing_and_dr_task_is_registered():
     assert (p["x_range"], p["y_range"], p["sizes"]) == (BOX_WORKSPACE["x"], BOX_WORKSPACE["y"], [tuple(s) for s in BOX_SIZES])
     dr = configure(load_env_cfg(DR), num_envs=N, device="cpu", group_size=G)
     assert dr.variation.draws_anything() and dr.events.scene_variation is not None
-    assert all(getattr(dr.scene, f"distractor_{i}") is not None for i in range(mdp.MAX_DISTRACTORS))
+    slots = [getattr(dr.scene, f"distractor_{i}", None) is not None for i in range(mdp.MAX_DISTRACTORS)]
+    assert dr.variation.num_distractors == (0, 3) and slots == [True, True, True, False]  # as many as it draws
+    more = configure(load_env_cfg(DR, overrides=["env.variation.distractor_slots=4"]), num_envs=N, device="cpu")
+    assert all(getattr(more.scene, f"distractor_{i}", None) is not None for i in range(mdp.MAX_DISTRACTORS))
     assert dr.observations.policy.front_rgb.func is mdp.policy_image
     # the OOD knobs reach the events
     ood = configure(load_env_cfg(DR, overrides=["env.variation.box_x_range=[0.36,0.4]", "env.variation.move_box_at_step=7",
@@ -85,6 +88,7 @@ def test_base_task_draws_nothing_and_dr_task_is_registered():
 @pytest.mark.parametrize("overrides, message", [
     (["env.variation.num_distractors=[0,9]"], r"env.variation.num_distractors\[1\]=9: must be in \[0, 4\]"),
     (["env.variation.num_distractors=[3,1]"], r"num_distractors\[0\] <= num_distractors\[1\]"),
+    (["env.variation.distractor_slots=2"], r"a slot for every distractor drawn"),
     (["env.variation.light_direction_deg=200"], r"light_direction_deg=200: must be in \[0, 180\] \(a tilt of the renderer's one light"),
     (["env.variation.box_sizes=[[0.05,0.05,0.5]]"], r"box_sizes.*must be in \[0.02, 0.12\]"),
     (["env.variation.box_x_range=[0.4,0.3]"], r"box_x_range\[0\] <= box_x_range\[1\]"),
@@ -304,7 +308,7 @@ def test_ood_knobs():
             break
     assert moved is not None and (moved == 3).all()
     box = mdp.box_pos(env)[:, :2]
-    for i in range(mdp.MAX_DISTRACTORS):  # moved clear of the distractors on the table
+    for i in range(env.cfg.variation.slots()):  # moved clear of the distractors on the table
         on = v["num_distractors"] > i
         xy = env.scene[f"distractor_{i}"].data.root_pos_w.torch[:, :2] - env.scene.env_origins[:, :2]
         assert ((box - xy).norm(dim=1)[on] > 0.07).all()

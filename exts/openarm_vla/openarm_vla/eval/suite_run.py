@@ -117,6 +117,10 @@ def check_suite_run(s: Suite, specs: Sequence[str], cfg: SuiteRunCfg):
         bad = novelty_problems(s, env_cfg.variation)
     if bad:
         raise ConfigError(bad)
+    if hasattr(env_cfg, "variation"):  # one set of distractor boxes for every split: no rebuild to raise their count
+        most = max([env_cfg.variation.slots()] + [sp.overrides[k][1] for sp in s.splits for k in sp.overrides
+                                                  if k == "env.variation.num_distractors"])
+        env_cfg.variation.distractor_slots = most
     return env_cfg
 
 

@@ -362,9 +362,8 @@ class BoxGraspEnvCfg(ManagerBasedRLEnvCfg):
 
         draws = v.draws_anything()
         put(self.events, "scene_variation", EventTerm(func=mdp.SceneVariation, mode="reset") if draws else None)
-        with_distractors = v.num_distractors[1] > 0
         for i in range(mdp.MAX_DISTRACTORS):
-            put(self.scene, f"distractor_{i}", distractor_cfg(i, sizes) if with_distractors else None)
+            put(self.scene, f"distractor_{i}", distractor_cfg(i, sizes) if i < v.slots() else None)
         offset = EventTerm(func=mdp.offset_arm_start, mode="reset", params={"max_offset": v.arm_start_offset})
         put(self.events, "arm_start_offset", offset if v.arm_start_offset > 0 else None)
         step_s = self.sim.dt * self.decimation  # an interval event that runs every control step

@@ -16,7 +16,7 @@ env's device, batched, and applies it:
   tint of the rendered image (intensity / 2500 x colour); light direction cannot vary per env:
   ``light_direction_deg`` tilts the one light for the whole run (:func:`turn_light`). Pixel noise is drawn
   per env and step (not shared in a group);
-- distractors: ``MAX_DISTRACTORS`` extra boxes spawned when ``num_distractors[1] > 0``; an episode places
+- distractors: ``distractor_slots`` extra boxes spawned (``num_distractors[1]`` by default); an episode places
   ``num_distractors`` of them on the table, apart from the target, and parks the rest under the table (out of
   the camera's view, out of the arm's reach), where they fall freely: nothing is under them, so a parked box adds no
   contact to the solver (boxes resting on a shelf made most of the distractors' physics cost). Each has a colour
@@ -77,6 +77,10 @@ class SceneVariationCfg:
     """Gaussian pixel noise on the policy image, uint8 units."""
     num_distractors: tuple[int, int] = (0, 0)
     """Inclusive range of distractor boxes on the table per episode (at most MAX_DISTRACTORS)."""
+    distractor_slots: int = 0
+    """Distractor boxes spawned (0: ``num_distractors[1]``); an episode parks the ones it does not use under the
+    table. More than the range needs only for an evaluation that raises ``num_distractors`` live; each slot is a
+    free body (six more degrees of freedom per env: the physics' cost of distractors)."""
     distractor_min_separation: float = 0.10
     """Least centre distance between any two boxes on the table [m]."""
     distractor_x_range: tuple[float, float] = (0.18, 0.42)
@@ -99,6 +103,7 @@ class SceneVariationCfg:
         "light_direction_deg": ("in [0, 180]", "a tilt of the renderer's one light, shared by every env"),
         "camera_pos_jitter": "in [0, 0.2]", "camera_rot_jitter_deg": "in [0, 30]", "image_noise_std": "in [0, 100]",
         "num_distractors": (f"in [0, {MAX_DISTRACTORS}]", "distractor boxes on the table"),
+        "distractor_slots": (f"in [0, {MAX_DISTRACTORS}]", "distractor boxes spawned (0: num_distractors[1])"),
         "distractor_min_separation": "in [0.05, 0.3]", "instruction_templates": "non-empty",
         "arm_start_offset": "in [0, 0.5]", "move_box_at_step": ">= 0",
         "box_sizes": ("in [0.02, 0.12]", "box edges [m] the gripper can take"),
@@ -107,6 +112,7 @@ class SceneVariationCfg:
     }
     __rules__ = (
         ("num_distractors[0] <= num_distractors[1]", "an inclusive range"),
+        ("distractor_slots == 0 or distractor_slots >= num_distractors[1]", "a slot for every distractor drawn"),
         ("light_intensity[0] <= light_intensity[1]", "a range low..high"),
         ("box_x_range is None or box_x_range[0] <= box_x_range[1]", "a range low..high"),
         ("box_y_range is None or box_y_range[0] <= box_y_range[1]", "a range low..high"),
@@ -121,6 +127,10 @@ class SceneVariationCfg:
         """Whether the emulated light (image gain and tint) can differ from the base scene's."""
         return (tuple(self.light_intensity) != (NOMINAL_LIGHT, NOMINAL_LIGHT)
                 or tuple(map(tuple, self.light_color)) != ((1.0, 1.0, 1.0), (1.0, 1.0, 1.0)))
+
+    def slots(self) -> int:
+        """Distractor boxes the scene spawns."""
+        return self.distractor_slots or self.num_distractors[1]
 
     def draws_anything(self) -> bool:
         """Whether an episode draws anything beyond the base task's box pose (then the task has the event)."""
@@ -223,7 +233,7 @@ class SceneVariation(ManagerTermBase):
             except (KeyError, IndexError, ValueError) as e:
                 raise ValueError(f"env.variation.instruction_templates: {t!r} is not a template with only "
                                  f"{{color}} and {{size}} ({type(e).__name__}: {e})") from None
-        self.num_slots = MAX_DISTRACTORS if v.num_distractors[1] > 0 else 0
+        self.num_slots = v.slots()
         self.values = {
             "table_rgb": torch.zeros(n, 3, device=dev),
             "target_color": torch.full((n,), -1, dtype=torch.long, device=dev),
