@@ -75,6 +75,7 @@ def test_clipped_loss_asymmetric_clip_hand_computed():
     loss, st = clipped_token_loss(logp, old, adv, w, clip_low=0.2, clip_high=0.28)
     # per token -min(rho A, clip(rho) A): -min(3, 2.56) = -2.56; -min(-0.5, -0.8) = 0.8; -1.1; -min(0.7, 0.8) = -0.7
     assert loss.item() == pytest.approx(0.25 * (-2.56 + 0.8 - 1.1 - 0.7), rel=1e-6)
+    st = {k: float(v) for k, v in st.items()}
     assert st["clip_frac_high"] == pytest.approx(0.25) and st["clip_frac_low"] == pytest.approx(0.25)
     k3 = [(r - 1) - math.log(r) for r in (1.5, 0.5, 1.1, 0.7)]
     assert st["approx_kl"] == pytest.approx(sum(k3) / 4, rel=1e-5)

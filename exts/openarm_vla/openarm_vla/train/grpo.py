@@ -96,6 +96,10 @@ class Batch:
     """This rank's mini-batches, each a list of micro-batches of chunk indices."""
     n_traj: int
     finish: torch.Tensor
+    local: torch.Tensor
+    """[trajectories] each trajectory's index within its mini-batch (this rank's)."""
+    counts: list[tuple[float, float]]
+    """Per mini-batch: its trajectories and valid tokens over all ranks (the loss weights' denominators)."""
 
 
 class ChunkStore:
@@ -182,19 +186,24 @@ def _forward_logprobs(runner, data: dict, idx: torch.Tensor, temperature: float,
     return logprobs_of(logits, data["token_idx"][idx].long(), temperature), entropy(logits, temperature)
 
 
-def _schedule(num_traj: int, traj: torch.Tensor, num_minibatches: int, micro: int, generator) -> list[list[torch.Tensor]]:
+def _schedule(num_traj: int, traj: torch.Tensor, num_minibatches: int, micro: int,
+              generator) -> tuple[list[list[torch.Tensor]], torch.Tensor, list[int]]:
     """This rank's trajectories shuffled into ``num_minibatches`` near-equal mini-batches (some may be empty on a
     rank with few), each a list of near-equal micro-batches of at most ``micro`` chunk indices (no small remainder:
-    a compiled model's update keeps to the shapes it was compiled for, see ``agent.compile``)."""
+    a compiled model's update keeps to the shapes it was compiled for, see ``agent.compile``); with each
+    trajectory's index within its mini-batch and each mini-batch's trajectory count (known here, so the update
+    needs no host sync to weight its tokens)."""
     order = torch.randperm(num_traj, generator=generator, device="cpu").to(traj.device)
-    out = []
+    out, local, sizes = [], torch.zeros(num_traj, dtype=torch.long, device=traj.device), []
     for part in torch.tensor_split(order, num_minibatches):
         member = torch.zeros(num_traj, dtype=torch.bool, device=traj.device)
         member[part] = True
+        local[part] = torch.arange(part.numel(), device=traj.device)
         idx = member[traj].nonzero().squeeze(1)
         n_micro = -(-idx.numel() // micro)
         out.append(list(torch.tensor_split(idx, n_micro)) if n_micro else [])
-    return out
+        sizes.append(part.numel())
+    return out, local, sizes
 
 
 def prepare_batch(s: GRPOLearner, r: Rollout) -> tuple[Batch, dict]:
@@ -208,7 +217,10 @@ def prepare_batch(s: GRPOLearner, r: Rollout) -> tuple[Batch, dict]:
     adv_traj = group_advantages(r.reward, s.G) if n_traj else r.reward
     mask = action_token_mask(data["start"], r.finish[data["traj"]].long(), cfg.chunk, cfg.action_dim)
     num_mb = max(1, -(-int(s.run.d.all_sum(n_traj)) // a.batch_size))
-    schedule = _schedule(n_traj, data["traj"], num_mb, a.micro_batch_size, s.shuffle)
+    schedule, local, sizes = _schedule(n_traj, data["traj"], num_mb, a.micro_batch_size, s.shuffle)
+    tokens = [mask[torch.cat(mb)].sum() if mb else mask.new_zeros((), dtype=torch.long) for mb in schedule]
+    totals = s.run.d.all_sum([float(n) for n in sizes] + ([float(t) for t in torch.stack(tokens).tolist()] if tokens else []))
+    counts = list(zip(totals[:len(sizes)].tolist(), totals[len(sizes):].tolist()))
     t0 = time.perf_counter()
     old = data.get("logprobs")
     if a.recompute_old_logprobs and n_traj:
@@ -219,7 +231,7 @@ def prepare_batch(s: GRPOLearner, r: Rollout) -> tuple[Batch, dict]:
     s.sync()
     metrics = {"adv/mean": float(adv_traj.mean()) if n_traj else 0.0,
                "adv/std": float(adv_traj.std()) if n_traj > 1 else 0.0, "perf/logprob_s": time.perf_counter() - t0}
-    return Batch(data, adv_traj[data["traj"]], mask, old, schedule, n_traj, r.finish), metrics
+    return Batch(data, adv_traj[data["traj"]], mask, old, schedule, n_traj, r.finish, local, counts), metrics
 
 
 def update(s: GRPOLearner, b: Batch, iteration: int) -> dict:
@@ -231,46 +243,49 @@ def update(s: GRPOLearner, b: Batch, iteration: int) -> dict:
     a, run, par = s.agent, s.run, s.run.par
     t0 = time.perf_counter()
     par.module.train()
-    sums = {"loss": 0.0, "entropy": 0.0, "tokens": 0.0, "clip_frac_low": 0.0, "clip_frac_high": 0.0, "approx_kl": 0.0}
-    grad_norms, first_ratio_dev, lr = [], None, run.opt.param_groups[0]["lr"]
-    for mb in b.schedule:
-        idx_all = torch.cat(mb) if mb else torch.zeros(0, dtype=torch.long, device=b.mask.device)
-        local = torch.unique(b.data["traj"][idx_all], return_inverse=True)[1]
-        counts = run.d.all_sum([float(local.max() + 1) if local.numel() else 0.0, float(b.mask[idx_all].sum())])
-        weights = token_weights(b.mask[idx_all], local, a.aggregation, n_traj=float(counts[0]), n_tokens=float(counts[1]))
+    dev = b.mask.device
+    # the statistics stay on the device until the end: a host read in the micro-batch loop would stall the queue
+    sums = {k: torch.zeros((), device=dev) for k in ("entropy", "tokens", "clip_frac_low", "clip_frac_high", "approx_kl")}
+    losses, grad_norms, first_ratio_dev, lr = [], [], None, run.opt.param_groups[0]["lr"]
+    for mb, (n_traj, n_tokens) in zip(b.schedule, b.counts):
+        idx_all = torch.cat(mb) if mb else torch.zeros(0, dtype=torch.long, device=dev)
+        local = b.local[b.data["traj"][idx_all]]
+        weights = token_weights(b.mask[idx_all], local, a.aggregation, n_traj=n_traj, n_tokens=n_tokens)
         mb = mb + [None] * (par.forwards(len(mb)) - len(mb))
-        offset, mb_loss = 0, 0.0
+        offset, mb_loss = 0, torch.zeros((), device=dev)
         lr = run.opt.param_groups[0]["lr"]
         for idx in mb:
             pad = idx is None or idx.numel() == 0
             if pad:  # a zero-weight forward: FSDP's collectives need every rank in every forward
-                idx, w = torch.zeros(1, dtype=torch.long, device=b.mask.device), torch.zeros_like(b.mask[:1], dtype=torch.float32)
+                idx, w = torch.zeros(1, dtype=torch.long, device=dev), torch.zeros_like(b.mask[:1], dtype=torch.float32)
             else:
                 w, offset = weights[offset:offset + idx.numel()], offset + idx.numel()
             logp, ent = _forward_logprobs(s.runner, b.data, idx, a.temperature, par.module)
             loss, st = clipped_token_loss(logp, b.old[idx], b.adv[idx], w, a.clip_low, a.clip_high)
-            run.check_finite(loss, iteration)
             loss.backward()
+            mb_loss = mb_loss + loss.detach()
             if pad:
                 continue
             valid = b.mask[idx]
-            n_valid = float(valid.sum())
-            mb_loss += loss.item()
-            sums["entropy"] += float((ent.detach() * valid).sum())
+            n_valid = valid.sum()
+            sums["entropy"] += (ent.detach() * valid).sum()
             sums["tokens"] += n_valid
             for k in ("clip_frac_low", "clip_frac_high", "approx_kl"):
                 sums[k] += st[k] * n_valid
             first_ratio_dev = st["ratio_dev"] if first_ratio_dev is None else first_ratio_dev
+        run.check_finite(mb_loss, iteration)  # before the step: a non-finite loss never reaches the weights
         grad_norms.append(run.optimizer_step())
-        sums["loss"] += float(run.d.all_sum(mb_loss))
+        losses.append(run.d.all_sum(mb_loss))
     s.sync()
     par.sync_replica()  # the rollouts' unsharded copy takes the new weights (FSDP)
     update_s = time.perf_counter() - t0
     s.runner.model.eval()
+    sums = {k: float(v) for k, v in sums.items()}
     tok = max(sums["tokens"], 1)
-    return {"policy/loss": sums["loss"] / len(b.schedule), "policy/entropy": sums["entropy"] / tok,
+    return {"policy/loss": float(sum(losses)) / len(b.schedule), "policy/entropy": sums["entropy"] / tok,
             **{f"policy/{k}": sums[k] / tok for k in ("approx_kl", "clip_frac_low", "clip_frac_high")},
-            "policy/grad_norm": sum(grad_norms) / len(grad_norms), "policy/ratio_dev_first_minibatch": first_ratio_dev or 0.0,
+            "policy/grad_norm": sum(grad_norms) / len(grad_norms),
+            "policy/ratio_dev_first_minibatch": float(first_ratio_dev) if first_ratio_dev is not None else 0.0,
             "policy/optimizer_steps": len(b.schedule), "policy/lr": lr, "policy/trajectories": b.n_traj,
             "policy/chunks": int(b.mask.shape[0]), "perf/update_s": update_s,
             "perf/update_env_steps_per_s": float(b.finish.sum()) / max(update_s, 1e-9)}

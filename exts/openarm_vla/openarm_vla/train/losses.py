@@ -69,9 +69,9 @@ def clipped_token_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: t
     """PPO-clip surrogate per token with asymmetric clipping, aggregated by ``weights`` (zero = masked).
 
     logp / old_logp / weights [M, C, D]; advantages [M] (one per chunk's trajectory) or [M, C, D].
-    Returns (loss, stats): stats over the valid tokens, detached: clip_frac_low (rho < 1 - eps_low with A < 0,
-    the clipped side is active), clip_frac_high (rho > 1 + eps_high with A > 0), approx_kl (k3:
-    (rho - 1) - log rho), ratio_dev (mean |rho - 1|).
+    Returns (loss, stats): stats over the valid tokens, detached 0-d tensors (reading them waits for the device:
+    the caller does it once per update): clip_frac_low (rho < 1 - eps_low with A < 0, the clipped side is active),
+    clip_frac_high (rho > 1 + eps_high with A > 0), approx_kl (k3: (rho - 1) - log rho), ratio_dev (mean |rho - 1|).
     """
     adv = advantages if advantages.dim() == logp.dim() else advantages.reshape(-1, *([1] * (logp.dim() - 1)))
     log_ratio = logp - old_logp
@@ -85,10 +85,10 @@ def clipped_token_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: t
         n = valid.sum().clamp(min=1)
         adv_b = adv.expand_as(ratio)
         stats = {
-            "clip_frac_low": (((ratio < 1.0 - clip_low) & (adv_b < 0) & valid).sum() / n).item(),
-            "clip_frac_high": (((ratio > 1.0 + clip_high) & (adv_b > 0) & valid).sum() / n).item(),
-            "approx_kl": ((((ratio - 1.0) - log_ratio) * valid).sum() / n).item(),
-            "ratio_dev": (((ratio - 1.0).abs() * valid).sum() / n).item(),
+            "clip_frac_low": ((ratio < 1.0 - clip_low) & (adv_b < 0) & valid).sum() / n,
+            "clip_frac_high": ((ratio > 1.0 + clip_high) & (adv_b > 0) & valid).sum() / n,
+            "approx_kl": (((ratio - 1.0) - log_ratio) * valid).sum() / n,
+            "ratio_dev": ((ratio - 1.0).abs() * valid).sum() / n,
         }
     return loss, stats
 
