@@ -225,6 +225,33 @@ def test_nan_loss_stops_and_names_the_last_good_checkpoint(tmp_path):
         check_finite(torch.tensor(float("inf")), 5, tmp_path)
 
 
+def test_sft_watch_names_the_first_non_finite_step_and_prompts_come_from_one_table(tmp_path):
+    """SFT's loop reads no loss per step: FiniteWatch keeps the first non-finite step on the device and stops the
+    run there when the loop checks (before a log or a checkpoint), later non-finite steps not overwriting it; the
+    prompt table gives each row the ids and mask its instruction tokenizes to (padded to the table's longest)."""
+    from types import SimpleNamespace
+
+    from openarm_vla.errors import TrainError
+    from openarm_vla.train.checkpoints import check_finite
+    from openarm_vla.train.sft import FiniteWatch, PromptTable
+    from openarm_vla.vla import ByteTokenizer, OpenVLAForActionPrediction, VLARunner, get_preset
+
+    run = SimpleNamespace(check_finite=lambda loss, step: check_finite(loss, step, tmp_path))
+    watch = FiniteWatch("cpu")
+    watch.see(torch.tensor(1.5), 1)
+    watch.check(run)  # all finite: no stop
+    watch.see(torch.tensor(float("nan")), 2)
+    watch.see(torch.tensor(float("inf")), 3)
+    watch.see(torch.tensor(0.5), 4)
+    with pytest.raises(TrainError, match=r"non-finite loss \(nan\) at iteration 2; stopped, no checkpoint"):
+        watch.check(run)
+    runner = VLARunner(OpenVLAForActionPrediction(get_preset("tiny")), ByteTokenizer(), num_envs=1)
+    table = PromptTable(runner, ["pick up the box", "grab the small red carton"])
+    ids, mask = table.rows(torch.tensor([1, 0, 1]))
+    want_ids, want_mask = runner.prompt_ids(["grab the small red carton", "pick up the box", "grab the small red carton"])
+    assert torch.equal(ids, want_ids) and torch.equal(mask, want_mask)
+
+
 def _torchrun(args: list[str], log: Path, nproc: int = 2, forced: bool = False, timeout: int = 900) -> None:
     """``torchrun --nproc_per_node=N scripts/train.py ...`` on the CPU (gloo)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMNI_KIT_ACCEPT_EULA": "YES",

@@ -204,6 +204,7 @@ def profile_sft(args) -> dict:
     data = DemoTensors(arrays, model.config.chunk, model.config.action_frame, run.device)
     stats = {**data.token_frame_stats(), "mask": [True] * 8, "frame": model.config.action_frame}
     inputs_of = VLARunner(model, tok, num_envs=1, dtype=run.dtype)
+    prompts = sft.PromptTable(inputs_of, data.instructions)
     run.wrap(model, tok, {}, 1000, agent.lr_schedule, agent.min_lr)
     run.generators = {"batch": torch.Generator(device=run.device).manual_seed(0)}
     label(sft, "sft_step", "sft.step")
@@ -218,17 +219,17 @@ def profile_sft(args) -> dict:
     model.train()
     try:
         for i in range(10):
-            sft.sft_step(run, data, stats, inputs_of, action_tok, micro, i)
+            sft.sft_step(run, data, stats, prompts, action_tok, micro, i)
         sync()
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             t0 = time.perf_counter()
             for i in range(args.steps):
-                sft.sft_step(run, data, stats, inputs_of, action_tok, micro, i)
+                sft.sft_step(run, data, stats, prompts, action_tok, micro, i)
             sync()
             wall = time.perf_counter() - t0
         t0 = time.perf_counter()
         for i in range(args.steps):
-            sft.sft_step(run, data, stats, inputs_of, action_tok, micro, i)
+            sft.sft_step(run, data, stats, prompts, action_tok, micro, i)
         sync()
         plain = time.perf_counter() - t0
     finally:

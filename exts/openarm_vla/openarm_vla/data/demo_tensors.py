@@ -31,6 +31,7 @@ class DemoTensors:
         self.proprio = torch.from_numpy(arrays["proprio"]).to(self.device) if "proprio" in arrays else None
         self.instruction = arrays["instruction"]
         self.instructions = arrays["instructions"]
+        self._instruction = torch.as_tensor(self.instruction, dtype=torch.long, device=self.device)
 
     def __len__(self) -> int:
         return self.image.shape[0]
@@ -44,8 +45,9 @@ class DemoTensors:
             out["proprio"] = joint
         return out
 
-    def instructions_of(self, idx: torch.Tensor) -> list[str]:
-        return [self.instructions[i] for i in self.instruction[idx.cpu().numpy()]]
+    def instruction_index(self, idx: torch.Tensor) -> torch.Tensor:
+        """Rows ``idx``'s index into :attr:`instructions`, on the device (no host round trip)."""
+        return self._instruction[idx]
 
     def token_frame_stats(self) -> dict:
         """q01/q99 (and mean/std/min/max) of every chunk entry in the token frame: the normalization bounds."""

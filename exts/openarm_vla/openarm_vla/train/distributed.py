@@ -190,10 +190,11 @@ class Parallel:
         (each sharded forward is collective; the extra ones carry zero weight)."""
         return self.d.max_over_ranks(n) if self.kind == "fsdp" else n
 
-    def clip_grad_norm(self, max_norm: float) -> float:
-        """Clip the global gradient norm (sharded gradients included); returns it before clipping."""
+    def clip_grad_norm(self, max_norm: float) -> torch.Tensor:
+        """Clip the global gradient norm (sharded gradients included); returns it before clipping, on the device
+        (reading it waits for the GPU: the trainers read it when they log)."""
         norm = torch.nn.utils.clip_grad_norm_([p for p in self.module.parameters() if p.requires_grad], max_norm)
-        return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+        return (norm.full_tensor() if hasattr(norm, "full_tensor") else norm).detach()
 
     def checkpoint_state(self, optimizer) -> tuple[dict | None, dict]:
         """(whole fp32 model state dict or None, whole optimizer state) for a checkpoint. Under FSDP gathered

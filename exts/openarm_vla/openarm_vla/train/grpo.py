@@ -284,7 +284,7 @@ def update(s: GRPOLearner, b: Batch, iteration: int) -> dict:
     tok = max(sums["tokens"], 1)
     return {"policy/loss": float(sum(losses)) / len(b.schedule), "policy/entropy": sums["entropy"] / tok,
             **{f"policy/{k}": sums[k] / tok for k in ("approx_kl", "clip_frac_low", "clip_frac_high")},
-            "policy/grad_norm": sum(grad_norms) / len(grad_norms),
+            "policy/grad_norm": float(sum(grad_norms)) / len(grad_norms),
             "policy/ratio_dev_first_minibatch": float(first_ratio_dev) if first_ratio_dev is not None else 0.0,
             "policy/optimizer_steps": len(b.schedule), "policy/lr": lr, "policy/trajectories": b.n_traj,
             "policy/chunks": int(b.mask.shape[0]), "perf/update_s": update_s,

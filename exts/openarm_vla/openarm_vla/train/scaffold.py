@@ -119,8 +119,9 @@ class TrainingRun:
     def due(self, every: int, done: int) -> bool:
         return bool(every) and done % every == 0
 
-    def optimizer_step(self) -> float:
-        """Reduce gradients where the wrapping does not, clip, step, zero, advance the LR; returns the norm."""
+    def optimizer_step(self) -> torch.Tensor:
+        """Reduce gradients where the wrapping does not, clip, step, zero, advance the LR; returns the norm (a
+        device scalar)."""
         self.par.reduce_gradients()
         norm = self.par.clip_grad_norm(self.agent.grad_clip)
         self.opt.step()

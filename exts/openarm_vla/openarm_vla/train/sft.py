@@ -75,6 +75,7 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
     norm_stats = {DEFAULT_STATS_KEY: stats}
     action_tok = ActionTokenizer(tok.vocab_size, cfg.n_bins)
     inputs_of = VLARunner(model, tok, num_envs=1, dtype=run.dtype)  # training inputs (prompts, preprocessing) only
+    prompts = PromptTable(inputs_of, data.instructions)
     par = run.wrap(model, tok, norm_stats, agent.max_iterations, agent.lr_schedule, agent.min_lr)
     run.generators = {"batch": torch.Generator(device=run.device).manual_seed(agent.seed + 7919 * run.d.rank)}
     run.restore()
@@ -85,17 +86,22 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
         with run.oom_guard("agent.micro_batch_size (gradient accumulation keeps agent.batch_size) or agent.eval_num_envs"):
             par.module.train()
             t_last = time.time()
+            watch = FiniteWatch(run.device)
             for done in run.iterations(unit="step"):
-                loss_sum, acc_sum, grad_norm = sft_step(run, data, stats["action"], inputs_of, action_tok, micro, done)
-                run.bar.set_postfix(loss=f"{loss_sum:.3f}", acc=f"{acc_sum:.2f}",
-                                    success=f"{last_eval.get('eval/success', float('nan')):.2f}")
+                loss, acc, grad_norm = sft_step(run, data, stats["action"], prompts, action_tok, micro, done)
+                watch.see(loss, done)
                 metrics = {}
-                if run.due(agent.log_every, done) or done == agent.max_iterations:
+                last = done == agent.max_iterations
+                if run.due(agent.log_every, done) or run.due(agent.save_every, done) or last:
+                    watch.check(run)  # the host waits for the GPU here only: before a log line or a checkpoint
+                if run.due(agent.log_every, done) or last:
                     dt, t_last = time.time() - t_last, time.time()
                     metrics = run.d.mean_metrics({
-                        "sft/loss": loss_sum, "sft/token_acc": acc_sum, "sft/lr": run.sched.get_last_lr()[0],
-                        "sft/grad_norm": grad_norm, "perf/samples_per_s": agent.batch_size * agent.log_every / dt,
+                        "sft/loss": float(loss), "sft/token_acc": float(acc), "sft/lr": run.sched.get_last_lr()[0],
+                        "sft/grad_norm": float(grad_norm), "perf/samples_per_s": agent.batch_size * agent.log_every / dt,
                         "perf/peak_mem_gb": peak_memory_gb()}, sums=("perf/samples_per_s",))
+                    run.bar.set_postfix(loss=f"{metrics['sft/loss']:.3f}", acc=f"{metrics['sft/token_acc']:.2f}",
+                                        success=f"{last_eval.get('eval/success', float('nan')):.2f}")
                 if run.due(agent.eval_every, done) and done < agent.max_iterations:
                     last_eval = run.evaluate(done, evaluator)
                     metrics.update(last_eval)
@@ -115,11 +121,13 @@ def train_sft(task: str, env_cfg, agent, output, device: str, resume: bool = Fal
     return {"final": str(final), **last_eval}
 
 
-def sft_step(run: TrainingRun, data, action_stats: dict, inputs_of, action_tok, micro: int,
-             iteration: int) -> tuple[float, float, float]:
+def sft_step(run: TrainingRun, data, action_stats: dict, prompts, action_tok, micro: int,
+             iteration: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One optimizer step on ``agent.batch_size`` random demo steps in micro-batches of ``micro`` (gradient
     accumulation): augmentation, targets (normalized, binned), the token cross-entropy; returns (loss, token
-    accuracy, gradient norm)."""
+    accuracy, gradient norm) as device scalars: nothing here waits for the GPU, so the host prepares the next step
+    while this one runs (the loop reads them when it logs; :class:`FiniteWatch` keeps a non-finite loss from a
+    checkpoint)."""
     agent, par, gen = run.agent, run.par, run.generators["batch"]
     idx = torch.randint(0, len(data), (agent.batch_size,), device=run.device, generator=gen)
     batch = data.batch(idx)
@@ -127,19 +135,51 @@ def sft_step(run: TrainingRun, data, action_stats: dict, inputs_of, action_tok, 
         a = agent.augment
         batch["rgb"] = augment_images(batch["rgb"], tuple(a.crop_scale), a.brightness, a.contrast, a.saturation, gen)
     targets = action_tok.actions_to_slice(normalize(batch.pop("actions"), action_stats))
-    batch["input_ids"], batch["attention_mask"] = inputs_of.prompt_ids(data.instructions_of(idx))
-    accum, loss_sum, acc_sum = agent.batch_size // micro, 0.0, 0.0
+    batch["input_ids"], batch["attention_mask"] = prompts.rows(data.instruction_index(idx))
+    accum = agent.batch_size // micro
+    loss_sum = acc_sum = torch.zeros((), device=run.device)
     for k in range(accum):
         sl = slice(k * micro, (k + 1) * micro)
-        inputs = inputs_of.model_inputs({key: v[sl] for key, v in batch.items()})
+        inputs = prompts.runner.model_inputs({key: v[sl] for key, v in batch.items()})
         with par.no_sync(last=k == accum - 1):  # DDP all-reduces on the last micro-batch only
             logits = par.net(**inputs, dtype=run.dtype)
             loss, acc = sft_token_loss(logits, targets[sl])
-            run.check_finite(loss, iteration)
             (loss / accum).backward()
-        loss_sum += loss.item() / accum
-        acc_sum += acc.item() / accum
+        loss_sum = loss_sum + loss.detach() / accum
+        acc_sum = acc_sum + acc.detach() / accum
     return loss_sum, acc_sum, run.optimizer_step()
+
+
+class PromptTable:
+    """The prompt ids and mask of each of a demo set's instructions, tokenized once, on the device: a batch takes
+    its rows by instruction index (no host round trip per step). ``runner`` preprocesses the rest of the inputs."""
+
+    def __init__(self, runner, instructions):
+        self.runner = runner
+        self.ids, self.mask = runner.prompt_ids(list(instructions))
+
+    def rows(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.ids[index], self.mask[index]
+
+
+class FiniteWatch:
+    """The first step whose loss was not finite, tracked on the device; :meth:`check` reads it (a host sync) and
+    stops the run naming the last good checkpoint. The loop checks before every log and every checkpoint, so a
+    checkpoint is written only after finite steps."""
+
+    def __init__(self, device):
+        self.step = torch.full((), -1, dtype=torch.long, device=device)
+        self.loss = torch.zeros((), device=device)
+
+    def see(self, loss: torch.Tensor, step: int) -> None:
+        first = ~torch.isfinite(loss) & (self.step < 0)
+        self.step = torch.where(first, step, self.step)
+        self.loss = torch.where(first, loss, self.loss)
+
+    def check(self, run: TrainingRun) -> None:
+        step = int(self.step)
+        if step >= 0:
+            run.check_finite(self.loss, step)
 
 
 class Evaluator:
