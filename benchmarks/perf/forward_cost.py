@@ -5,7 +5,7 @@
 GRPO's rollout spends most of its time in ``VLARunner.predict_chunk`` (one forward per chunk of all envs that need
 one) and its update in forward+backward of micro-batches. This times both on placeholder inputs of the recipe's shape
 (random frames, the task's prompt) for each path: the default (fp32 weights under bf16 autocast), that plus
-``compile_layers`` (agent.compile: the decoder layers and the ViT blocks), bf16 weights, and the vision towers / LLM
+``compile_layers`` (agent.compile: the decoder layers), bf16 weights, and the vision towers / LLM
 alone; prints ms per call, rows/s and the achieved TFLOP/s (FLOPs counted by torch's FlopCounterMode), so the gap to
 the hardware is a number. On CUDA, ``--top N`` also lists each path's N costliest kernels of one update step
 (torch.profiler).
