@@ -104,7 +104,6 @@ def shape_cost(model, tok, args, dev, sync) -> list[dict]:
                 print(f"[forward_cost] {kind:<16} {label:<19} {'torch SDPA order' if cudnn else 'no cuDNN (ours)'} {ms:9.2f} ms a call",
                       flush=True)
     vla_model.ATTENTION_BACKENDS = ours
-    model.eval()
     return out
 
 
@@ -159,8 +158,9 @@ def main() -> None:
     variants["bf16 weights, no autocast"] = (copy.deepcopy(base).to(torch.bfloat16), "float32")
     if args.only_compiled:  # the compiled path alone (and --shapes): a short check
         variants = {k: v for k, v in variants.items() if k.startswith("+ compile")}
-        flops.update(rollout=flops_of(lambda: VLARunner(base, tok, num_envs=args.batch).predict_chunk(
-            **inputs(VLARunner(base, tok, num_envs=args.batch), args.batch, dev), temperature=1.0)))
+        eager = VLARunner(base, tok, num_envs=args.batch)
+        xb = inputs(eager, args.batch, dev)
+        flops["rollout"] = flops_of(lambda: eager.predict_chunk(**xb, temperature=1.0))
     for name, (model, dtype) in variants.items():
         runner = VLARunner(model, tok, num_envs=args.batch, dtype=dtype)
         x = inputs(runner, args.batch, dev)

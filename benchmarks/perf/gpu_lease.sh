@@ -36,6 +36,14 @@ mkdir -p "$R/profile" "$R/out" "$R/dr"
 parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(expert mini profile)
 quiet() { grep --line-buffered -v "^\s*$" | grep --line-buffered -v -E "^\+|^\| |INFO\]|Warp CUDA|it/s\]|ep/s\]|step/s\]"; }
+grpo_variants() {  # NAME:ARGS ...: 3 unprofiled GRPO iterations per variant, one process each, into $R/grpo_ab/NAME
+  for v in "$@"; do
+    name=${v%%:*}; args=${v#*:}
+    # shellcheck disable=SC2086
+    python3 benchmarks/perf/profile_stages.py grpo --plain 3 --out "$R/grpo_ab/$name" $args 2>&1 | quiet \
+      | grep -E "^\[profile\]|^\[grpo\] compiled|Error|error" | sed "s/^/[$name] /"
+  done
+}
 for part in "${parts[@]}"; do
   t0=$SECONDS
   echo "[lease] $part: start $(date +%T)"
@@ -46,22 +54,12 @@ for part in "${parts[@]}"; do
       done ;;
     grpo_ab)
       # one GRPO iteration before / after the speed changes, same machine, same lease: 3 unprofiled iterations each
-      for v in "before:agent.compile=false agent.recompute_old_logprobs=true" \
-               "after:agent.compile=true agent.recompute_old_logprobs=false"; do
-        name=${v%%:*}; ovr=${v#*:}
-        # shellcheck disable=SC2086
-        python3 benchmarks/perf/profile_stages.py grpo --plain 3 --out "$R/grpo_ab/$name" $ovr 2>&1 | quiet \
-          | grep -E "^\[profile\]|^\[grpo\] compiled|Error|error" | sed "s/^/[$name] /"
-      done ;;
+      grpo_variants "before:agent.compile=false agent.recompute_old_logprobs=true" \
+                    "after:agent.compile=true agent.recompute_old_logprobs=false" ;;
     grpo_cudnn)
       # the recipe's GRPO (compiled, log-probs reused) with the model's attention kept off cuDNN (now) and on
       # torch's own order, cuDNN first (before: a plan per new row count, the in-loop forward's 2x?)
-      for v in "no_cudnn:" "cudnn_sdp:--cudnn_sdp"; do
-        name=${v%%:*}; flag=${v#*:}
-        # shellcheck disable=SC2086
-        python3 benchmarks/perf/profile_stages.py grpo --plain 3 --out "$R/grpo_ab/$name" $flag 2>&1 | quiet \
-          | grep -E "^\[profile\]|^\[grpo\] compiled|Error|error" | sed "s/^/[$name] /"
-      done ;;
+      grpo_variants "no_cudnn:" "cudnn_sdp:--cudnn_sdp" ;;
     sft_ab)
       for v in "before:" "compile:agent.compile=true"; do
         name=${v%%:*}; ovr=${v#*:}

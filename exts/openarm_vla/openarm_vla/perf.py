@@ -123,6 +123,23 @@ SPEED_FIELDS = ("rollout_env_steps_per_s", "update_chunks_per_s", "sft_samples_p
 """The learning pipeline's speed figures, as one run of a recipe reports them (:func:`pipeline_speed`)."""
 
 
+def _median(values) -> float | None:
+    import statistics
+
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 2) if values else None
+
+
+def _grpo_speed(iterations: list[dict]) -> dict:
+    """The GRPO figures of :data:`SPEED_FIELDS`: medians over ``iterations`` (records of the iterations after the
+    first; those without an update are left out) of the rollout's env-steps/s, the update's chunks/s and the
+    iteration's seconds."""
+    ran = [r for r in iterations if r.get("perf/iteration_s") is not None]
+    return {"rollout_env_steps_per_s": _median(r["perf/env_steps_per_s"] for r in ran),
+            "update_chunks_per_s": _median(r["policy/chunks"] / r["perf/update_s"] for r in ran if r.get("perf/update_s")),
+            "grpo_iteration_s": _median(r["perf/iteration_s"] for r in ran)}
+
+
 def pipeline_speed(run) -> dict:
     """:data:`SPEED_FIELDS` of a finished pipeline run directory (``./run.sh RECIPE``, or the copy of its small files
     that ``benchmarks/learning_h100/gpu_stages.sh`` brings back from a GPU machine), from what its stages wrote: the
@@ -131,16 +148,11 @@ def pipeline_speed(run) -> dict:
     the iteration's seconds, and the stages' summed wall time; and the run's device (its results.json). A figure the
     run lacks is None."""
     import json
-    import statistics
     from pathlib import Path
 
     from openarm_vla.utils.run_files import read_metrics
 
     run = Path(run)
-
-    def median(values) -> float | None:
-        values = [v for v in values if v is not None]
-        return round(statistics.median(values), 2) if values else None
 
     def metrics(stage: str) -> list[dict]:  # the run's own layout, else the copied one (STAGE_metrics.jsonl)
         own = run / stage / "metrics.jsonl"
@@ -149,15 +161,13 @@ def pipeline_speed(run) -> dict:
     stages = json.loads((run / "stages.json").read_text()) if (run / "stages.json").is_file() else {}
     generation = stages.get("demos", {}).get("generation") or {}
     sft = [r["perf/samples_per_s"] for r in metrics("sft") if "perf/samples_per_s" in r]
-    grpo = [r for r in metrics("grpo") if "perf/iteration_s" in r and r["iteration"] > 1]
+    grpo = [r for r in metrics("grpo") if r["iteration"] > 1]
     results = json.loads((run / "results.json").read_text()) if (run / "results.json").is_file() else {}
     return {
         "device": results.get("device"),
-        "rollout_env_steps_per_s": median(r["perf/env_steps_per_s"] for r in grpo),
-        "update_chunks_per_s": median(r["policy/chunks"] / r["perf/update_s"] for r in grpo if r.get("perf/update_s")),
-        "sft_samples_per_s": median(sft),
+        **_grpo_speed(grpo),
+        "sft_samples_per_s": _median(sft),
         "demo_env_steps_per_s": generation.get("env_steps_per_s"),
-        "grpo_iteration_s": median(r["perf/iteration_s"] for r in grpo),
         "pipeline_s": round(sum(st["wall_s"] for st in stages.values()), 1) if stages else None,
     }
 
@@ -168,7 +178,6 @@ def stage_speed(folder) -> dict:
     figures of one lease where the whole recipe does not fit. GRPO's are medians over its iterations after the
     first, as :func:`pipeline_speed`'s; a figure without its file is None (``pipeline_s`` always)."""
     import json
-    import statistics
     from pathlib import Path
 
     folder = Path(folder)
@@ -178,18 +187,10 @@ def stage_speed(folder) -> dict:
         return json.loads(f.read_text()) if f.is_file() else {}
 
     grpo, sft, demos = load("grpo"), load("sft"), load("demos")
-    its = grpo.get("timings", {}).get("iterations", [])[1:]
-
-    def median(key) -> float | None:
-        values = [key(i) for i in its if i.get("perf/update_s")]
-        return round(statistics.median(values), 2) if values else None
-
     return {
         "device": grpo.get("device") or sft.get("device") or demos.get("device"),
-        "rollout_env_steps_per_s": median(lambda i: i["perf/env_steps_per_s"]),
-        "update_chunks_per_s": median(lambda i: i["policy/chunks"] / i["perf/update_s"]),
+        **_grpo_speed(grpo.get("timings", {}).get("iterations", [])[1:]),
         "sft_samples_per_s": sft.get("timings", {}).get("samples_per_s (unprofiled)"),
         "demo_env_steps_per_s": demos.get("timings", {}).get("env_steps_per_s"),
-        "grpo_iteration_s": median(lambda i: i["perf/iteration_s"]),
         "pipeline_s": None,
     }

@@ -29,9 +29,8 @@ class DemoTensors:
         self.actions = torch.from_numpy(arrays["actions"]).to(self.device)
         self.end = torch.from_numpy(arrays["episode_end"]).to(self.device)
         self.proprio = torch.from_numpy(arrays["proprio"]).to(self.device) if "proprio" in arrays else None
-        self.instruction = arrays["instruction"]
+        self.instruction = torch.as_tensor(arrays["instruction"], dtype=torch.long, device=self.device)
         self.instructions = arrays["instructions"]
-        self._instruction = torch.as_tensor(self.instruction, dtype=torch.long, device=self.device)
 
     def __len__(self) -> int:
         return self.image.shape[0]
@@ -47,7 +46,7 @@ class DemoTensors:
 
     def instruction_index(self, idx: torch.Tensor) -> torch.Tensor:
         """Rows ``idx``'s index into :attr:`instructions`, on the device (no host round trip)."""
-        return self._instruction[idx]
+        return self.instruction[idx]
 
     def token_frame_stats(self) -> dict:
         """q01/q99 (and mean/std/min/max) of every chunk entry in the token frame: the normalization bounds."""

@@ -27,23 +27,9 @@ import torch
 
 from openarm_vla.tasks.box_grasp.mdp.variation import instructions
 from openarm_vla.tasks.box_grasp.scene_state import capture_states
-from openarm_vla.utils.tree import tree_map
+from openarm_vla.utils.tree import to_numpy, tree_map, tree_zip
 
 from .hdf5_format import DemoWriter
-
-
-def _host_copy(t: torch.Tensor) -> np.ndarray:
-    """A numpy array that owns its data (a CPU tensor's ``.numpy()`` would share the buffer the next episode reuses)."""
-    return (t.cpu() if t.device.type != "cpu" else t.clone()).numpy()
-
-
-def _zip_map(fn, a, b):
-    """``fn(leaf_a, leaf_b)`` over two trees of the same layout."""
-    if isinstance(a, dict):
-        for k in a:
-            _zip_map(fn, a[k], b[k])
-        return
-    fn(a, b)
 
 
 class EpisodeBuffer:
@@ -66,7 +52,7 @@ class EpisodeBuffer:
         """One step's rows of every env: a tree of ``[envs, ...]`` tensors."""
         if self.data is None or int(self.lengths.max()) >= self.capacity:
             self._resize(row)
-        _zip_map(lambda buf, r: buf.__setitem__((self._envs, self._pos), r.to(buf.device, buf.dtype)), self.data, row)
+        tree_zip(lambda buf, r: buf.__setitem__((self._envs, self._pos), r.to(buf.device, buf.dtype)), self.data, row)
         self.lengths += 1
         self._pos += 1
 
@@ -79,26 +65,25 @@ class EpisodeBuffer:
     def episode(self, env_id: int):
         """The buffered rows of env ``env_id`` as a tree of numpy arrays ``[T, ...]`` (copies)."""
         T = int(self.lengths[env_id])
-        return tree_map(lambda buf: _host_copy(buf[env_id, :T]), self.data)
+        return tree_map(lambda buf: to_numpy(buf[env_id, :T]), self.data)
 
     def _resize(self, row) -> None:
+        if self.data is None:  # empty buffers shaped like the row, grown below
+            self.data = tree_map(lambda r: torch.empty((self.n, 0, *r.shape[1:]), dtype=r.dtype, device=self.device), row)
         cap = self.capacity + self.grow
 
-        def grown(old_or_row, device):
-            shape = old_or_row.shape[2:] if self.data is not None else old_or_row.shape[1:]
-            new = torch.empty((self.n, cap, *shape), dtype=old_or_row.dtype, device=device)
-            if self.data is not None:
-                new[:, :self.capacity] = old_or_row.to(device)
+        def grown(old, device):
+            new = torch.empty((self.n, cap, *old.shape[2:]), dtype=old.dtype, device=device)
+            new[:, :self.capacity] = old.to(device)
             return new
 
-        src = self.data if self.data is not None else row
         try:
-            data = tree_map(lambda t: grown(t, self.device), src)
+            data = tree_map(lambda t: grown(t, self.device), self.data)
         except torch.OutOfMemoryError:
             print(f"[demos] the episode buffer ({self.n} envs x {cap} steps) does not fit on {self.device}: "
                   "buffering on the host from here (slower; fewer --num_envs keeps it on the device)", flush=True)
             self.device = torch.device("cpu")
-            data = tree_map(lambda t: grown(t, self.device), src)
+            data = tree_map(lambda t: grown(t, self.device), self.data)
             self._pos, self._envs = self._pos.cpu(), self._envs.cpu()
         self.data, self.capacity = data, cap
 
@@ -216,7 +201,7 @@ class DemoRecorder:
         obs = ep["obs"]
         box = obs.get("privileged_box_size")
         episode = dict(obs=obs, actions=ep["actions"], states=ep.get("states"),
-                       initial_state=tree_map(_host_copy, self._init[env_id]), instruction=self._instr[env_id],
+                       initial_state=tree_map(to_numpy, self._init[env_id]), instruction=self._instr[env_id],
                        success=rec["success"], seed=self.seed, env_id=env_id, failure=rec["failure"],
                        max_lift=rec["max_lift"], box_size=box[0].tolist() if box is not None else None, expert=self.expert)
         if self._background is None:

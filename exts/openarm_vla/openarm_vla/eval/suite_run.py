@@ -118,8 +118,8 @@ def check_suite_run(s: Suite, specs: Sequence[str], cfg: SuiteRunCfg):
     if bad:
         raise ConfigError(bad)
     if hasattr(env_cfg, "variation"):  # one set of distractor boxes for every split: no rebuild to raise their count
-        most = max([env_cfg.variation.slots()] + [sp.overrides[k][1] for sp in s.splits for k in sp.overrides
-                                                  if k == "env.variation.num_distractors"])
+        key = "env.variation.num_distractors"
+        most = max([env_cfg.variation.slots()] + [sp.overrides[key][1] for sp in s.splits if key in sp.overrides])
         env_cfg.variation.distractor_slots = most
     return env_cfg
 

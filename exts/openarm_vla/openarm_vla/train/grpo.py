@@ -219,7 +219,7 @@ def prepare_batch(s: GRPOLearner, r: Rollout) -> tuple[Batch, dict]:
     num_mb = max(1, -(-int(s.run.d.all_sum(n_traj)) // a.batch_size))
     schedule, local, sizes = _schedule(n_traj, data["traj"], num_mb, a.micro_batch_size, s.shuffle)
     tokens = [mask[torch.cat(mb)].sum() if mb else mask.new_zeros((), dtype=torch.long) for mb in schedule]
-    totals = s.run.d.all_sum([float(n) for n in sizes] + ([float(t) for t in torch.stack(tokens).tolist()] if tokens else []))
+    totals = s.run.d.all_sum([float(n) for n in sizes] + torch.stack(tokens).tolist())  # one read for every mini-batch
     counts = list(zip(totals[:len(sizes)].tolist(), totals[len(sizes):].tolist()))
     t0 = time.perf_counter()
     old = data.get("logprobs")

@@ -37,9 +37,15 @@ def tree_stack(trees: Sequence, dim: int = 0):
     return _combine(trees, lambda xs: torch.stack(xs, dim) if isinstance(xs[0], torch.Tensor) else np.stack(xs, dim))
 
 
+def tree_zip(fn: Callable, *trees):
+    """``fn(leaf_of_each_tree...)`` over trees of the same layout (e.g. writing a step's rows into buffers)."""
+    return _combine(trees, lambda xs: fn(*xs))
+
+
 def to_numpy(x) -> np.ndarray:
     """A numpy copy of a tensor or array. On the CPU ``.numpy()`` would share memory with simulator buffers
-    that the next step or reset overwrites in place, hence the copy."""
+    that the next step or reset overwrites in place, hence the copy; from a GPU the transfer is that copy."""
     if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy().copy()
+        x = x.detach()
+        return x.cpu().numpy() if x.device.type != "cpu" else x.numpy().copy()
     return np.array(x, copy=True)
