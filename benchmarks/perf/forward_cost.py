@@ -141,12 +141,13 @@ def main() -> None:
               "image_size": cfg.image_size, "batch": args.batch, "micro": args.micro, "torch": torch.__version__,
               "attn_implementation": base.attn_implementation, "rows": []}
 
-    def row(name: str, seconds: float, flops: float, rows: int) -> None:
+    def row(name: str, seconds: float, flops: float | None, rows: int) -> None:
+        """One timed path; ``flops`` None where they were not counted (JSON null, not NaN)."""
         r = {"path": name, "ms": round(seconds * 1e3, 2), "rows_per_s": round(rows / seconds, 1),
-             "tflops": round(flops / seconds / 1e12, 1)}
+             "tflops": None if flops is None else round(flops / seconds / 1e12, 1)}
         result["rows"].append(r)
-        print(f"[forward_cost] {name:<40} {r['ms']:>9.2f} ms  {r['rows_per_s']:>10,.0f} rows/s  {r['tflops']:>6.1f} TFLOP/s",
-              flush=True)
+        rate = "" if r["tflops"] is None else f"  {r['tflops']:>6.1f} TFLOP/s"
+        print(f"[forward_cost] {name:<40} {r['ms']:>9.2f} ms  {r['rows_per_s']:>10,.0f} rows/s{rate}", flush=True)
 
     # FLOPs are counted on the eager model only: a compiled module first run under FlopCounterMode's dispatch mode
     # can leave dynamo skipping its code for good, and every later call (other models' too) then runs eager
@@ -182,7 +183,7 @@ def main() -> None:
             seconds = timed(step, sync, args.repeat)
             if model is base:
                 flops[micro] = flops_of(step)
-            row(f"update fwd+bwd x{micro}: {name}", seconds, flops.get(micro, float("nan")), micro)
+            row(f"update fwd+bwd x{micro}: {name}", seconds, flops.get(micro), micro)
         graphs = dict(torch._dynamo.utils.counters["stats"])
         print(f"[forward_cost]     dynamo so far: {graphs}", flush=True)
         if args.top and dev.type == "cuda":  # of the last micro-batch size
