@@ -51,10 +51,13 @@ def main(argv=None) -> int:
     from openarm_vla.tasks.factory import load_env_cfg, make_env
 
     check_policy_spec(spec)
+    t_env = time.time()
     env = make_env(args.task, cfg=load_env_cfg(args.task, args.physics, overrides), num_envs=args.num_envs,
                    device=args.device, image_size=args.image_size, group_size=args.group_size, seed=args.seed)
     import torch
 
+    print(f"[generate_demos] env of {env.num_envs} built in {time.time() - t_env:.1f} s (its solver set-up compiles "
+          "kernels where Warp's cache lacks them)", flush=True)
     torch.manual_seed(args.seed)
     t0 = time.time()
     try:
@@ -75,8 +78,10 @@ def main(argv=None) -> int:
           f"failures: {r.failures}; {time.time() - t0:.1f} s wall")
     if r.written < args.num_demos:
         print(f"[generate_demos] warning: only {r.written}/{args.num_demos} demos after {r.finished} episodes", file=sys.stderr)
+    t_stats = time.time()
     stats = write_dataset_statistics(args.output)
-    print(f"[generate_demos] wrote {r.written} demos ({r.total_steps} steps) to {args.output}; statistics: {stats}")
+    print(f"[generate_demos] wrote {r.written} demos ({r.total_steps} steps) to {args.output}; statistics: {stats} "
+          f"({time.time() - t_stats:.1f} s)")
     return 0
 
 

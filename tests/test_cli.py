@@ -51,3 +51,17 @@ def test_the_7b_recipe_resolves_to_the_grpo_config():
         64, 8, 200, 16, 128)
     assert not agent.gradient_checkpointing and not agent.recompute_old_logprobs and agent.compile
     assert (env_cfg.scene.front_camera.width, env_cfg.scene.front_camera.height) == (224, 224)
+
+
+def test_a_recipe_string_with_braces_quotes_and_a_newline_reaches_the_config_as_written():
+    """A pipeline recipe passes its values on as ``key=value`` overrides: a prompt template (braces, a newline, a
+    quote) must not be read as a Hydra dict or cut at the quote."""
+    from openarm_vla.cli import override_literal
+    from openarm_vla.tasks.factory import load_cfgs
+
+    for text in ("{instruction}", "In: What action should the robot take to {instruction}?\nOut:", "it's {instruction}",
+                 "a\\nb {instruction}"):
+        _, agent = load_cfgs("OpenArm-BoxGrasp", "sft_cfg_entry_point",
+                             overrides=[f"agent.prompt_template={override_literal(text)}"])
+        assert agent.prompt_template == text
+    assert [override_literal(v) for v in ("cuda:0", "runs/x", 3, None, True)] == ["cuda:0", "runs/x", "3", "null", "true"]

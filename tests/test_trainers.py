@@ -206,6 +206,10 @@ def test_bad_input_gets_one_line(tmp_path, script_main, capsys, synthetic_demos)
     assert "a 'tiny' model, but agent.preset is 'small'" in err("--algo", "sft", "--init", str(tmp_path / "ck"),
                                                                  "--preset", "small", "--dataset", str(demos))
     assert "agent has no 'lrr'" in err("--algo", "grpo", "agent.lrr=1")
+    assert "need '{instruction}' in prompt_template" in err("--algo", "sft", "--dataset", str(demos),
+                                                            "agent.prompt_template='pick it up'")
+    assert "the checkpoint has prompt_template='In: What action" in err(
+        "--algo", "grpo", "--init", str(tmp_path / "ck"), "agent.prompt_template='{instruction}'", "agent.eval_episodes=0")
     assert "--dataset does not apply to --algo grpo" in err("--algo", "grpo", "--dataset", str(demos))
 
 
@@ -342,3 +346,19 @@ def test_torchrun_groups_that_do_not_divide_get_one_line(tmp_path):
     assert r.returncode != 0
     assert "[train] error: agent.num_groups=3, 2 processes (WORLD_SIZE): need num_groups % world_size == 0 " \
            "(a group never spans ranks)" in r.stdout + r.stderr
+
+
+def test_a_from_scratch_model_takes_the_agents_prompt_template_else_its_presets():
+    from openarm_vla.tasks.factory import load_cfgs
+    from openarm_vla.train.model_init import build_model
+    from openarm_vla.vla import get_preset
+    from openarm_vla.vla.config import INSTRUCTION_PROMPT, OPENVLA_PROMPT
+
+    _, agent = load_cfgs("OpenArm-BoxGrasp", "sft_cfg_entry_point",
+                         overrides=["agent.preset=tiny", "agent.prompt_template='do this: {instruction}'"])
+    model, _, _ = build_model(agent, "cpu")
+    assert model.config.prompt_template == "do this: {instruction}"
+    _, agent = load_cfgs("OpenArm-BoxGrasp", "sft_cfg_entry_point", overrides=["agent.preset=tiny"])
+    assert build_model(agent, "cpu")[0].config.prompt_template == OPENVLA_PROMPT
+    assert get_preset("small").prompt_template == INSTRUCTION_PROMPT  # from scratch: no template words to pay for
+    assert get_preset("openvla-oft-7b").prompt_template == OPENVLA_PROMPT  # what the published weights saw

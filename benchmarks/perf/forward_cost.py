@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from openarm_vla.utils.timing import device_sync
 from openarm_vla.vla import OpenVLAForActionPrediction, VLARunner, get_preset, make_text_tokenizer
+from openarm_vla.vla.config import PROMPT_TEMPLATES
 
 INSTRUCTION = "pick up the box"
 
@@ -129,16 +130,19 @@ def main() -> None:
     p.add_argument("--only_compiled", action="store_true", help="time only the compiled path")
     p.add_argument("--shapes", type=int, default=6, help="calls of the compiled model at unseen row counts (0: skip)")
     p.add_argument("--top", type=int, default=12, help="kernels listed per update step on CUDA (0: none)")
+    p.add_argument("--prompt", choices=sorted(PROMPT_TEMPLATES), default=None,
+                   help="the prompt template instead of the preset's: openvla (OpenVLA's words around the instruction) "
+                        "or instruction (the instruction alone); the token count per row follows")
     args = p.parse_args()
     dev = torch.device(args.device)
     sync = device_sync(dev)
-    cfg = get_preset(args.preset)
+    cfg = get_preset(args.preset, **({"prompt_template": PROMPT_TEMPLATES[args.prompt]} if args.prompt else {}))
     tok = make_text_tokenizer(cfg)
     with torch.device(dev):
         base = OpenVLAForActionPrediction(cfg)
     base = base.to(dev).eval()
     result = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "preset": cfg.name,
-              "image_size": cfg.image_size, "batch": args.batch, "micro": args.micro, "torch": torch.__version__,
+              "image_size": cfg.image_size, "prompt_template": cfg.prompt_template, "batch": args.batch, "micro": args.micro, "torch": torch.__version__,
               "attn_implementation": base.attn_implementation, "rows": []}
 
     def row(name: str, seconds: float, flops: float | None, rows: int) -> None:
@@ -165,6 +169,7 @@ def main() -> None:
     for name, (model, dtype) in variants.items():
         runner = VLARunner(model, tok, num_envs=args.batch, dtype=dtype)
         x = inputs(runner, args.batch, dev)
+        result.setdefault("prompt_ids_per_row", int(x["input_ids"].shape[1]))  # BOS + the prompt's bytes
         wdtype = next(model.parameters()).dtype  # bf16 weights take bf16 pixels
         x = {k: v.to(wdtype) if v.is_floating_point() else v for k, v in x.items()}
         fwd = lambda: runner.predict_chunk(**x, temperature=1.0)  # noqa: E731

@@ -26,6 +26,10 @@
 #             (agent.compile, the rollout's log-probs reused)
 #   grpo_cudnn  3 unprofiled GRPO iterations of the recipe (compiled, log-probs reused), the model's attention off
 #             cuDNN (as now) and on torch's own order (cuDNN first, as before)
+#   grpo_next 3 unprofiled GRPO iterations of the recipe as measured at c4d980e (OpenVLA's prompt template, micro-batches
+#             of 512, 100 solver iterations) and as now (the instruction alone as the prompt, 1024, 30)
+#   sft_prompt  profile_stages.py sft (compiled) with OpenVLA's prompt template and with the instruction alone
+#   forward_prompt  forward_cost.py's compiled path with each prompt template
 #   sft_ab    profile_stages.py sft eager and with agent.compile
 #   profile_grpo | profile_sft | profile_demos   one of the profiles alone
 # Isaac Lab etc. come staged under /root/site (the device tool); outputs stay in /root/runs between calls.
@@ -60,6 +64,18 @@ for part in "${parts[@]}"; do
       # the recipe's GRPO (compiled, log-probs reused) with the model's attention kept off cuDNN (now) and on
       # torch's own order, cuDNN first (before: a plan per new row count, the in-loop forward's 2x?)
       grpo_variants "no_cudnn:" "cudnn_sdp:--cudnn_sdp" ;;
+    grpo_next)
+      grpo_variants "c4d980e:--prompt openvla agent.micro_batch_size=512 env.sim.physics.solver_cfg.iterations=100" "now:" ;;
+    sft_prompt)
+      for v in openvla instruction; do
+        python3 benchmarks/perf/profile_stages.py sft --out "$R/sft_prompt/$v" --prompt $v agent.compile=true 2>&1 | quiet \
+          | tail -30 | sed "s/^/[$v] /"
+      done ;;
+    forward_prompt)
+      for v in openvla instruction; do
+        python3 benchmarks/perf/forward_cost.py --only_compiled --shapes 0 --top 0 --prompt $v \
+          --json "$R/forward_prompt_$v.json" 2>&1 | grep forward_cost | sed "s/^/[$v] /"
+      done ;;
     sft_ab)
       for v in "before:" "compile:agent.compile=true"; do
         name=${v%%:*}; ovr=${v#*:}
@@ -120,7 +136,7 @@ for part in "${parts[@]}"; do
       tar -czf "$OUT/results.tgz" -C "$R" profile/profile_grpo.json profile/profile_sft.json profile/profile_demos.json \
         mini/results.json mini/curve.png mini/sft_choice.json mini/stages.json mini/sft/metrics.jsonl mini/grpo/metrics.jsonl \
         mini/grpo_success.mp4 mini/grpo_failure.mp4 expert4096/results.json expert_cost.json forward_cost.json dr resets.json solver lease.log \
-        $(cd "$R" && ls grpo_ab/*/profile_grpo.json sft_ab/*/profile_sft.json 2>/dev/null) 2>/dev/null
+        $(cd "$R" && ls grpo_ab/*/profile_grpo.json sft_ab/*/profile_sft.json sft_prompt/*/profile_sft.json forward_prompt_*.json 2>/dev/null) 2>/dev/null
       [ -d "$R/box_grasp_mini" ] && tar -cf "$OUT/box_grasp_mini.tar" -C "$R" box_grasp_mini
       [ -d "$R/box_grasp_mini_grpo" ] && tar -cf "$OUT/box_grasp_mini_grpo.tar" -C "$R" box_grasp_mini_grpo \
         && tar -czf "$OUT/mini_grpo.tgz" -C "$R" mini_grpo/metrics.jsonl mini_grpo/config.yaml 2>/dev/null

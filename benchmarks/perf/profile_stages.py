@@ -132,7 +132,7 @@ def profile_grpo(args) -> dict:
     overrides = [f"env.scene.front_camera.width={args.image_size}", f"env.scene.front_camera.height={args.image_size}",
                  "env.group_size=8", "agent.num_groups=256", "agent.oversample=2.0", "agent.max_rounds=1",
                  f"agent.max_rollout_steps={args.max_rollout_steps}", "agent.temperature=1.0", "agent.batch_size=256",
-                 "agent.micro_batch_size=512", "agent.lr=5e-5", "agent.eval_episodes=0", "agent.keep_low=-0.01",
+                 "agent.micro_batch_size=1024", "agent.lr=5e-5", "agent.eval_episodes=0", "agent.keep_low=-0.01",
                  "agent.save_every=0", f"agent.max_iterations={max(2, args.plain)}", "agent.preset=small", "agent.compile=true",
                  "agent.recompute_old_logprobs=false", *args.overrides]
     env_cfg, agent = load_cfgs("OpenArm-BoxGrasp", "grpo_cfg_entry_point", overrides=overrides)
@@ -295,11 +295,18 @@ def main(argv=None) -> int:
     p.add_argument("--skip_steps", type=int, default=20, help="demos: env steps before the profiled window")
     p.add_argument("--cudnn_sdp", action="store_true",
                    help="let the model's attention take torch's own SDPA order (cuDNN first on Hopper), as before")
+    p.add_argument("--prompt", choices=("openvla", "instruction"), default=None,
+                   help="grpo/sft from scratch: this prompt template instead of the preset's (agent.prompt_template)")
     p.add_argument("--plain", type=int, default=0, help="grpo: time this many iterations without the profiler instead")
     p.add_argument("--device", default="cuda", help="cuda (what the table is for) | cpu (to try the script)")
     p.add_argument("overrides", nargs="*", help="more agent.* / env.* overrides")
     args = p.parse_intermixed_args(argv)
     args.num_envs = args.num_envs or {"grpo": 4096, "demos": 2080}.get(args.stage)
+    if args.prompt:  # an override like any other (quoted for Hydra: the template has spaces and braces)
+        from openarm_vla.cli import override_literal
+        from openarm_vla.vla.config import PROMPT_TEMPLATES
+
+        args.overrides.append(f"agent.prompt_template={override_literal(PROMPT_TEMPLATES[args.prompt])}")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.cudnn_sdp:
         from openarm_vla.vla import model as vla_model
@@ -307,7 +314,8 @@ def main(argv=None) -> int:
         vla_model.ATTENTION_BACKENDS = None
     result = {"grpo": profile_grpo, "sft": profile_sft, "demos": profile_demos}[args.stage](args)
     device = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
-    result.update(stage=args.stage, device=device, command=" ".join(sys.argv), cudnn_sdp=args.cudnn_sdp)
+    result.update(stage=args.stage, device=device, command=" ".join(sys.argv), cudnn_sdp=args.cudnn_sdp,
+                  prompt=args.prompt)
     (args.out / f"profile_{args.stage}.json").write_text(json.dumps(result, indent=1))
     print_table(result)
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -162,6 +163,8 @@ def override_literal(value) -> str:
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(repr(v) if isinstance(v, str) else override_literal(v) for v in value) + "]"
+    if isinstance(value, str) and not re.fullmatch(r"[\w./:+-]*", value):  # braces, spaces, quotes: Hydra's grammar
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
     return str(value)
 
 

@@ -41,14 +41,15 @@ def build_model(agent, device, knobs: dict[str, str] | None = None):
 
     from .lora import enable_lora
 
-    asked = {field: getattr(agent, knob) for knob, field in (knobs or {}).items() if getattr(agent, knob) is not None}
+    knobs = {"prompt_template": "prompt_template", **(knobs or {})}  # every trainer's (VLATrainerCfg)
+    asked = {field: getattr(agent, knob) for knob, field in knobs.items() if getattr(agent, knob) is not None}
     if agent.init:
         ck = load_init_checkpoint(agent.init, device, preset=agent.preset)
         model, tok, norm_stats = ck.model, ck.tokenizer, ck.norm_stats
-        for knob, field in (knobs or {}).items():
+        for knob, field in knobs.items():
             if field in asked and asked[field] != getattr(model.config, field):
-                raise TrainError(f"--init {agent.init}: the checkpoint has {field}={getattr(model.config, field)}, "
-                                 f"agent.{knob}={asked[field]}")
+                raise TrainError(f"--init {agent.init}: the checkpoint has {field}={getattr(model.config, field)!r}, "
+                                 f"agent.{knob}={asked[field]!r}")
     else:
         try:
             cfg = get_preset(agent.preset or "small", **asked)

@@ -19,6 +19,10 @@ SIGLIP_STD = (0.5, 0.5, 0.5)
 
 # OpenVLA's prompt; `{instruction}` is lower-cased before formatting (see prompt.py).
 OPENVLA_PROMPT = "In: What action should the robot take to {instruction}?\nOut:"
+INSTRUCTION_PROMPT = "{instruction}"
+"""The instruction alone: for models trained from scratch, which need no template to match pretraining."""
+PROMPT_TEMPLATES = {"openvla": OPENVLA_PROMPT, "instruction": INSTRUCTION_PROMPT}
+"""The templates by name, for benchmarks that compare them (``--prompt openvla``)."""
 
 ATTENTION_MODES = ("prefix_causal", "bidirectional")
 ATTN_IMPLEMENTATIONS = ("auto", "sdpa", "flash_attention_2", "eager")
@@ -236,7 +240,9 @@ def _small() -> VLAConfig:
     # would mirror the 7B token count but cost 2.2x the FLOPs per sample in rollout, SFT and GRPO alike.
     # Trained from scratch on joint-space demos: delta-frame action tokens (the motion over the chunk, not joint
     # angles to 1/256 of their range). No proprio token: with it the policy leaned on the motion the joint state
-    # already shows rather than on where the camera sees the box (docs/results.md, "proprio").
+    # already shows rather than on where the camera sees the box (docs/results.md, "proprio"). The prompt is the
+    # instruction alone: OpenVLA's template words are the same bytes in every row, 47 of a row's 192 tokens, which a
+    # model trained from scratch learns nothing from and every forward and backward pays for.
     vit = dict(patch_size=16, embed_dim=384, depth=6, num_heads=6)
     return VLAConfig(
         name="small",
@@ -245,6 +251,7 @@ def _small() -> VLAConfig:
             hidden_size=512, num_layers=8, num_heads=8, intermediate_size=1408, max_position_embeddings=1024
         ),
         image_size=128,
+        prompt_template=INSTRUCTION_PROMPT,
         use_proprio=False,
         action_frame="delta",
     )

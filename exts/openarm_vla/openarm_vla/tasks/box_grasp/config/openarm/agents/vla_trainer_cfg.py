@@ -32,6 +32,10 @@ class VLATrainerCfg:
     with ``init`` it must match the checkpoint's (None: any)."""
     init: str | None = None
     """Checkpoint directory to start from (``--init``: ours or the published OpenVLA-OFT layout)."""
+    prompt_template: str | None = None
+    """The text around the instruction (``{instruction}`` marks it) of a model built from scratch; None = the
+    preset's (small: the instruction alone; the 7B: OpenVLA's "In: What action should the robot take to ...?").
+    With ``init`` it must match the checkpoint's."""
 
     max_iterations: int = 100
     lr: float = 1e-4
@@ -80,3 +84,4 @@ class VLATrainerCfg:
         "save_every": ">= 0", "keep_last": ">= 1", "logger": "in {tensorboard, wandb}", "wandb_project": "non-empty",
     }
     """Ranges of the fields (:mod:`openarm_vla.checks`: checked with their types before anything is built)."""
+    __rules__ = (("'{instruction}' in prompt_template", "the prompt holds the instruction where {instruction} stands"),)
