@@ -35,8 +35,8 @@ def load_init_checkpoint(path: str, device, preset: str | None = None, what: str
 def build_model(agent, device, knobs: dict[str, str] | None = None):
     """(model, text tokenizer, normalization statistics): ``agent.init``'s checkpoint, or a from-scratch
     ``agent.preset`` ("small" if None, no statistics); then LoRA, gradient checkpointing and compilation as the
-    agent asks. ``knobs`` maps agent fields to model-config fields (``{"proprio": "use_proprio"}``): set ones
-    override the preset, and must agree with an ``--init`` checkpoint."""
+    agent asks. ``knobs`` maps agent fields to model-config fields (``{"proprio": "use_proprio"}``; every trainer's
+    ``prompt_template`` always): set ones override the preset, and must agree with an ``--init`` checkpoint."""
     from openarm_vla.vla import OpenVLAForActionPrediction, get_preset, make_text_tokenizer
 
     from .lora import enable_lora
