@@ -102,6 +102,20 @@ def test_recipes_load_typed_and_bad_keys_or_values_are_one_line(tmp_path):
             load_pipeline_cfg(root / "quickstart.yaml", bad)
     with pytest.raises(ConfigError, match="recipe not found: .*nope.yaml .have: .*quickstart"):
         load_pipeline_cfg(root / "nope.yaml")
+    # a variant states what it changes (extends: NAME, a recipe beside it); the shipped variants extend h100
+    h100, mastery = load_pipeline_cfg(root / "h100.yaml"), load_pipeline_cfg(root / "mastery.yaml")
+    assert (mastery.grpo.max_iterations, mastery.test.seed, h100.test) == (40, 20000, None)
+    assert mastery.grpo.agent == h100.grpo.agent and mastery.sft == h100.sft and mastery.demos == h100.demos
+    (tmp_path / "base.yaml").write_text("name: base\nsft:\n  max_iterations: 7\n  agent: {lr: 0.001, batch_size: 8}\n")
+    (tmp_path / "v.yaml").write_text("extends: base\nname: v\nsft:\n  agent: {lr: 0.002}\n")
+    v = load_pipeline_cfg(tmp_path / "v.yaml")
+    assert (v.name, v.sft.max_iterations, v.sft.agent) == ("v", 7, {"lr": 0.002, "batch_size": 8})
+    (tmp_path / "w.yaml").write_text("extends: gone\n")
+    with pytest.raises(ConfigError, match=r"recipe not found: .*gone.yaml \(extended by w.yaml\)"):
+        load_pipeline_cfg(tmp_path / "w.yaml")
+    (tmp_path / "base.yaml").write_text("extends: v\n")
+    with pytest.raises(ConfigError, match=r"base.yaml: extends v: a cycle \(v -> base -> v\)"):
+        load_pipeline_cfg(tmp_path / "v.yaml")
     # a training stage's agent / env sections become the trainer's overrides, values as Hydra literals
     p = Pipeline(quick, tmp_path)
     assert p._overrides(quick.grpo)[:2] == ["agent.num_groups=4", "agent.max_rounds=2"]

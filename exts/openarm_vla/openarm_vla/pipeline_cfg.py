@@ -138,17 +138,35 @@ def recipe_path(name: str, root: str | os.PathLike) -> Path:
     return Path(root) / "configs" / "pipelines" / f"{name}.yaml"
 
 
+def _recipe_yaml(p: Path, seen: tuple[Path, ...] = ()):
+    """The YAML of recipe ``p``, over the recipe it names with ``extends: NAME`` (a file beside it; its values
+    first, this one's win, lists replaced whole), so that a variant states only what it changes."""
+    from omegaconf import OmegaConf
+
+    if not p.is_file():
+        have = sorted(q.stem for q in p.parent.glob("*.yaml")) if p.parent.is_dir() else []
+        where = f" (extended by {seen[-1].name})" if seen else ""
+        raise ConfigError(f"recipe not found: {p}{where}" + (f" (have: {', '.join(have)})" if have else ""))
+    data = OmegaConf.load(p)
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    base_path = p.parent / (base if str(base).endswith((".yaml", ".yml")) else f"{base}.yaml")
+    if base_path.resolve() in [q.resolve() for q in (*seen, p)]:
+        raise ConfigError(f"{p.name}: extends {base}: a cycle ({' -> '.join(q.stem for q in (*seen, p, base_path))})")
+    return OmegaConf.merge(_recipe_yaml(base_path, (*seen, p)), data)
+
+
 def load_pipeline_cfg(path: str | os.PathLike, overrides: list[str] = ()) -> PipelineCfg:
-    """The recipe at ``path`` with ``key=value`` overrides, as a checked :class:`PipelineCfg`."""
+    """The recipe at ``path`` (and the one it ``extends``) with ``key=value`` overrides, as a checked
+    :class:`PipelineCfg`."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     p = Path(path)
-    if not p.is_file():
-        have = sorted(q.stem for q in p.parent.glob("*.yaml")) if p.parent.is_dir() else []
-        raise ConfigError(f"recipe not found: {p}" + (f" (have: {', '.join(have)})" if have else ""))
+    data = _recipe_yaml(p)
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(PipelineCfg), OmegaConf.load(p), OmegaConf.from_dotlist(list(overrides)))
+        cfg = OmegaConf.merge(OmegaConf.structured(PipelineCfg), data, OmegaConf.from_dotlist(list(overrides)))
         return OmegaConf.to_object(cfg)
     except ConfigError as e:
         raise ConfigError(f"{p.name}: {e}") from None
