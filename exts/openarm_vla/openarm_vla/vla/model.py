@@ -231,18 +231,24 @@ class OpenVLAForActionPrediction(nn.Module):
             self.vision_backbone.fused_featurizer.set_grad_checkpointing(False)
 
     def compile_layers(self) -> None:
-        """``torch.compile`` each Llama decoder layer in place (regional compilation): the layers share one compiled
-        graph per grad mode, the batch dimension is dynamic (rollouts forward fewer envs as they finish; mini-batches
-        split into micro-batches of varying size), parameter names and the state dict are unchanged.
-        Inductor fuses what runs between the matmuls (RMSNorm, RoPE, SiLU * up, the LoRA branch's scale and add, the
-        fp32 residual stream autocast leaves), which is most of what a forward and backward spend outside them. The
-        first forward of each grad mode compiles (minutes for the 7B on a GPU, seconds for the tiny preset; GRPO does
-        it before its first iteration: ``compile_model_passes``), and a batch of one row once more (dynamo
-        specializes sizes 0/1). The ViT blocks are left eager: compiled too they were 12 % faster on an H100, but
-        torch 2.11's FX graph cache then failed to evaluate a cached graph's guards (``KeyError: 'self'``) in a
-        second process under FSDP."""
+        """``torch.compile`` each Llama decoder layer and each ViT block in place (regional compilation): layers of
+        one kind share one compiled graph per grad mode, the batch dimension is dynamic (rollouts forward fewer
+        envs as they finish; mini-batches split into micro-batches of varying size), parameter names and the
+        state dict are unchanged.
+        Inductor fuses what runs between the matmuls (RMSNorm, RoPE, SiLU * up, LayerNorm, GELU, the LoRA branch's
+        scale and add, the fp32 residual stream autocast leaves), which is most of what a forward and backward
+        spend outside them. The first forward of each grad mode compiles (minutes for the 7B on a GPU, seconds for
+        the tiny preset; GRPO does it before its first iteration: ``compile_model_passes``), and a batch of one row
+        once more (dynamo specializes sizes 0/1).
+        The ViT blocks' graphs skip Inductor's on-disk FX graph cache: torch 2.11 once failed to evaluate the
+        guards of a cached ViT-block graph written by another process (``KeyError: 'self'``, two FSDP ranks in CI);
+        without the cache each process compiles them afresh (seconds)."""
         for layer in self.language_model.model.layers:
             layer.compile(dynamic=True)
+        backbone = self.vision_backbone
+        for vit in [backbone.featurizer] + ([backbone.fused_featurizer] if self.config.use_fused_vision else []):
+            for block in vit.blocks:
+                block.compile(dynamic=True, options={"fx_graph_cache": False})
         self.compiled_layers = True
 
     def build_sequence(

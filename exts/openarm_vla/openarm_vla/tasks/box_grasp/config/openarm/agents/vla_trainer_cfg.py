@@ -50,7 +50,8 @@ class VLATrainerCfg:
     """Autocast dtype on CUDA (float32 on the CPU)."""
     gradient_checkpointing: bool = False
     compile: bool = False
-    """``torch.compile`` the Llama decoder layers (one graph shared by all layers, dynamic batch):
+    """``torch.compile`` the Llama decoder layers and the ViT blocks (one graph shared by the layers of a kind,
+    dynamic batch):
     fuses the elementwise work around the matmuls (measured in ``benchmarks/perf/README.md`` for the small preset,
     ``benchmarks/scale/README.md`` for the 7B); the first
     forward and the first backward compile. In bf16 the rollout's and the update's graphs round differently: GRPO's
