@@ -26,8 +26,9 @@
 #             (agent.compile, the rollout's log-probs reused)
 #   grpo_cudnn  3 unprofiled GRPO iterations of the recipe (compiled, log-probs reused), the model's attention off
 #             cuDNN (as now) and on torch's own order (cuDNN first, as before)
-#   grpo_next 3 unprofiled GRPO iterations of the recipe as measured at c4d980e (OpenVLA's prompt template, micro-batches
-#             of 512, 100 solver iterations) and as now (the instruction alone as the prompt, 1024, 30)
+#   grpo_next 3 unprofiled GRPO iterations of the recipe with c4d980e's settings (OpenVLA's prompt template, micro-batches
+#             of 512, 100 solver iterations) and as now (the instruction alone as the prompt, 1024, 30); the ViT blocks
+#             are compiled in both (c4d980e compiled the decoder layers only: forward_cost's rows tell that part)
 #   sft_prompt  profile_stages.py sft (compiled) with OpenVLA's prompt template and with the instruction alone
 #   forward_prompt  forward_cost.py's compiled path with each prompt template
 #   sft_ab    profile_stages.py sft eager and with agent.compile
