@@ -65,3 +65,6 @@ def test_a_recipe_string_with_braces_quotes_and_a_newline_reaches_the_config_as_
                              overrides=[f"agent.prompt_template={override_literal(text)}"])
         assert agent.prompt_template == text
     assert [override_literal(v) for v in ("cuda:0", "runs/x", 3, None, True)] == ["cuda:0", "runs/x", "3", "null", "true"]
+    _, agent = load_cfgs("OpenArm-BoxGrasp", "sft_cfg_entry_point",  # strings in a list stay strings, "true" too
+                         overrides=[f"agent.datasets={override_literal(['a b.hdf5', 'true', "it's"])}"])
+    assert agent.datasets == ["a b.hdf5", "true", "it's"]

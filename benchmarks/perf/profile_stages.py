@@ -28,6 +28,8 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
+from openarm_vla.vla.config import PROMPT_TEMPLATES
+
 SYNC_EVENTS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "aten::_local_scalar_dense",
                "aten::nonzero", "aten::item")
 COPY_EVENTS = ("Memcpy HtoD", "Memcpy DtoH", "Memcpy DtoD", "aten::copy_", "aten::to")
@@ -295,7 +297,7 @@ def main(argv=None) -> int:
     p.add_argument("--skip_steps", type=int, default=20, help="demos: env steps before the profiled window")
     p.add_argument("--cudnn_sdp", action="store_true",
                    help="let the model's attention take torch's own SDPA order (cuDNN first on Hopper), as before")
-    p.add_argument("--prompt", choices=("openvla", "instruction"), default=None,
+    p.add_argument("--prompt", choices=sorted(PROMPT_TEMPLATES), default=None,
                    help="grpo/sft from scratch: this prompt template instead of the preset's (agent.prompt_template)")
     p.add_argument("--plain", type=int, default=0, help="grpo: time this many iterations without the profiler instead")
     p.add_argument("--device", default="cuda", help="cuda (what the table is for) | cpu (to try the script)")
@@ -304,7 +306,6 @@ def main(argv=None) -> int:
     args.num_envs = args.num_envs or {"grpo": 4096, "demos": 2080}.get(args.stage)
     if args.prompt:  # an override like any other (quoted for Hydra: the template has spaces and braces)
         from openarm_vla.cli import override_literal
-        from openarm_vla.vla.config import PROMPT_TEMPLATES
 
         args.overrides.append(f"agent.prompt_template={override_literal(PROMPT_TEMPLATES[args.prompt])}")
     args.out.mkdir(parents=True, exist_ok=True)

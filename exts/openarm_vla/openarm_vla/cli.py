@@ -155,16 +155,23 @@ def mapping_overrides(data: Mapping, where: str | os.PathLike = "recipe") -> lis
     return out
 
 
+def _hydra_quoted(text: str) -> str:
+    """``text`` as a Hydra quoted string (backslashes, quotes and newlines escaped)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+
+
 def override_literal(value) -> str:
-    """A YAML value as the right-hand side of a ``key=value`` override (Hydra's literal syntax)."""
+    """A YAML value as the right-hand side of a ``key=value`` override (Hydra's literal syntax): a string is quoted
+    inside a list (a bare ``true`` there would turn into a bool) and where Hydra's grammar would read it otherwise
+    (braces, spaces, quotes)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(repr(v) if isinstance(v, str) else override_literal(v) for v in value) + "]"
-    if isinstance(value, str) and not re.fullmatch(r"[\w./:+-]*", value):  # braces, spaces, quotes: Hydra's grammar
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+        return "[" + ",".join(_hydra_quoted(v) if isinstance(v, str) else override_literal(v) for v in value) + "]"
+    if isinstance(value, str) and not re.fullmatch(r"[\w./:+-]*", value):
+        return _hydra_quoted(value)
     return str(value)
 
 
