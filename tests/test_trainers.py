@@ -146,6 +146,25 @@ def test_grpo_dynamic_sampling_metrics_and_resume_after_sigkill(demos, tmp_path)
             continue
         assert rb[2][key] == pytest.approx(recs[2][key], rel=1e-5, abs=1e-6), key  # the resumed next iteration
 
+    # the checkpoint of iteration 1 as a resumable export (bf16 shards, no optimizer moments: what travels between
+    # machines) and the metrics file in another run directory: --resume there continues the run and its draws;
+    # AdamW starts afresh and its LR warms up again (2 of 3 warm-up steps in iteration 2)
+    d = tmp_path / "d"
+    export = [sys.executable, "scripts/export_policy.py", "--resumable", str(a / "checkpoints" / "iter_000001"),
+              str(d / "checkpoints" / "iter_000001"), "--max_shard_mb", "1"]
+    out = subprocess.run(export, cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "exts" / "openarm_vla")})
+    assert out.returncode == 0 and "resumable" in out.stdout, out.stdout + out.stderr
+    assert len(list((d / "checkpoints" / "iter_000001").glob("*.safetensors"))) > 1  # shards
+    (d / "metrics.jsonl").write_text((a / "metrics.jsonl").read_text())  # travels beside it; resume drops later rows
+    _run([*args, "--output", str(d), "--resume"], tmp_path / "d.log", forced=True)
+    assert "without the optimizer's moments: AdamW starts afresh" in (tmp_path / "d.log").read_text()
+    rd = _records(d)
+    assert [r["iteration"] for r in rd] == [0, 1, 2, 2]
+    assert rd[1]["policy/loss"] == recs[1]["policy/loss"]
+    assert rd[2]["policy/lr"] == pytest.approx(1e-4 * 2 / 3)
+    assert rd[2]["rollout/success_rate"] == recs[2]["rollout/success_rate"] and rd[2]["policy/grad_norm"] > 0
+
     # agent.parallel=fsdp in one process (a group of one, no torchrun): FSDP2's code path on one device, rollouts on
     # its unsharded replica, gives the plain run's numbers (fp32 on the CPU)
     c = tmp_path / "c"

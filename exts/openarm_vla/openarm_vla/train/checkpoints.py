@@ -93,17 +93,19 @@ def restore_training(ckpt: Path, par, optimizer, scheduler, generators: dict, ra
     if len(state["rng"]) != world:
         raise TrainError(f"{ckpt}: written by a run of {len(state['rng'])} process(es); resume it with "
                          f"torchrun --nproc_per_node={len(state['rng'])} (this run has {world})")
+    optim_sd = state["optimizer"]  # None in a resumable export: the optimizer starts afresh
     if "trainable" in state:  # LoRA: the base came from agent.init; the adapters and trainable layers from here
         unknown = par.module.load_state_dict(state["trainable"], strict=False).unexpected_keys
         if unknown:
             raise TrainError(f"{ckpt}: trainable tensors the model lacks: {unknown[:3]} (was agent.lora changed?)")
-        optimizer.load_state_dict(state["optimizer"])
+        if optim_sd is not None:
+            optimizer.load_state_dict(optim_sd)
     else:
         from openarm_vla.vla.checkpoint import read_state_dict
 
         try:
             sd, _ = read_state_dict(ckpt, device="cpu")
-            par.load_state(optimizer, sd, state["optimizer"])
+            par.load_state(optimizer, sd, optim_sd)
         except (CheckpointError, RuntimeError, KeyError, ValueError) as e:
             raise TrainError(f"{ckpt}: does not fit this model or optimizer ({' '.join(str(e).split())[:200]})") from None
     scheduler.load_state_dict(state["scheduler"])
@@ -111,6 +113,32 @@ def restore_training(ckpt: Path, par, optimizer, scheduler, generators: dict, ra
     par.stale = True
     par.sync_replica()
     return state
+
+
+def export_resumable(src: str | os.PathLike, dst: str | os.PathLike, dtype: torch.dtype = torch.bfloat16,
+                     max_shard_bytes: int | None = None) -> Path:
+    """Training checkpoint ``src`` as one a run on another machine can ``--resume`` where only small files travel:
+    the policy in ``dtype`` and shards, and the trainer state without the optimizer's moments (twice the fp32
+    weights); the RNG states, counters and LR schedule position stay (the run's metrics.jsonl travels beside it). The resumed run starts AdamW
+    afresh and warms its LR up again over ``agent.warmup_steps`` (:meth:`.scaffold.TrainingRun.restore`). Put
+    ``dst`` at ``RUN/checkpoints/iter_<K>`` (its name in ``src``)."""
+    from openarm_vla.vla.checkpoint import load_checkpoint, save_checkpoint
+
+    src = Path(src)
+    if not (src / STATE_FILE).is_file():
+        raise CheckpointError(f"{src}: not a training checkpoint (no {STATE_FILE}): a resumable export needs a run's "
+                              "checkpoints/iter_<K>")
+    state = load_trainer_state(src)
+    if "trainable" in state:
+        raise CheckpointError(f"{src}: a LoRA run's checkpoint: its base weights come from agent.init, so resume it "
+                              "where its disk is (--resume), or export the merged policy without --resumable")
+    ck = load_checkpoint(src)
+    with atomic_path(dst) as tmp:
+        save_checkpoint(ck.model, tmp, ck.tokenizer, ck.norm_stats, manifest=False, dtype=dtype,
+                        max_shard_bytes=max_shard_bytes)
+        torch.save({**state, "optimizer": None, "exported_from": str(src), "weights_dtype": str(dtype)}, tmp / STATE_FILE)
+        write_manifest(tmp)
+    return Path(dst)
 
 
 def export_final(run_dir: str | os.PathLike, model, tokenizer, norm_stats: dict, iteration: int | None = None) -> Path:

@@ -207,13 +207,18 @@ class Parallel:
         return get_state_dict(self.module, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
     def load_state(self, optimizer, model_sd: dict, optim_sd: dict) -> None:
-        """Load whole state dicts into a plain or a sharded model (every rank reads the checkpoint itself)."""
+        """Load whole state dicts into a plain or a sharded model (every rank reads the checkpoint itself);
+        ``optim_sd`` None leaves the optimizer as it is."""
         if self.kind != "fsdp":
             self.module.load_state_dict(model_sd)
-            optimizer.load_state_dict(optim_sd)
+            if optim_sd is not None:
+                optimizer.load_state_dict(optim_sd)
             return
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_state_dict
 
+        if optim_sd is None:
+            set_model_state_dict(self.module, model_sd, options=StateDictOptions(full_state_dict=True))
+            return
         set_state_dict(self.module, optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd,
                        options=StateDictOptions(full_state_dict=True))
 

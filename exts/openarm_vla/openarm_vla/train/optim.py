@@ -42,3 +42,14 @@ def make_optimizer(module, agent, fused: bool, total_steps: int = 0, schedule: s
                             fused=fused)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(agent.warmup_steps, total_steps, schedule, min_lr / agent.lr))
     return opt, sched
+
+
+def rewarm(opt, sched, start: int, warmup: int) -> None:
+    """Ramp the LR up again over ``warmup`` optimizer steps from step ``start``, on top of ``sched``'s schedule: a run
+    resumed from a checkpoint without the optimizer's moments (:func:`.checkpoints.export_resumable`) starts Adam
+    afresh, and Adam's first steps move every weight by ~lr whatever the gradient's size."""
+    if warmup <= 0:
+        return
+    sched.lr_lambdas = [lambda s, f=f: f(s) * min(1.0, (s - start + 1) / warmup) for f in sched.lr_lambdas]
+    for group, base, f in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas):
+        group["lr"] = base * f(sched.last_epoch)

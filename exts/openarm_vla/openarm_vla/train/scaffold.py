@@ -34,7 +34,7 @@ from . import distributed
 from .checkpoints import check_finite, export_final, newest_good_checkpoint, restore_training, save_training_checkpoint
 from .logger import RunLogger, plot_run, write_run_config
 from .memory import cuda_oom_as_error, training_state_bytes
-from .optim import make_optimizer
+from .optim import make_optimizer, rewarm
 from .rng import rng_state, seed_everything
 
 
@@ -54,6 +54,7 @@ class TrainingRun:
         self.cuda = str(self.device).startswith("cuda")
         self.dtype = agent.dtype if self.cuda else "float32"
         self.resume, self.start, self.counters, self.generators, self.metrics_rows = resume, 0, {}, {}, None
+        self.rewarm_from = None  # the optimizer step a fresh AdamW's LR ramp started at (a resumable export's resume)
         self.par = self.opt = self.sched = self.log = self.bar = None
         seed_everything(agent.seed)  # the same initial model on every rank
         if self.d.main:  # what killed writers left (a 7B checkpoint cut short is tens of GB)
@@ -88,7 +89,13 @@ class TrainingRun:
         self.start = int(state["iteration"])
         self.counters.update(state.get("counters", {}))
         self.metrics_rows = state.get("metrics_rows")
-        self.say(f"resumed {self.dir} from {ckpt.name} (iteration {self.start})")
+        fresh = state["optimizer"] is None  # a resumable export (:func:`.checkpoints.export_resumable`)
+        self.rewarm_from = self.sched.last_epoch if fresh else state.get("rewarm_from")
+        if self.rewarm_from is not None:
+            rewarm(self.opt, self.sched, self.rewarm_from, self.agent.warmup_steps)
+        self.say(f"resumed {self.dir} from {ckpt.name} (iteration {self.start})" + (
+            f"; its weights came as {state.get('weights_dtype', '?')} without the optimizer's moments: AdamW starts "
+            f"afresh and the LR warms up again over {self.agent.warmup_steps} steps" if fresh else ""))
 
     def open_log(self, extra: dict) -> RunLogger:
         """config.yaml and the metrics logger (a resumed run drops the lines of iterations after its checkpoint)."""
@@ -158,7 +165,7 @@ class TrainingRun:
         if self.d.main:
             save_training_checkpoint(self.dir, done, self.par.plain, self.tok, self.norm_stats, {
                 "optimizer": optim_sd, "scheduler": self.sched.state_dict(), "rng": rngs, "counters": dict(self.counters),
-                "metrics_rows": self.log.metrics.rows,
+                "metrics_rows": self.log.metrics.rows, "rewarm_from": self.rewarm_from,
                 "config": {"agent": self.agent.to_dict(), "model": self.config.to_dict()}}, self.agent.keep_last, model_sd)
         self.d.barrier()
 
