@@ -105,7 +105,7 @@ def test_recipes_load_typed_and_bad_keys_or_values_are_one_line(tmp_path):
     # a variant states what it changes (extends: NAME, a recipe beside it); the shipped variants extend h100
     h100, mastery = load_pipeline_cfg(root / "h100.yaml"), load_pipeline_cfg(root / "mastery.yaml")
     assert (mastery.grpo.max_iterations, mastery.test.seed, h100.test) == (40, 20000, None)
-    assert mastery.grpo.agent == h100.grpo.agent and mastery.sft == h100.sft and mastery.demos == h100.demos
+    assert mastery.grpo.agent == {**h100.grpo.agent, "eval_every": 8} and mastery.sft == h100.sft and mastery.demos == h100.demos
     (tmp_path / "base.yaml").write_text("name: base\nsft:\n  max_iterations: 7\n  agent: {lr: 0.001, batch_size: 8}\n")
     (tmp_path / "v.yaml").write_text("extends: base\nname: v\nsft:\n  agent: {lr: 0.002}\n")
     v = load_pipeline_cfg(tmp_path / "v.yaml")
