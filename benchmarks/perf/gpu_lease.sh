@@ -22,6 +22,9 @@
 #             under each numeric path (no env)
 #   dr        env-steps/s at 4096 envs, 128 px (and physics only), back to back: OpenArm-BoxGrasp, OpenArm-BoxGrasp-DR,
 #             and DR without distractors / without pixel noise (issue 24's randomization cost and where it goes)
+#   sleep     env-steps/s at 4096 envs, 128 px, random actions, back to back: OpenArm-BoxGrasp and OpenArm-BoxGrasp-DR
+#             without and with Newton's body sleeping (env.sim.physics.solver_cfg.enable_sleeping); then the expert's
+#             success and rate at 1024 envs without and with it
 #   grpo_ab   3 unprofiled GRPO iterations at the recipe's size before (eager, old log-probs recomputed) and after
 #             (agent.compile, the rollout's log-probs reused)
 #   grpo_cudnn  3 unprofiled GRPO iterations of the recipe (compiled, log-probs reused), the model's attention off
@@ -37,7 +40,7 @@
 set -o pipefail
 export PYTHONPATH=$PWD/exts/openarm_vla${PYTHONPATH:+:$PYTHONPATH} OMNI_KIT_ACCEPT_EULA=YES PYTHONUNBUFFERED=1
 R=/root/runs
-mkdir -p "$R/profile" "$R/out" "$R/dr"
+mkdir -p "$R/profile" "$R/out" "$R/dr" "$R/sleep"
 parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(expert mini profile)
 quiet() { grep --line-buffered -v "^\s*$" | grep --line-buffered -v -E "^\+|^\| |INFO\]|Warp CUDA|it/s\]|ep/s\]|step/s\]"; }
@@ -132,11 +135,26 @@ for part in "${parts[@]}"; do
         python3 scripts/benchmark.py $ovr --task "$task" --num_envs 4096 --image_size 128 --steps 100 --warmup 20 \
           --device cuda:0 --json "$R/dr/$name.json" 2>&1 | quiet | grep "^\[benchmark\]" | sed "s/^/[$name] /"
       done ;;
+    sleep)
+      S=env.sim.physics.solver_cfg.enable_sleeping
+      for v in "base:OpenArm-BoxGrasp:" "base_sleep:OpenArm-BoxGrasp:$S=true" "dr:OpenArm-BoxGrasp-DR:" \
+               "dr_sleep:OpenArm-BoxGrasp-DR:$S=true"; do
+        name=${v%%:*}; rest=${v#*:}; task=${rest%%:*}; ovr=${rest#*:}
+        # shellcheck disable=SC2086
+        python3 scripts/benchmark.py $ovr --task "$task" --num_envs 4096 --image_size 128 --steps 100 --warmup 20 \
+          --no_physics_only --device cuda:0 --json "$R/sleep/$name.json" 2>&1 | quiet | grep -E "^\[benchmark\]|Error" \
+          | sed "s/^/[$name] /"
+      done
+      for sl in false true; do  # random actions rarely touch the box; the expert grasps it: success and rate both
+        python3 scripts/evaluate.py --policy expert --num_envs 1024 --num_episodes 1024 --image_size 128 --device cuda:0 \
+          --output "$R/sleep/expert_$sl" --no_progress "$S=$sl" 2>&1 | quiet | grep -E "^\[evaluate\] expert|Error" \
+          | sed "s/^/[expert sleeping=$sl] /"
+      done ;;
     collect)
       mkdir -p "$OUT"
       tar -czf "$OUT/results.tgz" -C "$R" profile/profile_grpo.json profile/profile_sft.json profile/profile_demos.json \
         mini/results.json mini/curve.png mini/sft_choice.json mini/stages.json mini/sft/metrics.jsonl mini/grpo/metrics.jsonl \
-        mini/grpo_success.mp4 mini/grpo_failure.mp4 expert4096/results.json expert_cost.json forward_cost.json dr resets.json solver lease.log \
+        mini/grpo_success.mp4 mini/grpo_failure.mp4 expert4096/results.json expert_cost.json forward_cost.json dr sleep resets.json solver lease.log \
         $(cd "$R" && ls grpo_ab/*/profile_grpo.json sft_ab/*/profile_sft.json sft_prompt/*/profile_sft.json forward_prompt_*.json 2>/dev/null) 2>/dev/null
       [ -d "$R/box_grasp_mini" ] && tar -cf "$OUT/box_grasp_mini.tar" -C "$R" box_grasp_mini
       [ -d "$R/box_grasp_mini_grpo" ] && tar -cf "$OUT/box_grasp_mini_grpo.tar" -C "$R" box_grasp_mini_grpo \

@@ -247,11 +247,22 @@ class TerminationsCfg:
 
 
 @configclass
+class MJWarpCfg(MJWarpSolverCfg):
+    """Isaac Lab's MuJoCo-Warp settings plus Newton's body sleeping, which Isaac Lab's config lacks (it forwards every
+    field ``SolverMuJoCo`` accepts): a tree of bodies at rest for a while stops being simulated, its contacts and
+    constraint rows dropped until something touches it (a box waiting on the table, parked distractors)."""
+
+    enable_sleeping: bool = False
+    sleep_tolerance: float | None = None
+    """Velocity under which a tree counts as at rest (None: MuJoCo's 1e-3)."""
+
+
+@configclass
 class PhysicsCfg(PresetCfg):
     """Physics backends: Newton + MuJoCo-Warp (kit-less, the default) or PhysX (Isaac Sim / OV PhysX)."""
 
     newton_mjwarp = NewtonCfg(
-        solver_cfg=MJWarpSolverCfg(
+        solver_cfg=MJWarpCfg(
             solver="newton", integrator="implicitfast", njmax=300, nconmax=100, cone="elliptic",
             # friction 10x stiffer than the normal direction (elliptic cones): MuJoCo's soft friction lets a
             # pinched box creep down ~0.8 mm in 2 s at impratio 1, < 0.1 mm at 10 (benchmarks/contact)
