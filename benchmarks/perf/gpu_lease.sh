@@ -23,8 +23,8 @@
 #   dr        env-steps/s at 4096 envs, 128 px (and physics only), back to back: OpenArm-BoxGrasp, OpenArm-BoxGrasp-DR,
 #             and DR without distractors / without pixel noise (issue 24's randomization cost and where it goes)
 #   sleep     env-steps/s at 4096 envs, 128 px, random actions, back to back: OpenArm-BoxGrasp and OpenArm-BoxGrasp-DR
-#             without and with Newton's body sleeping (env.sim.physics.solver_cfg.enable_sleeping); then the expert's
-#             success and rate at 1024 envs without and with it
+#             without and with Newton's body sleeping (env.sim.physics.solver_cfg.enable_sleeping)
+#   sleep_expert  the scripted expert's success and rate at 1024 envs, 128 px, without and with body sleeping
 #   grpo_ab   3 unprofiled GRPO iterations at the recipe's size before (eager, old log-probs recomputed) and after
 #             (agent.compile, the rollout's log-probs reused)
 #   grpo_cudnn  3 unprofiled GRPO iterations of the recipe (compiled, log-probs reused), the model's attention off
@@ -144,7 +144,9 @@ for part in "${parts[@]}"; do
         python3 scripts/benchmark.py $ovr --task "$task" --num_envs 4096 --image_size 128 --steps 100 --warmup 20 \
           --no_physics_only --device cuda:0 --json "$R/sleep/$name.json" 2>&1 | quiet | grep -E "^\[benchmark\]|Error" \
           | sed "s/^/[$name] /"
-      done
+      done ;;
+    sleep_expert)
+      S=env.sim.physics.solver_cfg.enable_sleeping
       for sl in false true; do  # random actions rarely touch the box; the expert grasps it: success and rate both
         python3 scripts/evaluate.py --policy expert --num_envs 1024 --num_episodes 1024 --image_size 128 --device cuda:0 \
           --output "$R/sleep/expert_$sl" --no_progress "$S=$sl" 2>&1 | quiet | grep -E "^\[evaluate\] expert|Error" \
