@@ -105,6 +105,8 @@ def restore_training(ckpt: Path, par, optimizer, scheduler, generators: dict, ra
 
         try:
             sd, _ = read_state_dict(ckpt, device="cpu")
+            if optim_sd is None:  # a resumable export's bf16 weights, into the fp32 master weights
+                sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
             par.load_state(optimizer, sd, optim_sd)
         except (CheckpointError, RuntimeError, KeyError, ValueError) as e:
             raise TrainError(f"{ckpt}: does not fit this model or optimizer ({' '.join(str(e).split())[:200]})") from None
