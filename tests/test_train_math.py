@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from openarm_vla.errors import TrainError
-from openarm_vla.train.optim import lr_factor
+from openarm_vla.train.optim import lr_factor, rewarm
 from openarm_vla.train.losses import (
     action_token_mask,
     clipped_token_loss,
@@ -144,6 +144,25 @@ def test_lr_factor_warmup_then_constant_or_cosine():
     assert cos(7) == pytest.approx(0.55) and cos(12) == pytest.approx(0.1) and cos(50) == pytest.approx(0.1)
     with pytest.raises(TrainError, match="LR schedule 'step'"):
         lr_factor(1, 10, "step")
+
+
+def test_rewarm_ramps_the_scheduled_lr_again_from_a_step():
+    # a fresh AdamW resumed at optimizer step 6 of a cosine schedule: the LR climbs back over 4 steps onto the schedule
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=1.0)
+    f = lr_factor(warmup=2, total=12, schedule="cosine", min_ratio=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, f)
+    for _ in range(6):
+        opt.step()
+        sched.step()
+    rewarm(opt, sched, start=sched.last_epoch, warmup=4)
+    got = []
+    for _ in range(6):
+        got.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert got == pytest.approx([f(6) / 4, f(7) * 2 / 4, f(8) * 3 / 4, f(9), f(10), f(11)])
+    rewarm(opt, sched, start=0, warmup=0)  # no warm-up: the schedule as it is
+    assert opt.param_groups[0]["lr"] == pytest.approx(f(12))
 
 
 def test_grpo_iteration_summary_line():
