@@ -250,7 +250,8 @@ class TerminationsCfg:
 class MJWarpCfg(MJWarpSolverCfg):
     """Isaac Lab's MuJoCo-Warp settings plus Newton's body sleeping, which Isaac Lab's config lacks (it forwards every
     field ``SolverMuJoCo`` accepts): a tree of bodies at rest for a while stops being simulated, its contacts and
-    constraint rows dropped until something touches it (a box waiting on the table, parked distractors)."""
+    constraint rows dropped until something touches it (a box waiting on the table, parked distractors). Off: in these
+    scenes its bookkeeping costs the GPU more than it saves (benchmarks/generalization/README.md)."""
 
     enable_sleeping: bool = False
     sleep_tolerance: float | None = None
