@@ -7,10 +7,10 @@
 #        detached and keep a call in flight
 #   bash benchmarks/mastery/gpu_sitting.sh pack SEED
 #        a light copy of the run directory (the chosen SFT policy as bf16 safetensors shards, the latest GRPO checkpoint
-#        as a resumable bf16 export without the optimizer's moments, the metrics and configs) and Warp's kernel cache,
-#        in one tar split into 15 MiB pieces under /root/runs/carry_mSEED
+#        as a resumable bf16 export without the optimizer's moments, the metrics and configs), in one tar split into
+#        15 MiB pieces under /root/runs/carry_mSEED (Warp's kernel cache: benchmarks/perf/gpu_lease.sh warp_out)
 #   bash benchmarks/mastery/gpu_sitting.sh resume SEED
-#        the next sitting (runs/carry/mSEED and runs/carry/warp_cache.tar carried in): puts them in place; then `run`
+#        the next sitting (runs/carry/mSEED carried in): puts it in place; then `run`
 #        (stages grpo, then report and test) continues the run
 #   bash benchmarks/mastery/gpu_sitting.sh out SEED K
 #        pieces 4K..4K+3 to $OUT (K = 0, 1, ...; the listing says how many there are)
@@ -38,15 +38,11 @@ case $cmd in
       [ -f "$run/$f" ] && { mkdir -p "$carry/m$seed/$(dirname "$f")"; cp "$run/$f" "$carry/m$seed/$f"; }
     done
     cp "/root/runs/m$seed.log" "$carry/m$seed/sitting.log" 2>/dev/null
-    warp=${WARP_CACHE_PATH:-$HOME/.cache/warp}
-    [ -d "$warp" ] && tar -cf "$carry/warp_cache.tar" -C "$(dirname "$warp")" "$(basename "$warp")"
-    tar -cf - -C "$carry" "m$seed" $( [ -f "$carry/warp_cache.tar" ] && echo warp_cache.tar) | split -b 15M -d -a 2 - "$carry/piece."
-    du -sh "$carry/m$seed"/* "$carry"/warp_cache.tar 2>/dev/null; ls -la "$carry"/piece.* ;;
+    tar -cf - -C "$carry" "m$seed" | split -b 15M -d -a 2 - "$carry/piece."
+    du -sh "$carry/m$seed"/*; ls -la "$carry"/piece.* ;;
   resume)
     # the next sitting: the carried run directory (runs/carry/mSEED here, travelling with the working tree) in place
     [ -d "$run" ] || cp -r "runs/carry/m$seed" "$run"
-    warp=${WARP_CACHE_PATH:-$HOME/.cache/warp}
-    [ -f runs/carry/warp_cache.tar ] && mkdir -p "$(dirname "$warp")" && tar -xf runs/carry/warp_cache.tar -C "$(dirname "$warp")"
     ls "$run" "$run/grpo/checkpoints" ;;
   out)
     k=${3:?piece batch}

@@ -25,6 +25,9 @@
 #   sleep     env-steps/s at 4096 envs, 128 px, random actions, back to back: OpenArm-BoxGrasp and OpenArm-BoxGrasp-DR
 #             without and with Newton's body sleeping (env.sim.physics.solver_cfg.enable_sleeping)
 #   sleep_expert  the scripted expert's success and rate at 1024 envs, 128 px, without and with body sleeping
+#   warp_in   Warp's kernel cache carried in (runs/warp_cache/warp_cache.tgz.*, from warp_out of an earlier lease) put in
+#             place: a fresh machine then skips most of the ~2.5 minutes of kernel compilation of its first env
+#   warp_out  this machine's Warp kernel cache to $OUT as gzipped 15 MiB pieces (bring them to runs/warp_cache/)
 #   grpo_ab   3 unprofiled GRPO iterations at the recipe's size before (eager, old log-probs recomputed) and after
 #             (agent.compile, the rollout's log-probs reused)
 #   grpo_cudnn  3 unprofiled GRPO iterations of the recipe (compiled, log-probs reused), the model's attention off
@@ -152,6 +155,14 @@ for part in "${parts[@]}"; do
           --output "$R/sleep/expert_$sl" --no_progress "$S=$sl" 2>&1 | quiet | grep -E "^\[evaluate\] expert|Error" \
           | sed "s/^/[expert sleeping=$sl] /"
       done ;;
+    warp_in|warp_out)
+      cache=$(python3 -c "import warp; warp.init(); print(warp.config.kernel_cache_dir)" 2>/dev/null | tail -1)
+      if [ "$part" = warp_in ]; then
+        mkdir -p "$(dirname "$cache")" && cat runs/warp_cache/warp_cache.tgz.* | tar -xzf - -C "$(dirname "$cache")" \
+          && du -sh "$cache"
+      else
+        tar -czf - -C "$(dirname "$cache")" "$(basename "$cache")" | split -b 15M -d -a 1 - "$OUT/warp_cache.tgz." && ls -la "$OUT"
+      fi ;;
     collect)
       mkdir -p "$OUT"
       tar -czf "$OUT/results.tgz" -C "$R" profile/profile_grpo.json profile/profile_sft.json profile/profile_demos.json \
