@@ -6,7 +6,8 @@
 and renamed (the rename is the commit); the last ``keep_last`` are kept. ``--resume`` takes the newest
 checkpoint whose manifest holds, names and skips any that does not (a truncated or corrupt file), and starts
 from the beginning when there is none (a run killed before its first checkpoint). Leftovers of killed writes
-are deleted at the start of every run and at every save.
+are deleted at the start of every run and at every save. To continue on another machine when only small files can
+travel, :func:`export_resumable` writes a checkpoint without the optimizer's moments.
 """
 
 from __future__ import annotations
@@ -121,9 +122,9 @@ def export_resumable(src: str | os.PathLike, dst: str | os.PathLike, dtype: torc
                      max_shard_bytes: int | None = None) -> Path:
     """Training checkpoint ``src`` as one a run on another machine can ``--resume`` where only small files travel:
     the policy in ``dtype`` and shards, and the trainer state without the optimizer's moments (twice the fp32
-    weights); the RNG states, counters and LR schedule position stay (the run's metrics.jsonl travels beside it). The resumed run starts AdamW
-    afresh and warms its LR up again over ``agent.warmup_steps`` (:meth:`.scaffold.TrainingRun.restore`). Put
-    ``dst`` at ``RUN/checkpoints/iter_<K>`` (its name in ``src``)."""
+    weights); the RNG states, counters and LR schedule position stay. Put ``dst`` at ``RUN/checkpoints/iter_<K>``
+    (its name in ``src``), the run's ``metrics.jsonl`` beside; the resumed run starts AdamW afresh and warms its LR up
+    again over ``agent.warmup_steps`` (:meth:`.scaffold.TrainingRun.restore`)."""
     from openarm_vla.vla.checkpoint import load_checkpoint, save_checkpoint
 
     src = Path(src)
