@@ -40,14 +40,13 @@ def main(argv=None) -> int:
 
     from openarm_vla.vla.checkpoint import load_checkpoint, save_checkpoint
 
+    ck = load_checkpoint(args.src)
     shard = int(args.max_shard_mb * 2**20) or None
     if args.resumable:
         from openarm_vla.train.checkpoints import export_resumable
 
-        export_resumable(args.src, args.dst, getattr(torch, args.dtype), shard)
-        ck = load_checkpoint(args.dst)
+        export_resumable(args.src, args.dst, getattr(torch, args.dtype), shard, policy=ck)
     else:
-        ck = load_checkpoint(args.src)
         save_checkpoint(ck.model, args.dst, ck.tokenizer, ck.norm_stats, dtype=getattr(torch, args.dtype), max_shard_bytes=shard)
     files = sorted(f for f in args.dst.iterdir() if f.suffix == ".safetensors")
     print(f"[export_policy] {args.src} -> {args.dst}: {ck.config.name}, {args.dtype}, {len(files)} weight file(s), "

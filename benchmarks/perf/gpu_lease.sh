@@ -47,6 +47,15 @@ mkdir -p "$R/profile" "$R/out" "$R/dr" "$R/sleep"
 parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(expert mini profile)
 quiet() { grep --line-buffered -v "^\s*$" | grep --line-buffered -v -E "^\+|^\| |INFO\]|Warp CUDA|it/s\]|ep/s\]|step/s\]"; }
+env_rates() {  # DIR FLAGS NAME:TASK:OVERRIDES ...: env-steps/s at 4096 envs, 128 px, 100 random-action steps, back to back
+  local dir=$1 flags=$2; shift 2
+  for v in "$@"; do
+    name=${v%%:*}; rest=${v#*:}; task=${rest%%:*}; ovr=${rest#*:}
+    # shellcheck disable=SC2086
+    python3 scripts/benchmark.py $ovr --task "$task" --num_envs 4096 --image_size 128 --steps 100 --warmup 20 $flags \
+      --device cuda:0 --json "$R/$dir/$name.json" 2>&1 | quiet | grep -E "^\[benchmark\]|Error" | sed "s/^/[$name] /"
+  done
+}
 grpo_variants() {  # NAME:ARGS ...: 3 unprofiled GRPO iterations per variant, one process each, into $R/grpo_ab/NAME
   for v in "$@"; do
     name=${v%%:*}; args=${v#*:}
@@ -131,23 +140,13 @@ for part in "${parts[@]}"; do
     dr)
       # the cost of randomization and where it goes: camera and physics-only rows of the base task, the DR task, and
       # the DR task without its distractor boxes / without pixel noise (overrides first: --image_size takes a list)
-      for v in "base:OpenArm-BoxGrasp:" "dr:OpenArm-BoxGrasp-DR:" "dr_no_distractors:OpenArm-BoxGrasp-DR:env.variation.num_distractors=[0,0]" \
-               "dr_no_noise:OpenArm-BoxGrasp-DR:env.variation.image_noise_std=0"; do
-        name=${v%%:*}; rest=${v#*:}; task=${rest%%:*}; ovr=${rest#*:}
-        # shellcheck disable=SC2086
-        python3 scripts/benchmark.py $ovr --task "$task" --num_envs 4096 --image_size 128 --steps 100 --warmup 20 \
-          --device cuda:0 --json "$R/dr/$name.json" 2>&1 | quiet | grep "^\[benchmark\]" | sed "s/^/[$name] /"
-      done ;;
+      env_rates dr "" "base:OpenArm-BoxGrasp:" "dr:OpenArm-BoxGrasp-DR:" \
+        "dr_no_distractors:OpenArm-BoxGrasp-DR:env.variation.num_distractors=[0,0]" \
+        "dr_no_noise:OpenArm-BoxGrasp-DR:env.variation.image_noise_std=0" ;;
     sleep)
       S=env.sim.physics.solver_cfg.enable_sleeping
-      for v in "base:OpenArm-BoxGrasp:" "base_sleep:OpenArm-BoxGrasp:$S=true" "dr:OpenArm-BoxGrasp-DR:" \
-               "dr_sleep:OpenArm-BoxGrasp-DR:$S=true"; do
-        name=${v%%:*}; rest=${v#*:}; task=${rest%%:*}; ovr=${rest#*:}
-        # shellcheck disable=SC2086
-        python3 scripts/benchmark.py $ovr --task "$task" --num_envs 4096 --image_size 128 --steps 100 --warmup 20 \
-          --no_physics_only --device cuda:0 --json "$R/sleep/$name.json" 2>&1 | quiet | grep -E "^\[benchmark\]|Error" \
-          | sed "s/^/[$name] /"
-      done ;;
+      env_rates sleep --no_physics_only "base:OpenArm-BoxGrasp:" "base_sleep:OpenArm-BoxGrasp:$S=true" \
+        "dr:OpenArm-BoxGrasp-DR:" "dr_sleep:OpenArm-BoxGrasp-DR:$S=true" ;;
     sleep_expert)
       S=env.sim.physics.solver_cfg.enable_sleeping
       for sl in false true; do  # random actions rarely touch the box; the expert grasps it: success and rate both

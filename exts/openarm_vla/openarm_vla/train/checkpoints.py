@@ -119,12 +119,13 @@ def restore_training(ckpt: Path, par, optimizer, scheduler, generators: dict, ra
 
 
 def export_resumable(src: str | os.PathLike, dst: str | os.PathLike, dtype: torch.dtype = torch.bfloat16,
-                     max_shard_bytes: int | None = None) -> Path:
+                     max_shard_bytes: int | None = None, policy=None) -> Path:
     """Training checkpoint ``src`` as one a run on another machine can ``--resume`` where only small files travel:
     the policy in ``dtype`` and shards, and the trainer state without the optimizer's moments (twice the fp32
     weights); the RNG states, counters and LR schedule position stay. Put ``dst`` at ``RUN/checkpoints/iter_<K>``
     (its name in ``src``), the run's ``metrics.jsonl`` beside; the resumed run starts AdamW afresh and warms its LR up
-    again over ``agent.warmup_steps`` (:meth:`.scaffold.TrainingRun.restore`)."""
+    again over ``agent.warmup_steps`` (:meth:`.scaffold.TrainingRun.restore`). ``policy``: ``src`` already loaded by
+    :func:`openarm_vla.vla.checkpoint.load_checkpoint` (read here otherwise)."""
     from openarm_vla.vla.checkpoint import load_checkpoint, save_checkpoint
 
     src = Path(src)
@@ -135,7 +136,7 @@ def export_resumable(src: str | os.PathLike, dst: str | os.PathLike, dtype: torc
     if "trainable" in state:
         raise CheckpointError(f"{src}: a LoRA run's checkpoint: its base weights come from agent.init, so resume it "
                               "where its disk is (--resume), or export the merged policy without --resumable")
-    ck = load_checkpoint(src)
+    ck = policy if policy is not None else load_checkpoint(src)
     with atomic_path(dst) as tmp:
         save_checkpoint(ck.model, tmp, ck.tokenizer, ck.norm_stats, manifest=False, dtype=dtype,
                         max_shard_bytes=max_shard_bytes)
