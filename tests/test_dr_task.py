@@ -204,31 +204,42 @@ def test_restored_state_reproduces_colours_camera_and_instruction(dr_env):
 
 
 @pytest.mark.sim
-def test_lifting_a_distractor_is_wrong_object(dr_env):
+def test_closing_on_a_distractor_is_wrong_object(dr_env):
+    """Distractor 0 put in env 0's open jaw (turned square to it), the gripper commanded closed: the fingers stop on
+    the fixed box, the geometric grasp test sees it, and the episode ends as wrong_object in env 0 only."""
+    from isaaclab.utils.math import quat_apply
+
+    from openarm_vla.action_space import joint_state_to_action
+    from openarm_vla.robots import openarm_spec as spec
     from openarm_vla.tasks.box_grasp import mdp
     from openarm_vla.tasks.box_grasp.mdp.success import FAILURE_CATEGORIES
 
     env = dr_env
     env.reset()
-    d = env.scene["distractor_0"]  # slot 0 is on the table in every env (2-3 distractors)
-    pose = d.data.root_pose_w.torch.clone()
-    pose[0, 2] += 0.15
-    d.write_root_pose_to_sim_index(root_pose=pose[:1], env_ids=torch.tensor([0]))
-    hold = mdp.joint_state(env)
-    from openarm_vla.action_space import joint_state_to_action
-
-    _, _, terminated, _, _ = env.step(joint_state_to_action(hold))
+    hand_p, hand_q = mdp.hand_pose_w(env)
+    jaw = hand_p[:1] + quat_apply(hand_q[:1], torch.tensor([spec.JAW_CENTER_OFFSET]))
+    d = env.scene["distractor_0"]
+    d.write_root_pose_to_sim_index(root_pose=torch.cat([jaw, hand_q[:1]], dim=1), env_ids=torch.tensor([0]))
+    act = joint_state_to_action(mdp.joint_state(env))
+    act[:, 7] = 1.0  # close
+    ends = []
+    for _ in range(40):
+        _, _, terminated, _, _ = env.step(act)
+        if terminated.any():
+            ends.append((terminated.clone(), env.extras["episodes"]))
+            break
+    assert ends, "closing on the distractor did not end the episode"
+    terminated, ep = ends[0]
     assert bool(terminated[0]) and not terminated[1:].any()
-    ep = env.extras["episodes"]
     assert ep["env_ids"].tolist() == [0]
     assert FAILURE_CATEGORIES[int(ep["failure"][0])] == "wrong_object" and not bool(ep["success"][0])
     assert FAILURE_CATEGORIES.index("wrong_object") == 6  # appended: the old codes keep their numbers
 
 
-def test_parked_distractors_fall_free_and_add_no_contacts(dr_env):
-    """Unused distractor slots are parked under the table with nothing below them: they fall, touch nothing, and
-    the solver's constraint rows per world are those of the boxes on the table only (each resting box adds its
-    corner contacts; four parked boxes add none)."""
+def test_distractors_are_fixed_and_cost_the_solver_nothing(dr_env):
+    """Distractors are fixed to the world (MuJoCo mocap bodies): the solver has the degrees of freedom of the base
+    scene (the arm's 9, the box's 6) however many slots are spawned; a reset puts the used ones on the table and
+    the rest under it, where they stay; boxes on the table add no contacts (nothing rests on them)."""
     from isaaclab_newton.physics import NewtonManager
 
     from openarm_vla.action_space import joint_state_to_action
@@ -236,27 +247,31 @@ def test_parked_distractors_fall_free_and_add_no_contacts(dr_env):
 
     env, v = dr_env, dr_env.cfg.variation
     old = tuple(v.num_distractors)
+    solver = NewtonManager._solver
+    assert solver.mj_model.nv == 15 and solver.mj_model.nmocap == 1 + 4  # the robot's fixed base and 4 slots
 
-    def rows_after_settling(k: int) -> tuple[float, torch.Tensor]:
+    def after_settling(k: int) -> tuple[float, torch.Tensor]:
         v.num_distractors = (k, k)
         env.reset()
-        for _ in range(15):  # 0.3 s: a parked box falls ~0.45 m
+        z0 = torch.stack([env.scene[f"distractor_{i}"].data.root_pos_w.torch[:, 2] for i in range(4)], dim=1)
+        for _ in range(10):
             env.step(joint_state_to_action(mdp.joint_state(env)))
         z = torch.stack([env.scene[f"distractor_{i}"].data.root_pos_w.torch[:, 2] for i in range(4)], dim=1)
-        return float(NewtonManager._solver.mjw_data.nefc.numpy().mean()), z - env.scene.env_origins[:, 2:3]
+        assert torch.equal(z, z0)  # fixed: nothing moved them
+        return float(solver.mjw_data.nefc.numpy().mean()), z - env.scene.env_origins[:, 2:3]
 
     try:
-        none, z0 = rows_after_settling(0)
-        one, z1 = rows_after_settling(1)
-        three, _ = rows_after_settling(3)
+        none, z0 = after_settling(0)
+        three, z3 = after_settling(3)
     finally:
         v.num_distractors = old
         env.reset()
-    assert (z0 < mdp.PARK_Z - 0.3).all()  # all four parked and falling
-    assert (z1[:, 0] > 0).all() and (z1[:, 1:] < mdp.PARK_Z - 0.3).all()
-    per_box = one - none
-    assert per_box >= 6  # a box resting on the table: at least 2 contact points x 3 rows
-    assert three - none == pytest.approx(3 * per_box, rel=0.25)  # boxes on the table add rows; parked ones none
+    parked = torch.tensor([mdp.parked_distractor_pos(i, env.scene[f"distractor_{i}"].cfg.spawn.size)[2]
+                           for i in range(4)])
+    assert torch.allclose(z0, parked.expand_as(z0), atol=1e-5)
+    half = torch.tensor([env.scene[f"distractor_{i}"].cfg.spawn.size[2] / 2 for i in range(3)])
+    assert torch.allclose(z3[:, :3], half.expand(N, 3) + mdp.variation.TABLE_CLEARANCE, atol=1e-5) and torch.allclose(z3[:, 3], parked[3].expand(N))
+    assert three == pytest.approx(none, abs=1.0)  # three boxes on the table: no contact rows of their own
 
 
 @pytest.mark.sim

@@ -21,7 +21,7 @@
 #   forward   benchmarks/perf/forward_cost.py: the small preset's rollout forward (4096 rows) and update step (512 rows)
 #             under each numeric path (no env)
 #   dr        env-steps/s at 4096 envs, 128 px (and physics only), back to back: OpenArm-BoxGrasp, OpenArm-BoxGrasp-DR,
-#             and DR without distractors / without pixel noise (issue 24's randomization cost and where it goes)
+#             and DR without distractors (issue 24's randomization cost and where it goes)
 #   sleep     env-steps/s at 4096 envs, 128 px, random actions, back to back: OpenArm-BoxGrasp and OpenArm-BoxGrasp-DR
 #             without and with Newton's body sleeping (env.sim.physics.solver_cfg.enable_sleeping)
 #   sleep_expert  the scripted expert's success and rate at 1024 envs, 128 px, without and with body sleeping
@@ -139,10 +139,9 @@ for part in "${parts[@]}"; do
         --output "$R/expert4096" --no_progress 2>&1 | quiet | tail -15 ;;
     dr)
       # the cost of randomization and where it goes: camera and physics-only rows of the base task, the DR task, and
-      # the DR task without its distractor boxes / without pixel noise (overrides first: --image_size takes a list)
+      # the DR task without its distractor boxes (overrides first: --image_size takes a list)
       env_rates dr "" "base:OpenArm-BoxGrasp:" "dr:OpenArm-BoxGrasp-DR:" \
-        "dr_no_distractors:OpenArm-BoxGrasp-DR:env.variation.num_distractors=[0,0]" \
-        "dr_no_noise:OpenArm-BoxGrasp-DR:env.variation.image_noise_std=0" ;;
+        "dr_no_distractors:OpenArm-BoxGrasp-DR:env.variation.num_distractors=[0,0]" ;;
     sleep)
       S=env.sim.physics.solver_cfg.enable_sleeping
       env_rates sleep --no_physics_only "base:OpenArm-BoxGrasp:" "base_sleep:OpenArm-BoxGrasp:$S=true" \

@@ -42,6 +42,7 @@ from openarm_vla.errors import ConfigError
 from openarm_vla.robots.openarm import OPENARM_CFG
 
 from . import mdp
+from .fixed_cuboid import FixedCuboidCfg
 
 TABLE_SIZE = (0.8, 1.0, 0.05)
 TABLE_CENTER = (0.3, 0.0, -TABLE_SIZE[2] / 2)  # top surface at z = 0
@@ -101,20 +102,22 @@ def box_spawn_cfg(sizes=BOX_SIZES) -> sim_utils.MultiAssetSpawnerCfg:
     )
 
 
-def distractor_cfg(slot: int, sizes) -> RigidObjectCfg:
+def distractor_cfg(slot: int, sizes) -> ArticulationCfg:
     """Distractor box ``slot`` (edge lengths ``sizes[slot % len]``), spawned parked under the table; its place and
-    colour are drawn per episode (:class:`~.mdp.variation.SceneVariation`)."""
+    colour are drawn per episode (:class:`~.mdp.variation.SceneVariation`). Fixed to the world between resets
+    (:mod:`.fixed_cuboid`: no degrees of freedom); the gripper closing on it is ``wrong_object``."""
     size = tuple(sizes[slot % len(sizes)])
-    return RigidObjectCfg(
+    return ArticulationCfg(
         prim_path=f"{{ENV_REGEX_NS}}/Distractor_{slot}",
-        spawn=sim_utils.CuboidCfg(
+        spawn=FixedCuboidCfg(
             size=size,
             visual_material=sim_utils.PreviewSurfaceCfg(diffuse_color=(0.5, 0.5, 0.5), roughness=0.8),
             rigid_props=sim_utils.UsdPhysicsRigidBodyCfg(),
             mass_props=sim_utils.MassCfg(mass=0.1),
             collision_props=sim_utils.UsdPhysicsCollisionCfg(),
         ),
-        init_state=RigidObjectCfg.InitialStateCfg(pos=(0.08 + 0.14 * slot, 0.0, mdp.PARK_Z + size[2] / 2)),
+        init_state=ArticulationCfg.InitialStateCfg(pos=mdp.parked_distractor_pos(slot, size), joint_pos={}, joint_vel={}),
+        actuators={},
     )
 
 

@@ -4,7 +4,7 @@ A state is Isaac Lab's ``scene.get_state(is_relative=True)`` dict (robot joints,
 envs it describes, plus the box's ``mass`` and ``inertia`` under ``rigid_object/box`` (randomized per
 episode, not part of Isaac Lab's state) and, in a task with scene variation (the DR task), what the episode
 drew under ``variation`` (colours, camera offset, light, target colour, instruction, distractor count; see
-:class:`~.mdp.variation.SceneVariation`; distractor poses are rigid objects, in Isaac Lab's state) -- the layout
+:class:`~.mdp.variation.SceneVariation`; distractor poses are articulation roots, in Isaac Lab's state) -- the layout
 of a demo's ``initial_state`` and ``states``.
 :func:`capture_states` is the one place that builds it (torch, on the env's device); demo recording,
 replay, group resets and evaluation banks all use it.

@@ -13,8 +13,8 @@ see :attr:`SuccessCfg.terminate`).
 Each step ``env.extras["success"]`` holds the per-env flag; when episodes end, ``env.extras["episodes"]``
 holds one record per finished episode (see :data:`FAILURE_CATEGORIES`) and ``env.extras["log"]`` their
 success rate (``Metrics/success_rate``, which rsl-rl logs). In a scene with distractor boxes (the DR task) only
-the target (the ``box`` asset, the one the instruction names) counts; a distractor lifted by
-:attr:`SuccessCfg.lift_height` ends the episode as ``wrong_object``.
+the target (the ``box`` asset, the one the instruction names) counts; the gripper closing on a distractor (fixed
+obstacles: the geometric grasp test, :func:`distractor_grasped`) ends the episode as ``wrong_object``.
 
 The counting is :class:`HoldTracker` (pure torch, driven by per-step facts); :class:`GraspMonitor` reads
 those facts from the simulator and is the task's termination term.
@@ -34,7 +34,7 @@ from openarm_vla.robots import openarm_spec as spec
 from .actions import commanded_closure
 from .events import env_id_tensor
 from .observations import PAD_SENSORS, hand_pose_w, pad_forces, pad_sensors
-from .variation import distractor_lifted
+from .variation import scene_variation
 
 FAILURE_CATEGORIES = ("success", "miss_grasp", "wrong_position", "timeout", "dropped", "knocked_off", "wrong_object")
 """Index = code stored in the episode record's ``failure`` field."""
@@ -96,6 +96,25 @@ def box_between_fingers(rel: torch.Tensor, finger_q: torch.Tensor, half_x: torch
     return box_centred_in_jaw(rel, finger_q, half_x) & pads_touch_by_gap(finger_q, half_y)
 
 
+def distractor_grasped(env, hand_p: torch.Tensor, hand_q: torch.Tensor, finger_q: torch.Tensor) -> torch.Tensor:
+    """[N] some distractor box lies centred in the jaw with the gap closed to its width (:func:`box_between_fingers`;
+    parked ones are far below the table): the gripper is on the wrong object."""
+    term = scene_variation(env)
+    hit = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
+    if term is None:
+        return hit
+    axes = torch.eye(3, device=hand_p.device)
+    hand_x, hand_y = (quat_apply(hand_q, axes[k].expand_as(hand_p)) for k in (0, 1))
+    for i in range(term.num_slots):
+        data = env.scene[f"distractor_{i}"].data
+        pos, quat = data.root_pos_w.torch, data.root_quat_w.torch
+        size = term.slot_size[i].expand_as(pos)
+        rel = jaw_frame_offset(pos, hand_p, hand_q)
+        hit |= box_between_fingers(rel, finger_q, half_extent_along(hand_x, quat, size),
+                                   half_extent_along(hand_y, quat, size))
+    return hit
+
+
 class HoldTracker:
     """Per-env hold counting and episode statistics, from per-step facts (no simulator).
 
@@ -120,7 +139,7 @@ class HoldTracker:
         self.closed_far = torch.zeros(n, dtype=torch.bool, device=dev)
         self.knocked = torch.zeros(n, dtype=torch.bool, device=dev)
         self.wrong_object = torch.zeros(n, dtype=torch.bool, device=dev)
-        """A distractor (not the named box) was lifted: ends the episode as a failure."""
+        """The gripper closed on a distractor (not the named box): ends the episode as a failure."""
 
     def update(self, grasped: torch.Tensor, lift: torch.Tensor, closing: torch.Tensor, near: torch.Tensor,
                knocked: torch.Tensor, lift_height: float, hold_steps: int, wrong_object: torch.Tensor | None = None) -> torch.Tensor:
@@ -227,7 +246,7 @@ class GraspMonitor(ManagerTermBase):
         grasped = closing & box_centred_in_jaw(rel, finger_q, half_x) & self.pads_on_box
         box_z = box_w[:, 2] - env.scene.env_origins[:, 2]
         near = rel.norm(dim=1) < NEAR_DIST
-        wrong = distractor_lifted(env, cfg.lift_height)
+        wrong = closing & distractor_grasped(env, hand_p, hand_q, finger_q)
         self.tracker.update(grasped, box_z - self.rest_z, closing, near, box_z < -table_margin,
                             cfg.lift_height, cfg.hold_steps, wrong & ~self.tracker.succeeded)
         self.closure = finger_pos_to_closure(finger_q)
@@ -235,7 +254,7 @@ class GraspMonitor(ManagerTermBase):
         env.extras["episodes"] = None  # filled by reset() for the envs that finish this step
         if not cfg.terminate:
             return torch.zeros_like(self.success)
-        return self.success | self.tracker.wrong_object  # a lifted distractor ends the episode too
+        return self.success | self.tracker.wrong_object  # closing on a distractor ends the episode too
 
     def failure_codes(self, env_ids) -> torch.Tensor:
         return self.tracker.failure_codes(env_ids)

@@ -16,11 +16,11 @@ env's device, batched, and applies it:
   tint of the rendered image (intensity / 2500 x colour); light direction cannot vary per env:
   ``light_direction_deg`` tilts the one light for the whole run (:func:`turn_light`). Pixel noise is drawn
   per env and step (not shared in a group);
-- distractors: ``distractor_slots`` extra boxes spawned (``num_distractors[1]`` by default); an episode places
+- distractors: ``distractor_slots`` extra boxes spawned (``num_distractors[1]`` by default), fixed to the world
+  between resets (obstacles with no degrees of freedom: :mod:`..fixed_cuboid`); an episode places
   ``num_distractors`` of them on the table, apart from the target, and parks the rest under the table (out of
-  the camera's view, out of the arm's reach), where they fall freely: nothing is under them, so a parked box adds no
-  contact to the solver (boxes resting on a shelf made most of the distractors' physics cost). Each has a colour
-  name other than the target's.
+  the camera's view, out of the arm's reach). Each has a colour name other than the target's. The gripper
+  closing on one ends the episode as ``wrong_object`` (:mod:`.success`).
 
 What was drawn is per-env state (:meth:`SceneVariation.state` / :meth:`SceneVariation.restore`), which
 :mod:`..scene_state` carries in ``state["variation"]``: group resets and evaluation banks reproduce visuals
@@ -47,7 +47,16 @@ NOMINAL_LIGHT = 2500.0
 DEFAULT_INSTRUCTION = "pick up the box"
 """The base task's one instruction (``BoxGraspEnvCfg.instruction``), and the "off" value of the templates."""
 PARK_Z = -0.4
-"""Where a parked distractor's bottom is put at a reset [m] (env frame): under the table top, from where it falls."""
+"""Where a parked distractor's bottom is [m] (env frame): under the table top, touching nothing."""
+
+
+TABLE_CLEARANCE = 0.001
+"""Gap under a distractor on the table [m]: fixed boxes touching the table would add contacts that hold nothing."""
+
+
+def parked_distractor_pos(slot: int, size) -> tuple[float, float, float]:
+    """Where distractor ``slot`` (edge lengths ``size``) waits under the table while unused (env frame) [m]."""
+    return (0.08 + 0.14 * slot, 0.0, PARK_Z + size[2] / 2)
 
 
 @configclass
@@ -79,8 +88,7 @@ class SceneVariationCfg:
     """Inclusive range of distractor boxes on the table per episode (at most MAX_DISTRACTORS)."""
     distractor_slots: int = 0
     """Distractor boxes spawned (0: ``num_distractors[1]``); an episode parks the ones it does not use under the
-    table. More than the range needs only for an evaluation that raises ``num_distractors`` live; each slot is a
-    free body (six more degrees of freedom per env: the physics' cost of distractors)."""
+    table. More than the range needs only for an evaluation that raises ``num_distractors`` live."""
     distractor_min_separation: float = 0.10
     """Least centre distance between any two boxes on the table [m]."""
     distractor_x_range: tuple[float, float] = (0.18, 0.42)
@@ -376,17 +384,16 @@ class SceneVariation(ManagerTermBase):
             xy = _clear_spot(cand, taken, v.distractor_min_separation)
             size = self.slot_size[i]
             yaw = sample_uniform(-math.pi / 4, math.pi / 4, (n,), dev)
-            park = torch.tensor([0.08 + 0.14 * i, 0.0], device=dev).expand(n, 2)
+            park = torch.tensor(parked_distractor_pos(i, size.tolist()), device=dev)
             on_table = active[:, i]
-            xy = torch.where(on_table[:, None], xy, park)
-            z = torch.where(on_table, size[2] / 2 + 0.001, PARK_Z + size[2] / 2)
+            xy = torch.where(on_table[:, None], xy, park[:2].expand(n, 2))
+            z = torch.where(on_table, size[2] / 2 + TABLE_CLEARANCE, park[2])
             yaw = torch.where(on_table, yaw, torch.zeros_like(yaw))
             taken.append(torch.where(on_table[:, None], xy, torch.full_like(xy, 1e3)))
             zero = torch.zeros_like(yaw)
             pose = torch.cat([torch.cat([xy, z[:, None]], dim=1) + origins, quat_from_euler_xyz(zero, zero, yaw)], dim=1)
             obj = env.scene[f"distractor_{i}"]
             obj.write_root_pose_to_sim_index(root_pose=pose, env_ids=env_ids)
-            obj.write_root_velocity_to_sim_index(root_velocity=torch.zeros(n, 6, device=dev), env_ids=env_ids)
 
     def __call__(self, env, env_ids):
         env_ids = env_id_tensor(env, env_ids)
@@ -435,16 +442,6 @@ def instructions(env) -> list[str]:
         term._instructions = (key, [" ".join(templates[i].format(color=term.names[c] if c >= 0 else "", size=s).split())
                                     for i, c, s in zip(idx, named, sizes)])
     return list(term._instructions[1])
-
-
-def distractor_lifted(env, lift_height: float) -> torch.Tensor:
-    """[N] some distractor is at least ``lift_height`` above its resting height on the table (a wrong grasp)."""
-    term = scene_variation(env)
-    if term is None or not term.num_slots:
-        return torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
-    z = torch.stack([env.scene[f"distractor_{i}"].data.root_pos_w.torch[:, 2] for i in range(term.num_slots)], dim=1)
-    lift = z - env.scene.env_origins[:, 2:3] - term.slot_size[None, :, 2] / 2
-    return (lift >= lift_height).any(dim=1)
 
 
 def shade(img: torch.Tensor, gain: torch.Tensor | None, noise_std: float) -> torch.Tensor:
@@ -529,5 +526,5 @@ def offset_arm_start(env, env_ids, max_offset: float, asset_name: str = "robot")
     robot.set_joint_position_target_index(target=full, env_ids=env_ids)
 
 
-__all__ = ["MAX_DISTRACTORS", "PARK_Z", "SceneVariationCfg", "SceneVariation", "scene_variation", "instructions",
-           "distractor_lifted", "policy_image", "shade", "move_box_once", "offset_arm_start"]
+__all__ = ["MAX_DISTRACTORS", "PARK_Z", "parked_distractor_pos", "SceneVariationCfg", "SceneVariation", "scene_variation", "instructions",
+           "policy_image", "shade", "move_box_once", "offset_arm_start"]
