@@ -39,6 +39,26 @@ def test_episode_buffer_keeps_each_envs_rows_across_growth_and_restarts():
     assert first["obs"]["q"][:, 0].tolist() == [0, 1]  # read at step 1, unchanged by the steps after it
 
 
+def test_episodes_read_back_together_in_batches_are_each_envs_own_rows():
+    """Four envs' episodes (restarts after steps 2 and 4) read back together, in any order, in batches of one
+    episode (max_bytes=1), two, or all: each is exactly its env's own steps, with its length."""
+    buf = EpisodeBuffer(4, "cpu", grow_steps=3)
+    for t in range(7):
+        buf.append(_row(t, 4))
+        if t == 2:
+            buf.clear([1])
+        if t == 4:
+            buf.clear([3])
+    steps = {0: list(range(7)), 1: [3, 4, 5, 6], 2: list(range(7)), 3: [5, 6]}
+    row_bytes = 2 * 2 + 2 * 4 + 8 * 4  # rgb uint8 [2, 2], q float32 [2], actions float32 [8]
+    for max_bytes in (1, row_bytes * 7 * 2, 1 << 30):
+        order = [3, 0, 2, 1]
+        for e, ep in zip(order, buf.episodes(order, max_bytes=max_bytes)):
+            assert ep["obs"]["q"][:, 0].tolist() == steps[e] and set(ep["obs"]["q"][:, 1].tolist()) == {float(e)}
+            assert ep["obs"]["rgb"][:, 0, 0].tolist() == [10 * t + e for t in steps[e]] and ep["actions"].shape == (len(steps[e]), 8)
+    assert buf.episodes([]) == []
+
+
 def test_background_writes_name_in_order_and_raise_the_first_error(tmp_path):
     """Episodes written by the thread land as demo_<index> with their data; a bad episode's error reaches the loop
     at the next submit or at close, and nothing after it is written."""

@@ -27,7 +27,7 @@ import torch
 
 from openarm_vla.tasks.box_grasp.mdp.variation import instructions
 from openarm_vla.tasks.box_grasp.scene_state import capture_states
-from openarm_vla.utils.tree import to_numpy, tree_map, tree_zip
+from openarm_vla.utils.tree import to_numpy, tree_cat, tree_leaves, tree_map, tree_zip
 
 from .hdf5_format import DemoWriter
 
@@ -64,8 +64,27 @@ class EpisodeBuffer:
 
     def episode(self, env_id: int):
         """The buffered rows of env ``env_id`` as a tree of numpy arrays ``[T, ...]`` (copies)."""
-        T = int(self.lengths[env_id])
-        return tree_map(lambda buf: to_numpy(buf[env_id, :T]), self.data)
+        return self.episodes([env_id])[0]
+
+    def episodes(self, env_ids, max_bytes: int = 1 << 30) -> list:
+        """The buffered rows of each of ``env_ids``, like :meth:`episode`, read back together: one device -> host copy
+        per leaf for as many episodes as fit in ``max_bytes`` (many envs finish on the same step; a copy per leaf
+        per episode would wait on the device thousands of times). Each episode's arrays are views of that copy."""
+        ids = [int(e) for e in env_ids]
+        if not ids:
+            return []
+        row_bytes = sum(buf[0, 0].nelement() * buf.element_size() for buf in tree_leaves(self.data))
+        out = []
+        while ids:
+            T = int(self.lengths[ids].max())
+            k = max(1, min(len(ids), max_bytes // max(1, row_bytes * T)))
+            batch, ids = ids[:k], ids[k:]
+            rows = torch.as_tensor(batch, device=self.device)
+            host = tree_map(lambda buf: to_numpy(buf[rows, :T]), self.data)
+            for i, e in enumerate(batch):
+                n = int(self.lengths[e])
+                out.append(tree_map(lambda a, i=i, n=n: a[i, :n], host))
+        return out
 
     def _resize(self, row) -> None:
         if self.data is None:  # empty buffers shaped like the row, grown below
@@ -179,15 +198,17 @@ class DemoRecorder:
         """After ``env.step``: write the envs' finished episodes and start their next ones. Returns demo names."""
         if self.store_states or episodes:  # without per-step states only the next episodes' initial states are needed
             self._state = capture_states(self.env)
-        self.last = []
-        now = instructions(self.env) if episodes else None
+        keep = []
         for rec in episodes:
-            e = rec["env_id"]
             self.finished += 1
             self.succeeded += rec["success"]
             self.failures[rec["failure"]] = self.failures.get(rec["failure"], 0) + 1
-            if (rec["success"] or not self.success_only) and self.written < self.num_demos:
-                self.last.append(self.write(e, rec))
+            if (rec["success"] or not self.success_only) and self.written + len(keep) < self.num_demos:
+                keep.append(rec)
+        self.last = [name for name in self.write_many(keep) if name is not None]
+        now = instructions(self.env) if episodes else None
+        for rec in episodes:
+            e = rec["env_id"]
             self._init[e] = tree_map(lambda a, e=e: a[e:e + 1], self._state)
             self._instr[e] = now[e]
             self._rows.clear([e])
@@ -195,22 +216,37 @@ class DemoRecorder:
 
     def write(self, env_id: int, rec: dict) -> str | None:
         """Write env ``env_id``'s buffered episode with outcome ``rec`` (an episode record); None if empty."""
-        if not self.buffered(env_id):
-            return None
-        ep = self._rows.episode(env_id)
-        obs = ep["obs"]
-        box = obs.get("privileged_box_size")
-        episode = dict(obs=obs, actions=ep["actions"], states=ep.get("states"),
-                       initial_state=tree_map(to_numpy, self._init[env_id]), instruction=self._instr[env_id],
-                       success=rec["success"], seed=self.seed, env_id=env_id, failure=rec["failure"],
-                       max_lift=rec["max_lift"], box_size=box[0].tolist() if box is not None else None, expert=self.expert)
-        if self._background is None:
-            name = self.writer.write_episode(**episode)
-        else:  # named now (demo_<index>, as the writer would), written by the thread
-            name = f"demo_{self.written}"
-            self._background.submit(**episode, demo_id=self.written)
-        self.written += 1
-        return name
+        return self.write_many([dict(rec, env_id=env_id)])[0]
+
+    def write_many(self, records: list[dict]) -> list[str | None]:
+        """Write the buffered episodes of several envs (episode records with their ``env_id``), read back from the
+        device together; a name per record, None for an empty one."""
+        full = [r for r in records if self.buffered(r["env_id"])]
+        eps = self._rows.episodes([r["env_id"] for r in full])
+        inits = self._initial_states([r["env_id"] for r in full])
+        names = {}
+        for rec, ep, init in zip(full, eps, inits):
+            env_id = rec["env_id"]
+            obs = ep["obs"]
+            box = obs.get("privileged_box_size")
+            episode = dict(obs=obs, actions=ep["actions"], states=ep.get("states"), initial_state=init,
+                           instruction=self._instr[env_id], success=rec["success"], seed=self.seed, env_id=env_id,
+                           failure=rec["failure"], max_lift=rec["max_lift"],
+                           box_size=box[0].tolist() if box is not None else None, expert=self.expert)
+            if self._background is None:
+                names[id(rec)] = self.writer.write_episode(**episode)
+            else:  # named now (demo_<index>, as the writer would), written by the thread
+                names[id(rec)] = f"demo_{self.written}"
+                self._background.submit(**episode, demo_id=self.written)
+            self.written += 1
+        return [names.get(id(r)) for r in records]
+
+    def _initial_states(self, env_ids: list[int]) -> list:
+        """The initial states of ``env_ids``' episodes as numpy trees ``[1, ...]``: one copy per leaf for all."""
+        if not env_ids:
+            return []
+        host = tree_map(to_numpy, tree_cat([self._init[e] for e in env_ids]))
+        return [tree_map(lambda a, i=i: a[i:i + 1], host) for i in range(len(env_ids))]
 
     def close(self) -> None:
         """Wait for the background writes (a no-op without them); raise the first one's error."""

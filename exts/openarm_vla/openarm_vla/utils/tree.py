@@ -27,6 +27,13 @@ def _combine(trees: Sequence, leaf: Callable):
     return leaf(trees)
 
 
+def tree_leaves(tree) -> list:
+    """The leaves in the order :func:`tree_map` visits them."""
+    if isinstance(tree, dict):
+        return [leaf for v in tree.values() for leaf in tree_leaves(v)]
+    return [tree]
+
+
 def tree_cat(trees: Sequence, dim: int = 0):
     """Leaves concatenated along ``dim`` (torch tensors or numpy arrays)."""
     return _combine(trees, lambda xs: torch.cat(xs, dim) if isinstance(xs[0], torch.Tensor) else np.concatenate(xs, dim))
