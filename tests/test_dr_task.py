@@ -54,6 +54,22 @@ def test_shade_is_gain_then_noise_rounded_and_clamped():
 
 
 
+def test_fused_shade_is_the_eager_one():
+    """The GPU path's compiled shade (compiled here on the CPU): the same bytes without noise, noise of the same
+    std with it, and the input untouched."""
+    from openarm_vla.tasks.box_grasp.mdp.variation import _fused_shade, shade
+
+    torch.manual_seed(0)
+    img = torch.randint(0, 256, (16, 24, 24, 3), dtype=torch.uint8)
+    gain = torch.rand(16, 3) + 0.5
+    before = img.clone()
+    fused = _fused_shade()
+    assert torch.equal(fused(img, gain, 0.0), shade(img, gain, 0.0)) and torch.equal(fused(img, None, 0.0), img)
+    flat = torch.full((16, 24, 24, 3), 128, dtype=torch.uint8)
+    noise = fused(flat, None, 4.0).float() - 128
+    assert abs(noise.std().item() - 4.0) < 0.1 and abs(noise.mean().item()) < 0.1 and torch.equal(img, before)
+
+
 def test_base_task_draws_nothing_and_dr_task_is_registered():
     import gymnasium as gym
 

@@ -21,7 +21,8 @@
 #   forward   benchmarks/perf/forward_cost.py: the small preset's rollout forward (4096 rows) and update step (512 rows)
 #             under each numeric path (no env)
 #   dr        env-steps/s at 4096 envs, 128 px (and physics only), back to back: OpenArm-BoxGrasp, OpenArm-BoxGrasp-DR,
-#             and DR without distractors (issue 24's randomization cost and where it goes)
+#             and DR without distractors (issue 24's randomization cost and where it goes); the policy image's shading
+#             alone, eager and fused (benchmarks/generalization/shade_cost.py)
 #   sleep     env-steps/s at 4096 envs, 128 px, random actions, back to back: OpenArm-BoxGrasp and OpenArm-BoxGrasp-DR
 #             without and with Newton's body sleeping (env.sim.physics.solver_cfg.enable_sleeping)
 #   sleep_expert  the scripted expert's success and rate at 1024 envs, 128 px, without and with body sleeping
@@ -141,7 +142,8 @@ for part in "${parts[@]}"; do
       # the cost of randomization and where it goes: camera and physics-only rows of the base task, the DR task, and
       # the DR task without its distractor boxes (overrides first: --image_size takes a list)
       env_rates dr "" "base:OpenArm-BoxGrasp:" "dr:OpenArm-BoxGrasp-DR:" \
-        "dr_no_distractors:OpenArm-BoxGrasp-DR:env.variation.num_distractors=[0,0]" ;;
+        "dr_no_distractors:OpenArm-BoxGrasp-DR:env.variation.num_distractors=[0,0]"
+      python3 benchmarks/generalization/shade_cost.py --json "$R/dr/shade_cost.json" 2>&1 | grep -E "^\[shade_cost\]|Error" ;;
     sleep)
       S=env.sim.physics.solver_cfg.enable_sleeping
       env_rates sleep --no_physics_only "base:OpenArm-BoxGrasp:" "base_sleep:OpenArm-BoxGrasp:$S=true" \
