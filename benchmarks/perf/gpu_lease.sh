@@ -141,9 +141,9 @@ for part in "${parts[@]}"; do
     dr)
       # the cost of randomization and where it goes: camera and physics-only rows of the base task, the DR task, and
       # the DR task without its distractor boxes (overrides first: --image_size takes a list)
+      python3 benchmarks/generalization/shade_cost.py --json "$R/dr/shade_cost.json" 2>&1 | grep -E "^\[shade_cost\]|Error"
       env_rates dr "" "base:OpenArm-BoxGrasp:" "dr:OpenArm-BoxGrasp-DR:" \
-        "dr_no_distractors:OpenArm-BoxGrasp-DR:env.variation.num_distractors=[0,0]"
-      python3 benchmarks/generalization/shade_cost.py --json "$R/dr/shade_cost.json" 2>&1 | grep -E "^\[shade_cost\]|Error" ;;
+        "dr_no_distractors:OpenArm-BoxGrasp-DR:env.variation.num_distractors=[0,0]" ;;
     sleep)
       S=env.sim.physics.solver_cfg.enable_sleeping
       env_rates sleep --no_physics_only "base:OpenArm-BoxGrasp:" "base_sleep:OpenArm-BoxGrasp:$S=true" \
