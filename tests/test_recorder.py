@@ -55,7 +55,8 @@ def test_episodes_read_back_together_in_batches_are_each_envs_own_rows():
         order = [3, 0, 2, 1]
         for e, ep in zip(order, buf.episodes(order, max_bytes=max_bytes)):
             assert ep["obs"]["q"][:, 0].tolist() == steps[e] and set(ep["obs"]["q"][:, 1].tolist()) == {float(e)}
-            assert ep["obs"]["rgb"][:, 0, 0].tolist() == [10 * t + e for t in steps[e]] and ep["actions"].shape == (len(steps[e]), 8)
+            assert ep["obs"]["rgb"][:, 0, 0].tolist() == [10 * t + e for t in steps[e]]
+            assert ep["actions"].shape == (len(steps[e]), 8)
     assert buf.episodes([]) == []
 
 

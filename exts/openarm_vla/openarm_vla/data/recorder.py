@@ -224,7 +224,7 @@ class DemoRecorder:
         full = [r for r in records if self.buffered(r["env_id"])]
         eps = self._rows.episodes([r["env_id"] for r in full])
         inits = self._initial_states([r["env_id"] for r in full])
-        names = {}
+        names = []  # one per episode of ``full``
         for rec, ep, init in zip(full, eps, inits):
             env_id = rec["env_id"]
             obs = ep["obs"]
@@ -234,12 +234,13 @@ class DemoRecorder:
                            failure=rec["failure"], max_lift=rec["max_lift"],
                            box_size=box[0].tolist() if box is not None else None, expert=self.expert)
             if self._background is None:
-                names[id(rec)] = self.writer.write_episode(**episode)
+                names.append(self.writer.write_episode(**episode))
             else:  # named now (demo_<index>, as the writer would), written by the thread
-                names[id(rec)] = f"demo_{self.written}"
+                names.append(f"demo_{self.written}")
                 self._background.submit(**episode, demo_id=self.written)
             self.written += 1
-        return [names.get(id(r)) for r in records]
+        written = iter(names)
+        return [next(written) if self.buffered(r["env_id"]) else None for r in records]
 
     def _initial_states(self, env_ids: list[int]) -> list:
         """The initial states of ``env_ids``' episodes as numpy trees ``[1, ...]``: one copy per leaf for all."""

@@ -116,7 +116,8 @@ def distractor_cfg(slot: int, sizes) -> ArticulationCfg:
             mass_props=sim_utils.MassCfg(mass=0.1),
             collision_props=sim_utils.UsdPhysicsCollisionCfg(),
         ),
-        init_state=ArticulationCfg.InitialStateCfg(pos=mdp.parked_distractor_pos(slot, size), joint_pos={}, joint_vel={}),
+        init_state=ArticulationCfg.InitialStateCfg(pos=mdp.parked_distractor_pos(slot, size), joint_pos={},
+                                                   joint_vel={}),
         actuators={},
     )
 

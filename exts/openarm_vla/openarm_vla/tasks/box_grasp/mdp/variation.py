@@ -262,7 +262,11 @@ class SceneVariation(ManagerTermBase):
         self.box = ShapeColors(env, "Box") if v.box_colors else None
         self.distractors = [ShapeColors(env, f"Distractor_{i}") for i in range(self.num_slots)] if v.box_colors else []
         sizes = env.cfg.events.reset_box.params["sizes"]
-        self.slot_size = torch.tensor([sizes[i % len(sizes)] for i in range(self.num_slots)], device=dev).reshape(-1, 3)
+        slot_sizes = [sizes[i % len(sizes)] for i in range(self.num_slots)]
+        self.slot_size = torch.tensor(slot_sizes, device=dev).reshape(-1, 3)
+        self.park_pos = torch.tensor([parked_distractor_pos(i, size) for i, size in enumerate(slot_sizes)],
+                                     device=dev).reshape(-1, 3)
+        """Where each slot waits under the table while unused (env frame), as spawned."""
         self.camera = env.scene.sensors.get("front_camera")
         self._camera_moved = False
         if self.camera is not None:
@@ -385,7 +389,7 @@ class SceneVariation(ManagerTermBase):
             xy = _clear_spot(cand, taken, v.distractor_min_separation)
             size = self.slot_size[i]
             yaw = sample_uniform(-math.pi / 4, math.pi / 4, (n,), dev)
-            park = torch.tensor(parked_distractor_pos(i, size.tolist()), device=dev)
+            park = self.park_pos[i]
             on_table = active[:, i]
             xy = torch.where(on_table[:, None], xy, park[:2].expand(n, 2))
             z = torch.where(on_table, size[2] / 2 + TABLE_CLEARANCE, park[2])
@@ -539,5 +543,5 @@ def offset_arm_start(env, env_ids, max_offset: float, asset_name: str = "robot")
     robot.set_joint_position_target_index(target=full, env_ids=env_ids)
 
 
-__all__ = ["MAX_DISTRACTORS", "PARK_Z", "parked_distractor_pos", "SceneVariationCfg", "SceneVariation", "scene_variation", "instructions",
-           "policy_image", "shade", "move_box_once", "offset_arm_start"]
+__all__ = ["MAX_DISTRACTORS", "PARK_Z", "parked_distractor_pos", "SceneVariationCfg", "SceneVariation", "scene_variation",
+           "instructions", "policy_image", "shade", "move_box_once", "offset_arm_start"]
