@@ -122,6 +122,7 @@ def test_grpo_dynamic_sampling_metrics_and_resume_after_sigkill(demos, tmp_path)
     recs = _records(a)
     assert [r["iteration"] for r in recs] == [0, 1, 2, 2]  # validation before, two iterations, final validation
     assert EVAL_KEYS <= set(recs[0]) and EVAL_KEYS <= set(recs[-1])
+    assert recs[0]["perf/eval_s"] > 0 and recs[-1]["perf/eval_s"] > 0  # the validations' wall time, attributed
     for r in recs[1:3]:
         assert GRPO_KEYS <= set(r), sorted(GRPO_KEYS - set(r))
         # env 0 of group (0, 1) succeeds at step 5, group (2, 3) never: each round keeps one of its two groups, so

@@ -24,6 +24,7 @@ distributed mechanics stay in :mod:`.distributed`.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -149,10 +150,13 @@ class TrainingRun:
         if not self.d.main:
             self.d.barrier()
             return {}
+        t0 = time.perf_counter()
         metrics, clips, fps = validate()
+        metrics["perf/eval_s"] = time.perf_counter() - t0  # a recipe's time outside its iterations, attributed
         self.log.videos(step, clips, fps)
         print(f"\n[{self.algo}] iteration {step}: held-out success {metrics['eval/success']:.3f} "
-              f"[{metrics['eval/ci_low']:.3f}, {metrics['eval/ci_high']:.3f}] over {metrics['eval/episodes']}", flush=True)
+              f"[{metrics['eval/ci_low']:.3f}, {metrics['eval/ci_high']:.3f}] over {metrics['eval/episodes']} "
+              f"({metrics['perf/eval_s']:.1f} s)", flush=True)
         self.d.barrier()
         return metrics
 
