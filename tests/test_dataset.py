@@ -92,6 +92,29 @@ def test_multiple_files_success_filter_and_lru(tmp_path):
     assert torch.all(ok[8]["image"] == 30)  # b/demo_1 holds demo 3 (image value 10 * 3 + t)
 
 
+def test_whole_dataset_in_memory_equals_the_items(tmp_path):
+    """``load_arrays`` (SFT's in-memory path) holds, row for row, what the items serve: two files, a skipped
+    failed demo, demos of different lengths and instructions; normalized actions as the items normalize them."""
+    a = write_demos(tmp_path / "a.hdf5", [3, 5])
+    b = write_demos(tmp_path / "b.hdf5", [2, 4], first_demo=2, success=[False, True])
+    write_dataset_statistics(a)
+    for normalize in (False, True):
+        ds = DemoDataset([a, b], chunk_size=2, success_only=True, normalize=normalize)
+        arr = ds.load_arrays()
+        assert arr["image"].shape == (len(ds), H, W, 3) and arr["image"].dtype == np.uint8
+        assert arr["actions"].dtype == np.float32 and arr["proprio"].dtype == np.float32
+        assert arr["instructions"] == ["lift the box", "pick up the box"]
+        for i in range(len(ds)):
+            item = ds[i]
+            d, t = item["demo_index"], item["t"]
+            np.testing.assert_array_equal(arr["image"][i], item["image"].numpy())
+            np.testing.assert_array_equal(arr["actions"][i], item["actions"][0].numpy())
+            np.testing.assert_array_equal(arr["proprio"][i], item["proprio"].numpy())
+            assert arr["episode_end"][i] == i - t + ds.demo_info(d)["length"] - 1
+            assert arr["instructions"][arr["instruction"][i]] == item["instruction"]
+    assert "proprio" not in DemoDataset(a, chunk_size=2, proprio_key=None).load_arrays()
+
+
 def test_normalization_with_stats(tmp_path):
     h5 = tmp_path / "n.hdf5"
     rng = np.random.default_rng(0)

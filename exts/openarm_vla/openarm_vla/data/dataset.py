@@ -215,28 +215,41 @@ class DemoDataset(Dataset):
         float32 [M, A] (normalized if enabled), ``episode_end`` int64 [M] (index of the last step of the row's
         episode: chunks are rows t..t+K-1 clamped to it), ``instruction`` [M] index into ``instructions``.
         """
-        images, props, acts, ends, instr = [], [], [], [], []
+        # Frames are read straight into one preallocated array: per-demo arrays joined afterwards cost a second
+        # copy of every frame, and slicing a per-frame-chunked dataset is ~8x slower than read_direct
+        # (benchmarks/perf/demo_load.py).
         instructions = sorted(set(self._demo_instr))
+        total = len(self)
+        images = props = None
+        acts = np.empty((total, 0), dtype=np.float32)
         for d in range(self.num_demos):
             fi, name, n = int(self._demo_file[d]), self._demo_name[d], int(self._demo_len[d])
+            rows = np.s_[int(self._starts[d]):int(self._ends[d])]
             path = self.paths[fi]
             try:
                 grp = self._file(fi)["data"][name]
-                images.append(np.asarray(grp["obs"][self.image_key][:n]))
-                acts.append(np.asarray(grp["actions"][:n], dtype=np.float32))
+                img = grp["obs"][self.image_key]
+                if images is None:
+                    images = np.empty((total, *img.shape[1:]), dtype=img.dtype)
+                    acts = np.empty((total, *grp["actions"].shape[1:]), dtype=np.float32)
+                img.read_direct(images, np.s_[:n], rows)
+                acts[rows] = grp["actions"][:n]
                 if self.proprio_key is not None:
-                    props.append(np.asarray(grp["obs"][self.proprio_key][:n], dtype=np.float32))
-            except (KeyError, OSError) as e:
+                    prop = grp["obs"][self.proprio_key]
+                    if props is None:
+                        props = np.empty((total, *prop.shape[1:]), dtype=np.float32)
+                    props[rows] = prop[:n]
+            except (KeyError, OSError, TypeError, ValueError) as e:
                 raise DemoFileError(f"{path}: data/{name}: cannot read ({one_line(e)})") from None
-            ends.append(np.full(n, int(self._ends[d]) - 1, dtype=np.int64))
-            instr.append(np.full(n, instructions.index(self._demo_instr[d]), dtype=np.int64))
-        actions = torch.from_numpy(np.concatenate(acts))
+        demo_of_row = np.repeat(np.arange(self.num_demos), self._demo_len)
+        instr_index = np.asarray([instructions.index(i) for i in self._demo_instr], dtype=np.int64)
+        actions = torch.from_numpy(acts)
         if self.normalize:
             actions = normalize(actions, self.stats["action"])
-        out = {"image": np.concatenate(images), "actions": actions.numpy(), "episode_end": np.concatenate(ends),
-               "instruction": np.concatenate(instr), "instructions": instructions}
-        if props:
-            out["proprio"] = np.concatenate(props)
+        out = {"image": images, "actions": actions.numpy(), "episode_end": (self._ends - 1)[demo_of_row],
+               "instruction": instr_index[demo_of_row], "instructions": instructions}
+        if props is not None:
+            out["proprio"] = props
         return out
 
     # -- items -------------------------------------------------------------------------------------

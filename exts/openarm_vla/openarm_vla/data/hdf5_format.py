@@ -65,7 +65,7 @@ DATASET_FORMAT_VERSION = 1
 IMAGE_COMPRESSION_LEVEL = 4
 IMAGE_COMPRESSIONS = ("gzip", "lzf", "none")
 """Image dataset filters: gzip (level 4, smallest, readable everywhere), lzf (h5py's, several times faster),
-none (raw frames: the fastest to write and to load, ~49 KB per 128 px frame)."""
+none (raw frames, stored contiguous: the fastest to write and to load, ~49 KB per 128 px frame)."""
 DEFAULT_ENV_NAME = "OpenArm-BoxGrasp"
 
 
@@ -313,7 +313,7 @@ class DemoWriter:
         for k, v in tree.items():
             if isinstance(v, dict):
                 self._write_tree(grp, k, v)
-            elif _is_image(v):
+            elif _is_image(v) and self._image_filter:  # compressed a frame at a time: a frame reads alone
                 grp.create_dataset(k, data=v, chunks=(1,) + v.shape[1:], **self._image_filter)
             else:
                 grp.create_dataset(k, data=v)
