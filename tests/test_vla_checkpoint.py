@@ -230,6 +230,60 @@ def test_final_export_links_the_last_training_checkpoint(model, inputs, tmp_path
     assert load_checkpoint(final).norm_stats == NORM_STATS
 
 
+def test_background_checkpoint_holds_the_state_at_save_time(inputs, tmp_path):
+    """The trainers' checkpoint write runs in a thread while training goes on: the checkpoint holds the weights and
+    optimizer moments as they were when it was submitted, however the model changes meanwhile; a failed write is
+    raised by the next submit or wait, and leaves the previous checkpoint the newest good one."""
+    import threading
+
+    from openarm_vla.train.checkpoints import (CheckpointWriter, load_trainer_state, newest_good_checkpoint,
+                                               save_training_checkpoint, training_checkpoint_state)
+
+    run, writer = tmp_path / "run", CheckpointWriter()
+    torch.manual_seed(0)
+    model = OpenVLAForActionPrediction(get_preset("tiny"))  # its own: training changes it
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(*inputs, dtype="float32").float().pow(2).mean().backward()
+    opt.step()
+    model.eval()
+    want_logits = _logits(model, inputs)
+    want_moment = next(iter(opt.state.values()))["exp_avg"].clone()
+
+    release, started = threading.Event(), threading.Event()
+
+    def slow_save(*args, **kwargs):  # the write starts, then waits until training has moved on
+        started.set()
+        release.wait(30)
+        return save_training_checkpoint(*args, **kwargs)
+
+    weights, state = training_checkpoint_state(model, {"optimizer": opt.state_dict(), "rows": [{"a": 1}]})
+    writer.submit(slow_save, run, 1, model, ByteTokenizer(), NORM_STATS, state, 2, weights)
+    assert started.wait(30)
+    with torch.no_grad():  # training goes on: weights and moments change in place
+        for p in model.parameters():
+            p.add_(1.0)
+        for st in opt.state.values():
+            st["exp_avg"].add_(1.0)
+    state["rows"].append({"b": 2})  # the caller's lists are its own: this copy is the checkpoint's
+    release.set()
+    writer.wait()
+    ck = newest_good_checkpoint(run)
+    assert ck is not None and ck.name == "iter_000001"
+    assert torch.equal(_logits(load_checkpoint(ck).model, inputs), want_logits)
+    saved = load_trainer_state(ck)
+    assert torch.equal(next(iter(saved["optimizer"]["state"].values()))["exp_avg"], want_moment)
+
+    # a write that fails: raised by the next wait, the finished checkpoint stays the newest good one
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    writer.submit(broken)
+    with pytest.raises(OSError, match="No space left"):
+        writer.wait()
+    writer.wait()  # raised once
+    assert newest_good_checkpoint(run).name == "iter_000001"
+
+
 class LlamaLikeTokenizer(TextTokenizer):
     """Stands in for the Llama-2 tokenizer of a published checkpoint (vocab 32000, <PAD> 32000)."""
 

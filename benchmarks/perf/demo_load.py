@@ -1,7 +1,7 @@
-"""SFT's demo loading (``DemoDataset.load_arrays``), before/after in one run: a git revision's loader vs the working
-tree's, on raw-frame files in the old layout (one HDF5 chunk per frame) and the new one (contiguous).
+"""SFT's demo loading (``DemoDataset.load_arrays``), before/after in one run: the loader of 70a0342 (kept here) vs
+the working tree's, on raw-frame files in the old layout (one HDF5 chunk per frame) and the new one (contiguous).
 
-    python benchmarks/perf/demo_load.py [--rev 70a0342] [--demos 400] [--steps 105] [--image_size 128] [--repeat 2]
+    python benchmarks/perf/demo_load.py [--demos 400] [--steps 105] [--image_size 128] [--repeat 2]
 
 The recipe's SFT stage reads 2048 demos (~230 k frames of 128 px, 10.8 GB) before its first step. Synthetic files
 of the same per-demo shape are written to a temporary folder (raw frames, as the GPU recipes write them); each loader
@@ -12,10 +12,8 @@ equal. Prints seconds per load and MB/s for every (layout, loader).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import tempfile
 import time
-import types
 from pathlib import Path
 
 import h5py
@@ -24,19 +22,25 @@ import numpy as np
 from openarm_vla.data import dataset as current
 from openarm_vla.data.hdf5_format import DemoWriter
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def load_revision(rev: str) -> types.ModuleType:
-    """The dataset module of ``rev``, its relative imports pointed at the installed package."""
-    src = subprocess.run(["git", "show", f"{rev}:exts/openarm_vla/openarm_vla/data/dataset.py"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
-    mod = types.ModuleType("dataset_before")
-    mod.__dict__["__name__"] = "openarm_vla.data.dataset_before"
-    src = src.replace("from ..action_space import", "from openarm_vla.action_space import")
-    src = src.replace("from .", "from openarm_vla.data.")
-    exec(compile(src, f"{rev}:dataset.py", "exec"), mod.__dict__)
-    return mod
+def load_arrays_before(ds: current.DemoDataset) -> dict:
+    """``DemoDataset.load_arrays`` as it was at 70a0342: each demo sliced into its own arrays, all joined at the end."""
+    images, props, acts, ends, instr = [], [], [], [], []
+    instructions = sorted(set(ds._demo_instr))
+    for d in range(ds.num_demos):
+        fi, name, n = int(ds._demo_file[d]), ds._demo_name[d], int(ds._demo_len[d])
+        grp = ds._file(fi)["data"][name]
+        images.append(np.asarray(grp["obs"][ds.image_key][:n]))
+        acts.append(np.asarray(grp["actions"][:n], dtype=np.float32))
+        if ds.proprio_key is not None:
+            props.append(np.asarray(grp["obs"][ds.proprio_key][:n], dtype=np.float32))
+        ends.append(np.full(n, int(ds._ends[d]) - 1, dtype=np.int64))
+        instr.append(np.full(n, instructions.index(ds._demo_instr[d]), dtype=np.int64))
+    out = {"image": np.concatenate(images), "actions": np.concatenate(acts), "episode_end": np.concatenate(ends),
+           "instruction": np.concatenate(instr), "instructions": instructions}
+    if props:
+        out["proprio"] = np.concatenate(props)
+    return out
 
 
 def write_file(path: Path, demos: int, steps: int, size: int, per_frame_chunks: bool) -> None:
@@ -66,20 +70,20 @@ def seconds(load, repeat: int) -> tuple[float, dict]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rev", default="70a0342", help="the revision before the change")
     p.add_argument("--demos", type=int, default=400)
     p.add_argument("--steps", type=int, default=105)
     p.add_argument("--image_size", type=int, default=128)
     p.add_argument("--repeat", type=int, default=2)
     args = p.parse_args()
-    before = load_revision(args.rev)
     with tempfile.TemporaryDirectory() as tmp:
         for layout in ("per-frame chunks", "contiguous"):
             path = Path(tmp) / f"{layout.replace(' ', '_')}.hdf5"
             write_file(path, args.demos, args.steps, args.image_size, layout == "per-frame chunks")
             results = {}
-            for name, mod in (("before", before), ("after", current)):
-                s, arrays = seconds(lambda m=mod: m.DemoDataset(path, chunk_size=8).load_arrays(), args.repeat)
+            loaders = {"before": lambda: load_arrays_before(current.DemoDataset(path, chunk_size=8)),
+                       "after": lambda: current.DemoDataset(path, chunk_size=8).load_arrays()}
+            for name, load in loaders.items():
+                s, arrays = seconds(load, args.repeat)
                 results[name] = arrays
                 mb = arrays["image"].nbytes / 1e6
                 print(f"[demo_load] {layout:17s} {name:6s} {s:6.2f} s  {mb / s:7.0f} MB/s  ({mb:.0f} MB of frames)")

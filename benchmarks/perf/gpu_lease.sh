@@ -39,6 +39,8 @@
 #   sft_prompt  profile_stages.py sft (compiled) with OpenVLA's prompt template and with the instruction alone
 #   forward_prompt  forward_cost.py's compiled path with each prompt template
 #   sft_ab    profile_stages.py sft eager and with agent.compile
+#   io        benchmarks/perf/checkpoint_cost.py (the loop's wait per checkpoint, written in the loop vs in the
+#             background) and demo_load.py (SFT's demo loading, old vs new loader and file layout), ~1 minute
 #   profile_grpo | profile_sft | profile_demos   one of the profiles alone
 # Isaac Lab etc. come staged under /root/site (the device tool); outputs stay in /root/runs between calls.
 set -o pipefail
@@ -99,6 +101,9 @@ for part in "${parts[@]}"; do
         # shellcheck disable=SC2086
         python3 benchmarks/perf/profile_stages.py sft --out "$R/sft_ab/$name" $ovr 2>&1 | quiet | tail -30 | sed "s/^/[$name] /"
       done ;;
+    io)
+      python3 benchmarks/perf/checkpoint_cost.py --device cuda 2>&1 | grep checkpoint_cost
+      python3 benchmarks/perf/demo_load.py --demos 400 2>&1 | grep demo_load ;;
     profile_grpo|profile_sft|profile_demos)
       python3 benchmarks/perf/profile_stages.py "${part#profile_}" --out "$R/profile" 2>&1 | quiet | tail -40 ;;
     mini)

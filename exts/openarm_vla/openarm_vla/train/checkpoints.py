@@ -8,12 +8,17 @@ checkpoint whose manifest holds, names and skips any that does not (a truncated 
 from the beginning when there is none (a run killed before its first checkpoint). Leftovers of killed writes
 are deleted at the start of every run and at every save. To continue on another machine when only small files can
 travel, :func:`export_resumable` writes a checkpoint without the optimizer's moments.
+
+The trainers write a checkpoint in the background (:class:`CheckpointWriter`): its tensors are copied to the host
+first (:func:`training_checkpoint_state`), so training goes on while the files are written and hashed; the next
+save and the end of the run wait for it. A kill during the write leaves the previous checkpoint the newest.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import torch
@@ -39,6 +44,64 @@ def export_policy(model, directory: Path, tokenizer, norm_stats: dict, state_dic
     return save_checkpoint(model, directory, tokenizer, norm_stats, state_dict=state_dict, manifest=manifest)
 
 
+def host_snapshot(tree, clone_host: bool = True):
+    """``tree`` with its tensors copied to the host and its dicts, lists and tuples rebuilt: what a background write
+    may read while training changes the originals. ``clone_host=False`` keeps tensors already on the host as they
+    are (FSDP's gathered state dicts are fresh copies: a 7B's would otherwise be held twice)."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().to("cpu", copy=clone_host or tree.device.type != "cpu")
+    if isinstance(tree, dict):
+        return {k: host_snapshot(v, clone_host) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(host_snapshot(v, clone_host) for v in tree)
+    return tree
+
+
+def training_checkpoint_state(model, state: dict, state_dict: dict | None = None) -> tuple[dict, dict]:
+    """(policy weights, trainer state) of a checkpoint of ``model`` as they are now, on the host: the weights
+    ``state_dict`` (FSDP's, gathered onto the host with the optimizer's state: kept, not copied again) or the
+    model's (LoRA merged), the state with LoRA's trainable tensors."""
+    from .lora import has_lora, merged_state_dict, trainable_state
+
+    gathered = state_dict is not None
+    if not gathered:
+        state_dict = merged_state_dict(model) if has_lora(model) else model.state_dict()
+    weights, state = host_snapshot(state_dict, not gathered), host_snapshot(state, not gathered)
+    if has_lora(model):  # the live model's tensors, on any device
+        state["trainable"] = host_snapshot(trainable_state(model))
+    return weights, state
+
+
+class CheckpointWriter:
+    """Writes one checkpoint at a time in a thread while training goes on. :meth:`submit` and :meth:`wait` first
+    wait for the write in flight and raise its error, if any. The thread is not a daemon: a process that ends
+    (an error included) finishes the write first."""
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, fn, *args, **kwargs) -> None:
+        self.wait()
+
+        def run():
+            try:
+                fn(*args, **kwargs)
+            except BaseException as e:  # noqa: BLE001 - handed to the training thread by wait()
+                self._error = e
+
+        self._thread = threading.Thread(target=run, name="checkpoint-writer")
+        self._thread.start()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
 def save_training_checkpoint(run_dir: str | os.PathLike, iteration: int, model, tokenizer, norm_stats: dict,
                              state: dict, keep_last: int = 3, state_dict: dict | None = None) -> Path:
     """Write ``checkpoints/iter_<iteration>/`` atomically (policy export + ``trainer_state.pt``, with LoRA's
@@ -51,7 +114,8 @@ def save_training_checkpoint(run_dir: str | os.PathLike, iteration: int, model, 
     remove_stale_temps(root)
     with atomic_path(final) as tmp:
         export_policy(model, tmp, tokenizer, norm_stats, state_dict, manifest=False)
-        torch.save({**state, "iteration": iteration, **({"trainable": trainable_state(model)} if has_lora(model) else {})},
+        lora = has_lora(model) and "trainable" not in state  # else given (training_checkpoint_state)
+        torch.save({**state, "iteration": iteration, **({"trainable": trainable_state(model)} if lora else {})},
                    tmp / STATE_FILE)
         write_manifest(tmp)
     for old in checkpoint_dirs(run_dir)[:-max(keep_last, 1)]:

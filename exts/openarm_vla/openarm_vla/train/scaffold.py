@@ -32,7 +32,8 @@ import torch
 from openarm_vla.utils.io import remove_stale_temps
 
 from . import distributed
-from .checkpoints import check_finite, export_final, newest_good_checkpoint, restore_training, save_training_checkpoint
+from .checkpoints import (CheckpointWriter, check_finite, export_final, newest_good_checkpoint, restore_training,
+                          save_training_checkpoint, training_checkpoint_state)
 from .logger import RunLogger, plot_run, write_run_config
 from .memory import cuda_oom_as_error, training_state_bytes
 from .optim import make_optimizer, rewarm
@@ -57,6 +58,7 @@ class TrainingRun:
         self.resume, self.start, self.counters, self.generators, self.metrics_rows = resume, 0, {}, {}, None
         self.rewarm_from = None  # the optimizer step a fresh AdamW's LR ramp started at (a resumable export's resume)
         self.par = self.opt = self.sched = self.log = self.bar = None
+        self.writer = CheckpointWriter()
         seed_everything(agent.seed)  # the same initial model on every rank
         if self.d.main:  # what killed writers left (a 7B checkpoint cut short is tens of GB)
             for where in (self.dir, self.dir / "checkpoints"):
@@ -166,11 +168,13 @@ class TrainingRun:
             return
         rngs = self.d.gather_objects(rng_state(self.generators))  # every rank's, in rank order
         model_sd, optim_sd = self.par.checkpoint_state(self.opt)
-        if self.d.main:
-            save_training_checkpoint(self.dir, done, self.par.plain, self.tok, self.norm_stats, {
+        if self.d.main:  # copied to the host now, written while training goes on
+            weights, state = training_checkpoint_state(self.par.plain, {
                 "optimizer": optim_sd, "scheduler": self.sched.state_dict(), "rng": rngs, "counters": dict(self.counters),
                 "metrics_rows": self.log.metrics.rows, "rewarm_from": self.rewarm_from,
-                "config": {"agent": self.agent.to_dict(), "model": self.config.to_dict()}}, self.agent.keep_last, model_sd)
+                "config": {"agent": self.agent.to_dict(), "model": self.config.to_dict()}}, model_sd)
+            self.writer.submit(save_training_checkpoint, self.dir, done, self.par.plain, self.tok, self.norm_stats, state,
+                               self.agent.keep_last, weights)
         self.d.barrier()
 
     # ------------------------------------------------------------------ the end
@@ -181,12 +185,18 @@ class TrainingRun:
             self.log.log(self.agent.max_iterations, {**last_eval, **(extra or {})})
         final = self.dir / "final"
         if self.d.main:
+            self.writer.wait()  # final/ links the last checkpoint's files
             export_final(self.dir, self.par.plain, self.tok, self.norm_stats, self.agent.max_iterations)
         self.d.barrier()
         return final
 
     def close(self) -> None:
-        """Close the progress bar, the logger and the process group (also after an error)."""
+        """Finish the checkpoint write in flight, close the progress bar, the logger and the process group (also
+        after an error: a failed write is then named, not raised over the error)."""
+        try:
+            self.writer.wait()
+        except Exception as e:  # noqa: BLE001
+            print(f"[{self.algo}] the last checkpoint write failed: {type(e).__name__}: {e}", flush=True)
         if self.bar is not None:
             self.bar.close()
         self.records = self.log.records() if self.log is not None else []
