@@ -6,7 +6,8 @@ the working tree's, on raw-frame files in the old layout (one HDF5 chunk per fra
 The recipe's SFT stage reads 2048 demos (~230 k frames of 128 px, 10.8 GB) before its first step. Synthetic files
 of the same per-demo shape are written to a temporary folder (raw frames, as the GPU recipes write them); each loader
 reads each file ``--repeat`` times (the first read of a file also faults the page cache in) and the arrays must be
-equal. Prints seconds per load and MB/s for every (layout, loader).
+equal. Prints the seconds to write each layout (the demo stage's writer thread) and, per (layout, loader), seconds
+per load and MB/s.
 """
 
 from __future__ import annotations
@@ -43,20 +44,31 @@ def load_arrays_before(ds: current.DemoDataset) -> dict:
     return out
 
 
-def write_file(path: Path, demos: int, steps: int, size: int, per_frame_chunks: bool) -> None:
+class PerFrameChunkWriter(DemoWriter):
+    """The writer as it was at 70a0342 for raw frames: one HDF5 chunk per frame."""
+
+    def _write_tree(self, parent, key, tree):
+        grp = parent.create_group(key)
+        for k, v in tree.items():
+            if isinstance(v, dict):
+                self._write_tree(grp, k, v)
+            elif v.dtype == np.uint8 and v.ndim == 4:
+                grp.create_dataset(k, data=v, chunks=(1,) + v.shape[1:])
+            else:
+                grp.create_dataset(k, data=v)
+
+
+def write_file(path: Path, demos: int, steps: int, size: int, per_frame_chunks: bool) -> float:
+    """Write the file; return the seconds (file closed, data handed to the OS)."""
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (steps, size, size, 3), dtype=np.uint8)
-    with DemoWriter(path, instruction="pick up the box", image_compression="none") as w:
+    writer = PerFrameChunkWriter if per_frame_chunks else DemoWriter
+    t0 = time.perf_counter()
+    with writer(path, instruction="pick up the box", image_compression="none") as w:
         for d in range(demos):
             w.write_episode(obs={"front_rgb": np.roll(frames, d, axis=0), "joint_pos": np.zeros((steps, 9))},
                             actions=np.full((steps, 8), d, dtype=np.float32))
-    if per_frame_chunks:  # the layout every raw-frame file had before: rewrite the frames chunked per frame
-        with h5py.File(path, "a") as f:
-            for name in f["data"]:
-                obs = f["data"][name]["obs"]
-                v = obs["front_rgb"][()]
-                del obs["front_rgb"]
-                obs.create_dataset("front_rgb", data=v, chunks=(1,) + v.shape[1:])
+    return time.perf_counter() - t0
 
 
 def seconds(load, repeat: int) -> tuple[float, dict]:
@@ -78,7 +90,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for layout in ("per-frame chunks", "contiguous"):
             path = Path(tmp) / f"{layout.replace(' ', '_')}.hdf5"
-            write_file(path, args.demos, args.steps, args.image_size, layout == "per-frame chunks")
+            w = write_file(path, args.demos, args.steps, args.image_size, layout == "per-frame chunks")
+            with h5py.File(path) as f:
+                chunks = f["data/demo_0/obs/front_rgb"].chunks
+            assert (chunks is not None) == (layout == "per-frame chunks"), chunks
+            print(f"[demo_load] {layout:17s} write  {w:6.2f} s")
             results = {}
             loaders = {"before": lambda: load_arrays_before(current.DemoDataset(path, chunk_size=8)),
                        "after": lambda: current.DemoDataset(path, chunk_size=8).load_arrays()}
