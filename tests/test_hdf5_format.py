@@ -126,15 +126,16 @@ def test_demo_order_is_numeric(tmp_path):
     assert read_episode(path, "demo_10")["actions"][0, 0] == 10
 
 
-@pytest.mark.parametrize("compression, expected", [("lzf", "lzf"), ("none", None)])
-def test_image_compression_choice(tmp_path, compression, expected):
+@pytest.mark.parametrize("compression, expected, chunks", [("lzf", "lzf", (1, H, W, 3)), ("none", None, None)])
+def test_image_compression_choice(tmp_path, compression, expected, chunks):
+    """Compressed frames one chunk each (a frame reads alone); raw frames contiguous (whole demos read fastest)."""
     path = tmp_path / f"{compression}.hdf5"
     ep = make_episode(4, seed=3)
     with DemoWriter(path, instruction="x", image_compression=compression) as w:
         w.write_episode(**ep)
     with h5py.File(path, "r") as f:
         img = f["data/demo_0/obs/front_rgb"]
-        assert img.compression == expected and img.chunks == (1, H, W, 3)
+        assert img.compression == expected and img.chunks == chunks
     np.testing.assert_array_equal(read_episode(path, 0)["obs"]["front_rgb"], ep["obs"]["front_rgb"])
     with pytest.raises(ValueError, match="image_compression 'zstd'"):
         DemoWriter(tmp_path / "bad.hdf5", image_compression="zstd")
