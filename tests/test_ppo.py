@@ -197,3 +197,37 @@ def test_isaaclab_play_records_video_kit_less(isaaclab_run, tmp_path):
     clips = list(run.glob("videos/play/*.mp4"))
     assert [c.name for c in clips] == ["openarm_model_1_0000.mp4"]
     assert read_mp4_frames(clips[0]) == 10
+
+
+def test_the_bar_curve_joins_sittings_on_one_clock(tmp_path):
+    """benchmarks/ppo/curve.py: a run continued in a second sitting from iteration 3's checkpoint joins the first
+    on one clock: minutes since the first process started, the second sitting placed after the first's whole wall
+    clock (its start-up counted), the first sitting's rows at and past iteration 3 (redone) dropped."""
+    import importlib.util
+
+    from conftest import ROOT
+    from torch.utils.tensorboard import SummaryWriter
+
+    spec = importlib.util.spec_from_file_location("ppo_curve", ROOT / "benchmarks" / "ppo" / "curve.py")
+    curve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(curve)
+    t0 = 1_800_000_000.0
+    sittings = {"a": (t0, 300, range(0, 5)), "b": (t0 + 1000, 240, range(3, 8))}  # start, wall_s, iterations
+    for name, (start, wall, its) in sittings.items():
+        run = tmp_path / name
+        with SummaryWriter(str(run)) as w:
+            for i in its:  # the first iteration 60 s after the process started, then one every 30 s
+                w.add_scalar("Metrics/success_rate", i / 10, i, walltime=start + 60 + 30 * (i - its[0]))
+                w.add_scalar("Train/mean_reward", float(i), i, walltime=start + 60 + 30 * (i - its[0]))
+        (run / "sitting.json").write_text(json.dumps({"start_epoch": start, "wall_s": wall, "checkpoint_in": "m.pt"}))
+    curve.main([str(tmp_path / "a"), "--out", str(tmp_path / "out_a"), "--bar", "0.5"])
+    curve.main([str(tmp_path / "b"), "--out", str(tmp_path / "out_b"), "--bar", "0.5",
+                "--after", str(tmp_path / "out_a" / "curve.json")])
+    got = json.loads((tmp_path / "out_b" / "curve.json").read_text())
+    rows = [(r["iteration"], r["minutes"]) for r in got["curve"]]
+    assert rows == [(0, 1.0), (1, 1.5), (2, 2.0),  # sitting a: 60 s of start-up, then 30 s an iteration
+                    (3, 6.0), (4, 6.5), (5, 7.0), (6, 7.5), (7, 8.0)]  # b: after a's 5 minutes, its own 60 s
+    s = got["summary"]
+    assert s["wall_minutes"] == 9.0 and [x["first_iteration"] for x in s["sittings"]] == [0, 3]
+    assert s["first_iteration_at_bar"] == {"iteration": 5, "minutes": 7.0}
+    assert (tmp_path / "out_b" / "curve.png").stat().st_size > 1000

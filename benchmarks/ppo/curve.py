@@ -2,9 +2,11 @@
 mean reward and the shaping terms per iteration, against wall-clock minutes since the first iteration.
 
     python benchmarks/ppo/curve.py logs/rsl_rl/openarm_box_grasp_ppo/RUN --out benchmarks/ppo/h100 [--bar 0.9]
+    python benchmarks/ppo/curve.py RUN_2 --after benchmarks/ppo/h100/curve.json --out OUT_2   # the next sitting
 
 Writes OUT/curve.json and OUT/curve.png and prints the first iteration (and minute) whose success rate, and
-whose mean over the last 10 iterations, reach the bar. ``Metrics/success_rate`` is the share of the episodes
+whose mean over the last 10 iterations, reach the bar. Minutes count from the first sitting's process start where
+run_gpu.sh recorded it (``sitting.json``), each later sitting placed after the earlier ones' whole wall clock. ``Metrics/success_rate`` is the share of the episodes
 that ended in an iteration whose box was held lifted for the whole hold (the task logs it in extras["log"]).
 """
 
@@ -19,7 +21,8 @@ TAGS = {"success_rate": "Metrics/success_rate", "mean_reward": "Train/mean_rewar
 TERMS = ("reach", "reach_fine", "align", "grasp", "lift", "hold", "success")
 
 
-def load(run: Path) -> list[dict]:
+def load(run: Path) -> tuple[list[dict], float]:
+    """(rows by iteration with their newest event's wall time, the first event's wall time)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
@@ -36,10 +39,33 @@ def load(run: Path) -> list[dict]:
             row = rows.setdefault(ev.step, {"iteration": ev.step})
             row[key] = float(ev.value)
             row["wall"] = max(row.get("wall", 0.0), ev.wall_time)
-    out = [rows[k] for k in sorted(rows)]
-    for r in out:
-        r["minutes"] = round((r.pop("wall") - t0) / 60.0, 3)
-    return out
+    return [rows[k] for k in sorted(rows)], t0
+
+
+def join(earlier: dict | None, run: Path) -> tuple[list[dict], list[dict]]:
+    """(curve, sittings): ``earlier`` (a previous sitting's curve.json) continued by ``run``, on one clock.
+
+    A sitting that recorded its process start (``sitting.json`` in the run folder, written by run_gpu.sh) is placed
+    at the sum of the earlier sittings' wall clocks, its rows at their minutes since its process started: start-up
+    and Warp's kernel compilation count. Without it, minutes count from the run's first iteration. Earlier rows at
+    or past the continued run's first iteration are dropped (those iterations were redone from the checkpoint; their
+    time stays counted in the earlier sitting's wall clock)."""
+    curve = list(earlier["curve"]) if earlier else []
+    sittings = list(earlier["summary"].get("sittings", [])) if earlier else []
+    rows, t0 = load(run)
+    if not rows:
+        raise SystemExit(f"curve: no TensorBoard scalars under {run}")
+    info = json.loads((run / "sitting.json").read_text()) if (run / "sitting.json").is_file() else None
+    offset = sum(s["wall_s"] for s in sittings) / 60.0
+    start = info["start_epoch"] if info else t0
+    for r in rows:
+        r["minutes"] = round(offset + (r.pop("wall") - start) / 60.0, 3)
+    curve = [r for r in curve if r["iteration"] < rows[0]["iteration"]] + rows
+    wall_s = info["wall_s"] if info else (rows[-1]["minutes"] - offset) * 60.0
+    sittings.append({"run": str(run), "first_iteration": rows[0]["iteration"], "last_iteration": rows[-1]["iteration"],
+                     "wall_s": wall_s, "clock": "process start" if info else "first iteration",
+                     **({"checkpoint_in": info.get("checkpoint_in", "")} if info else {})})
+    return curve, sittings
 
 
 def first_at(curve: list[dict], bar: float, window: int = 1) -> dict | None:
@@ -55,12 +81,14 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="the rsl-rl run directory (TensorBoard events)")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--after", type=Path, default=None,
+                   help="the curve.json of the sitting this run continues (its checkpoint was the run's --checkpoint)")
     p.add_argument("--bar", type=float, default=0.9)
     args = p.parse_args(argv)
-    curve = load(args.run)
-    if not curve:
-        raise SystemExit(f"curve: no TensorBoard scalars under {args.run}")
+    earlier = json.loads(args.after.read_text()) if args.after else None
+    curve, sittings = join(earlier, args.run)
     summary = {"run": str(args.run), "iterations": len(curve), "minutes": curve[-1]["minutes"], "bar": args.bar,
+               "wall_minutes": round(sum(s["wall_s"] for s in sittings) / 60.0, 3), "sittings": sittings,
                "first_iteration_at_bar": first_at(curve, args.bar),
                "first_iteration_at_bar_mean10": first_at(curve, args.bar, window=10),
                "last_success_rate": curve[-1].get("success_rate")}
@@ -83,6 +111,10 @@ def main(argv=None) -> None:
         axes[2].plot(x, [r.get(f"reward_{t}") for r in curve], label=t)
     axes[2].set(xlabel="minutes", ylabel="episode reward per term")
     axes[2].legend(fontsize=7)
+    ends = [sum(s["wall_s"] for s in sittings[:k + 1]) / 60.0 for k in range(len(sittings) - 1)]
+    for ax in axes:
+        for m in ends:  # where a sitting ended and the next continued from its checkpoint
+            ax.axvline(m, ls=":", c="gray", lw=0.8)
     fig.tight_layout()
     fig.savefig(args.out / "curve.png", dpi=110)
     print(json.dumps(summary, indent=1))

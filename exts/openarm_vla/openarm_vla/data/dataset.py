@@ -216,7 +216,7 @@ class DemoDataset(Dataset):
         episode: chunks are rows t..t+K-1 clamped to it), ``instruction`` [M] index into ``instructions``.
         """
         # Frames are read straight into one preallocated array: per-demo arrays joined afterwards cost a second
-        # copy of every frame, and slicing a per-frame-chunked dataset is ~8x slower than read_direct
+        # copy of every frame, and slicing a per-frame-chunked dataset is several times slower than read_direct
         # (benchmarks/perf/demo_load.py).
         instructions = sorted(set(self._demo_instr))
         total = len(self)
