@@ -237,7 +237,7 @@ def test_background_checkpoint_holds_the_state_at_save_time(inputs, tmp_path):
     import threading
 
     from openarm_vla.train.checkpoints import (CheckpointWriter, load_trainer_state, newest_good_checkpoint,
-                                               save_training_checkpoint, training_checkpoint_state)
+                                               training_checkpoint_state, write_training_checkpoint)
 
     run, writer = tmp_path / "run", CheckpointWriter()
     torch.manual_seed(0)
@@ -254,10 +254,10 @@ def test_background_checkpoint_holds_the_state_at_save_time(inputs, tmp_path):
     def slow_save(*args, **kwargs):  # the write starts, then waits until training has moved on
         started.set()
         release.wait(30)
-        return save_training_checkpoint(*args, **kwargs)
+        return write_training_checkpoint(*args, **kwargs)
 
     weights, state = training_checkpoint_state(model, {"optimizer": opt.state_dict(), "rows": [{"a": 1}]})
-    writer.submit(slow_save, run, 1, model, ByteTokenizer(), NORM_STATS, state, 2, weights)
+    writer.submit(slow_save, run, 1, model, ByteTokenizer(), NORM_STATS, weights, state, 2)
     assert started.wait(30)
     with torch.no_grad():  # training goes on: weights and moments change in place
         for p in model.parameters():

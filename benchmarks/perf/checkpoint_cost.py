@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from openarm_vla.train.checkpoints import CheckpointWriter, save_training_checkpoint, training_checkpoint_state
+from openarm_vla.train.checkpoints import CheckpointWriter, training_checkpoint_state, write_training_checkpoint
 from openarm_vla.vla import OpenVLAForActionPrediction, get_preset, make_text_tokenizer
 
 
@@ -42,7 +42,8 @@ def main() -> None:
         for i in range(args.saves):
             sync()
             t0 = time.perf_counter()
-            save_training_checkpoint(f"{tmp}/before", i + 1, model, tok, {}, state(), keep_last=1)
+            # as before: the live tensors written in the loop
+            write_training_checkpoint(f"{tmp}/before", i + 1, model, tok, {}, model.state_dict(), state(), keep_last=1)
             held.append(time.perf_counter() - t0)
         print(f"[checkpoint_cost] before (written in the loop): loop held {sum(held) / len(held):.2f} s a save")
         writer, held, total = CheckpointWriter(), [], []
@@ -50,7 +51,7 @@ def main() -> None:
             sync()
             t0 = time.perf_counter()
             weights, st = training_checkpoint_state(model, state())
-            writer.submit(save_training_checkpoint, f"{tmp}/after", i + 1, model, tok, {}, st, 1, weights)
+            writer.submit(write_training_checkpoint, f"{tmp}/after", i + 1, model, tok, {}, weights, st, 1)
             held.append(time.perf_counter() - t0)
             writer.wait()  # the next save would wait here; training runs meanwhile
             total.append(time.perf_counter() - t0)

@@ -220,8 +220,7 @@ class DemoDataset(Dataset):
         # (benchmarks/perf/demo_load.py).
         instructions = sorted(set(self._demo_instr))
         total = len(self)
-        images = props = None
-        acts = np.empty((total, 0), dtype=np.float32)
+        images = acts = props = None
         for d in range(self.num_demos):
             fi, name, n = int(self._demo_file[d]), self._demo_name[d], int(self._demo_len[d])
             rows = np.s_[int(self._starts[d]):int(self._ends[d])]
@@ -229,15 +228,14 @@ class DemoDataset(Dataset):
             try:
                 grp = self._file(fi)["data"][name]
                 img = grp["obs"][self.image_key]
-                if images is None:
+                prop = grp["obs"][self.proprio_key] if self.proprio_key is not None else None
+                if d == 0:  # shapes from the first demo (construction checked every demo has the keys)
                     images = np.empty((total, *img.shape[1:]), dtype=img.dtype)
                     acts = np.empty((total, *grp["actions"].shape[1:]), dtype=np.float32)
+                    props = np.empty((total, *prop.shape[1:]), dtype=np.float32) if prop is not None else None
                 img.read_direct(images, np.s_[:n], rows)
                 acts[rows] = grp["actions"][:n]
-                if self.proprio_key is not None:
-                    prop = grp["obs"][self.proprio_key]
-                    if props is None:
-                        props = np.empty((total, *prop.shape[1:]), dtype=np.float32)
+                if prop is not None:
                     props[rows] = prop[:n]
             except (KeyError, OSError, TypeError, ValueError) as e:
                 raise DemoFileError(f"{path}: data/{name}: cannot read ({one_line(e)})") from None

@@ -221,7 +221,8 @@ class DemoRecorder:
     def write_many(self, records: list[dict]) -> list[str | None]:
         """Write the buffered episodes of several envs (episode records with their ``env_id``), read back from the
         device together; a name per record, None for an empty one."""
-        full = [r for r in records if self.buffered(r["env_id"])]
+        has_rows = [self.buffered(r["env_id"]) > 0 for r in records]
+        full = [r for r, has in zip(records, has_rows) if has]
         eps = self._rows.episodes([r["env_id"] for r in full])
         inits = self._initial_states([r["env_id"] for r in full])
         names = []  # one per episode of ``full``
@@ -240,7 +241,7 @@ class DemoRecorder:
                 self._background.submit(**episode, demo_id=self.written)
             self.written += 1
         written = iter(names)
-        return [next(written) if self.buffered(r["env_id"]) else None for r in records]
+        return [next(written) if has else None for has in has_rows]
 
     def _initial_states(self, env_ids: list[int]) -> list:
         """The initial states of ``env_ids``' episodes as numpy trees ``[1, ...]``: one copy per leaf for all."""

@@ -10,8 +10,8 @@ are deleted at the start of every run and at every save. To continue on another 
 travel, :func:`export_resumable` writes a checkpoint without the optimizer's moments.
 
 The trainers write a checkpoint in the background (:class:`CheckpointWriter`): its tensors are copied to the host
-first (:func:`training_checkpoint_state`), so training goes on while the files are written and hashed; the next
-save and the end of the run wait for it. A kill during the write leaves the previous checkpoint the newest.
+first (:func:`training_checkpoint_state`), so training goes on while :func:`write_training_checkpoint` writes and
+hashes the files; the next save and the end of the run wait for it. A kill during the write leaves the previous checkpoint the newest.
 """
 
 from __future__ import annotations
@@ -104,19 +104,24 @@ class CheckpointWriter:
 
 def save_training_checkpoint(run_dir: str | os.PathLike, iteration: int, model, tokenizer, norm_stats: dict,
                              state: dict, keep_last: int = 3, state_dict: dict | None = None) -> Path:
-    """Write ``checkpoints/iter_<iteration>/`` atomically (policy export + ``trainer_state.pt``, with LoRA's
-    trainable tensors themselves, + the manifest last); keep the last K. ``model``: unsharded (under FSDP the
-    replica, with the fp32 weights in ``state_dict``: :meth:`~.distributed.Parallel.checkpoint_state`)."""
-    from .lora import has_lora, trainable_state
+    """Checkpoint ``model`` as it is now (:func:`training_checkpoint_state`, then :func:`write_training_checkpoint`).
+    ``model``: unsharded (under FSDP the replica, with the fp32 weights in ``state_dict``:
+    :meth:`~.distributed.Parallel.checkpoint_state`)."""
+    weights, state = training_checkpoint_state(model, state, state_dict)
+    return write_training_checkpoint(run_dir, iteration, model, tokenizer, norm_stats, weights, state, keep_last)
 
+
+def write_training_checkpoint(run_dir: str | os.PathLike, iteration: int, model, tokenizer, norm_stats: dict,
+                              weights: dict, state: dict, keep_last: int = 3) -> Path:
+    """Write ``checkpoints/iter_<iteration>/`` atomically (policy export of ``weights`` + ``trainer_state.pt`` +
+    the manifest last); keep the last K. Reads only the host copies of :func:`training_checkpoint_state` (``model``
+    gives the config), so it may run in a thread while training changes the model."""
     root = Path(run_dir) / "checkpoints"
     final = root / f"iter_{iteration:06d}"
     remove_stale_temps(root)
     with atomic_path(final) as tmp:
-        export_policy(model, tmp, tokenizer, norm_stats, state_dict, manifest=False)
-        lora = has_lora(model) and "trainable" not in state  # else given (training_checkpoint_state)
-        torch.save({**state, "iteration": iteration, **({"trainable": trainable_state(model)} if lora else {})},
-                   tmp / STATE_FILE)
+        export_policy(model, tmp, tokenizer, norm_stats, weights, manifest=False)
+        torch.save({**state, "iteration": iteration}, tmp / STATE_FILE)
         write_manifest(tmp)
     for old in checkpoint_dirs(run_dir)[:-max(keep_last, 1)]:
         shutil.rmtree(old, ignore_errors=True)

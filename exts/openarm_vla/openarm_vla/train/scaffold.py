@@ -33,7 +33,7 @@ from openarm_vla.utils.io import remove_stale_temps
 
 from . import distributed
 from .checkpoints import (CheckpointWriter, check_finite, export_final, newest_good_checkpoint, restore_training,
-                          save_training_checkpoint, training_checkpoint_state)
+                          training_checkpoint_state, write_training_checkpoint)
 from .logger import RunLogger, plot_run, write_run_config
 from .memory import cuda_oom_as_error, training_state_bytes
 from .optim import make_optimizer, rewarm
@@ -173,8 +173,8 @@ class TrainingRun:
                 "optimizer": optim_sd, "scheduler": self.sched.state_dict(), "rng": rngs, "counters": dict(self.counters),
                 "metrics_rows": self.log.metrics.rows, "rewarm_from": self.rewarm_from,
                 "config": {"agent": self.agent.to_dict(), "model": self.config.to_dict()}}, model_sd)
-            self.writer.submit(save_training_checkpoint, self.dir, done, self.par.plain, self.tok, self.norm_stats, state,
-                               self.agent.keep_last, weights)
+            self.writer.submit(write_training_checkpoint, self.dir, done, self.par.plain, self.tok, self.norm_stats,
+                               weights, state, self.agent.keep_last)
         self.d.barrier()
 
     # ------------------------------------------------------------------ the end
